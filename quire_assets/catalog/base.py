@@ -1,0 +1,324 @@
+"""The ``Catalog`` interface shared by the SQLite and MongoDB backends.
+
+Collections are keyed by natural keys, so every write is an idempotent upsert. Queries are
+MongoDB filter documents on both backends. The partition-level write (``replace_partition``)
+and the integrity report are written once, here, on top of the backend primitives.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from quire_assets.dicom.rollup import patient_documents
+
+KEYS = {
+    "patients": "patient_id",
+    "studies": "study_instance_uid",
+    "series": "series_instance_uid",
+    "instances": "sop_instance_uid",
+    "errors": "uri",
+    "researchers": "researcher_id",
+    "collections": "collection_id",
+    "jobs": "job_id",
+}
+COLLECTIONS = tuple(KEYS)
+
+# Indexed fields per collection (besides the unique key).
+INDEXES = {
+    "patients": ("patient_name",),
+    "studies": ("accession_number", "patient_id", "study_date", "partition_key", "collection_ids"),
+    "series": ("study_instance_uid", "accession_number", "patient_id", "modality", "slice_thickness",
+               "manufacturer", "body_part_examined", "partition_key"),
+    "instances": ("series_instance_uid", "study_instance_uid", "accession_number", "partition_key"),
+    "errors": ("partition_key", "reason"),
+    "researchers": (),
+    "collections": ("researcher_id",),
+    "jobs": ("researcher_id", "status"),
+}
+
+# Fields that never hold an array: the SQLite backend compiles filters on them to the indexed
+# expressions directly. ``upsert`` refuses documents that break this.
+SCALAR_FIELDS = {
+    "patients": ("patient_id", "patient_name", "patient_sex", "patient_birth_date", "num_studies"),
+    "studies": ("study_instance_uid", "accession_number", "patient_id", "patient_name", "patient_sex",
+                "study_date", "study_description", "num_series", "num_instances", "partition_key"),
+    "series": ("series_instance_uid", "study_instance_uid", "accession_number", "patient_id", "modality",
+               "manufacturer", "manufacturer_model_name", "body_part_examined", "slice_thickness",
+               "series_number", "series_description", "num_instances", "partition_key", "convolution_kernel"),
+    "instances": ("sop_instance_uid", "series_instance_uid", "study_instance_uid", "accession_number",
+                  "uri", "partition_key", "instance_number"),
+    "errors": ("uri", "reason", "partition_key"),
+    "researchers": ("researcher_id",),
+    "collections": ("collection_id", "researcher_id"),
+    "jobs": ("job_id", "researcher_id", "status"),
+}
+
+BATCH = 1000
+
+
+class CatalogError(Exception):
+    """A catalog that cannot be opened or a write it refuses."""
+
+
+def quire_home() -> Path:
+    return Path(os.environ.get("QUIRE_HOME") or ".quire")
+
+
+def default_catalog_uri() -> str:
+    """``$QUIRE_CATALOG``, else ``sqlite:///$QUIRE_HOME/catalog.db``."""
+    return os.environ.get("QUIRE_CATALOG") or f"sqlite:///{(quire_home() / 'catalog.db').resolve()}"
+
+
+def chunks(items: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def check_collection(name: str) -> str:
+    if name not in KEYS:
+        raise CatalogError(f"unknown collection {name!r} (one of {', '.join(COLLECTIONS)})")
+    return name
+
+
+def check_scalars(collection: str, doc: dict) -> None:
+    for field in SCALAR_FIELDS[collection]:
+        if isinstance(doc.get(field), list | dict):
+            raise CatalogError(f"{collection}.{field} must be a single value, got {doc[field]!r}"[:300])
+
+
+def apply_projection(doc: dict, projection: dict | list | None) -> dict:
+    """Mongo-style inclusion or exclusion projection on top-level and dotted fields."""
+    if not projection:
+        return doc
+    if isinstance(projection, list):
+        projection = dict.fromkeys(projection, 1)
+    include = [k for k, v in projection.items() if v and k != "_id"]
+    exclude = [k for k, v in projection.items() if not v and k != "_id"]
+    if include:
+        out: dict = {}
+        for path in include:
+            node, target, parts = doc, out, path.split(".")
+            for i, part in enumerate(parts):
+                if not isinstance(node, dict) or part not in node:
+                    break
+                if i == len(parts) - 1:
+                    target[part] = node[part]
+                else:
+                    node = node[part]
+                    target = target.setdefault(part, {})
+        return out
+    out = dict(doc)
+    for path in exclude:
+        parts = path.split(".")
+        node = out
+        for part in parts[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+            if node is None:
+                break
+            node = dict(node)
+        if isinstance(node, dict):
+            if len(parts) == 1:
+                out.pop(parts[0], None)
+            else:  # copy the path so the caller's document is untouched
+                parent = out
+                for part in parts[:-1]:
+                    parent[part] = dict(parent[part])
+                    parent = parent[part]
+                parent.pop(parts[-1], None)
+    return out
+
+
+class Catalog(ABC):
+    """Hierarchical DICOM metadata: patients, studies, series, instances, errors, and jobs."""
+
+    uri: str
+
+    # ---- backend primitives -------------------------------------------------------------------
+
+    @abstractmethod
+    def _upsert(self, collection: str, docs: Sequence[dict]) -> None: ...
+
+    @abstractmethod
+    def delete(self, collection: str, flt: dict) -> int: ...
+
+    @abstractmethod
+    def find(
+        self,
+        collection: str,
+        flt: dict | None = None,
+        projection: dict | list | None = None,
+        sort: Sequence[tuple[str, int]] | None = None,
+        limit: int = 0,
+        skip: int = 0,
+    ) -> list[dict]: ...
+
+    @abstractmethod
+    def count(self, collection: str, flt: dict | None = None) -> int: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes (one SQLite transaction; MongoDB writes each batch as it comes)."""
+        yield
+
+    # ---- shared logic -------------------------------------------------------------------------
+
+    def upsert(self, collection: str, docs: Iterable[dict]) -> int:
+        """Insert or replace documents by their natural key; returns how many were written."""
+        check_collection(collection)
+        key = KEYS[collection]
+        written = 0
+        batch: list[dict] = []
+        for doc in docs:
+            if doc.get(key) in (None, ""):
+                raise CatalogError(f"a {collection} document needs its key {key!r}")
+            check_scalars(collection, doc)
+            batch.append(doc)
+            if len(batch) >= BATCH:
+                self._upsert(collection, batch)
+                written += len(batch)
+                batch = []
+        if batch:
+            self._upsert(collection, batch)
+            written += len(batch)
+        return written
+
+    def get(self, collection: str, key: Any) -> dict | None:
+        found = self.find(collection, {KEYS[check_collection(collection)]: key}, limit=1)
+        return found[0] if found else None
+
+    def distinct(self, collection: str, field: str, flt: dict | None = None) -> list:
+        """Distinct values of ``field`` (array elements counted one by one, as in Mongo)."""
+        seen: dict[str, Any] = {}
+        for doc in self.find(collection, flt, projection={field: 1}):
+            node: Any = doc
+            for part in field.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            for value in node if isinstance(node, list) else [node]:
+                if value is not None:
+                    seen.setdefault(repr((type(value).__name__, value)), value)
+        return sorted(seen.values(), key=lambda v: (str(type(v)), v) if not isinstance(v, dict) else (str(type(v)), 0))
+
+    def keys_in_partition(self, collection: str, partition_key: str) -> set:
+        key = KEYS[collection]
+        return {d[key] for d in self.find(collection, {"partition_key": partition_key}, projection={key: 1})}
+
+    def replace_partition(
+        self,
+        partition_key: str,
+        instances: Sequence[dict],
+        series: Sequence[dict],
+        studies: Sequence[dict],
+        errors: Sequence[dict],
+    ) -> dict[str, int]:
+        """Make the catalog hold exactly these documents for one accession partition.
+
+        Upserts by natural key, deletes what the partition held before and holds no longer
+        (files that disappeared), keeps the ``collection_ids`` researchers gave its studies, and
+        re-rolls the patients it touches. Running it twice changes nothing.
+        """
+        new = {"instances": instances, "series": series, "studies": studies, "errors": errors}
+        with self.transaction():
+            old_patients = set(self.distinct("studies", "patient_id", {"partition_key": partition_key}))
+            kept = self._collection_ids([s["study_instance_uid"] for s in studies])
+            studies = [
+                {**s, "collection_ids": sorted(set(s.get("collection_ids", [])) | kept.get(s["study_instance_uid"], set()))}
+                for s in studies
+            ]
+            new["studies"] = studies
+            removed = {}
+            for collection, docs in new.items():
+                key = KEYS[collection]
+                stale = self.keys_in_partition(collection, partition_key) - {d[key] for d in docs}
+                self.upsert(collection, docs)
+                for chunk in chunks(sorted(stale)):
+                    self.delete(collection, {key: {"$in": list(chunk)}})
+                removed[collection] = len(stale)
+            touched = old_patients | {s["patient_id"] for s in studies if s.get("patient_id")}
+            self.refresh_patients(touched)
+        return {**{c: len(d) for c, d in new.items()}, "removed": sum(removed.values())}
+
+    def _collection_ids(self, study_uids: Sequence[str]) -> dict[str, set]:
+        kept: dict[str, set] = {}
+        for chunk in chunks(list(study_uids)):
+            for doc in self.find("studies", {"study_instance_uid": {"$in": list(chunk)}},
+                                 projection={"study_instance_uid": 1, "collection_ids": 1}):
+                if doc.get("collection_ids"):
+                    kept[doc["study_instance_uid"]] = set(doc["collection_ids"])
+        return kept
+
+    def refresh_patients(self, patient_ids: Iterable[str]) -> None:
+        """Re-roll the given patients from their studies; drop patients left with none."""
+        ids = sorted(p for p in patient_ids if p)
+        for chunk in chunks(ids):
+            studies = self.find("studies", {"patient_id": {"$in": list(chunk)}})
+            docs = patient_documents(studies)
+            self.upsert("patients", docs)
+            gone = set(chunk) - {d["patient_id"] for d in docs}
+            if gone:
+                self.delete("patients", {"patient_id": {"$in": sorted(gone)}})
+
+    def add_to_collection(self, collection_id: str, partition_keys: Sequence[str]) -> int:
+        """Tag the studies of these partitions with a researcher collection."""
+        studies = []
+        for chunk in chunks(list(partition_keys)):
+            studies.extend(self.find("studies", {"partition_key": {"$in": list(chunk)}}))
+        for study in studies:
+            study["collection_ids"] = sorted(set(study.get("collection_ids") or []) | {collection_id})
+        return self.upsert("studies", studies)
+
+    def integrity(self) -> dict[str, Any]:
+        """Orphans and count mismatches (meta_db's ``/link`` check)."""
+        studies = {d["study_instance_uid"]: d for d in self.find("studies", projection={
+            "study_instance_uid": 1, "num_series": 1, "num_instances": 1})}
+        series = {d["series_instance_uid"]: d for d in self.find("series", projection={
+            "series_instance_uid": 1, "study_instance_uid": 1, "num_instances": 1})}
+        instance_counts: dict[str, int] = {}
+        study_instance_counts: dict[str, int] = {}
+        orphan_instances = []
+        for doc in self.find("instances", projection={"sop_instance_uid": 1, "series_instance_uid": 1,
+                                                        "study_instance_uid": 1}):
+            s = doc.get("series_instance_uid")
+            instance_counts[s] = instance_counts.get(s, 0) + 1
+            st = doc.get("study_instance_uid")
+            study_instance_counts[st] = study_instance_counts.get(st, 0) + 1
+            if s not in series:
+                orphan_instances.append(doc["sop_instance_uid"])
+        series_per_study: dict[str, int] = {}
+        orphan_series = []
+        for uid, doc in series.items():
+            st = doc.get("study_instance_uid")
+            series_per_study[st] = series_per_study.get(st, 0) + 1
+            if st not in studies:
+                orphan_series.append(uid)
+        mismatches = []
+        for uid, doc in series.items():
+            if doc.get("num_instances") != instance_counts.get(uid, 0):
+                mismatches.append({"series_instance_uid": uid, "num_instances": doc.get("num_instances"),
+                                   "present": instance_counts.get(uid, 0)})
+        for uid, doc in studies.items():
+            if doc.get("num_series") != series_per_study.get(uid, 0):
+                mismatches.append({"study_instance_uid": uid, "num_series": doc.get("num_series"),
+                                   "present": series_per_study.get(uid, 0)})
+            if doc.get("num_instances") != study_instance_counts.get(uid, 0):
+                mismatches.append({"study_instance_uid": uid, "num_instances": doc.get("num_instances"),
+                                   "present": study_instance_counts.get(uid, 0)})
+        return {
+            "orphan_series": sorted(orphan_series),
+            "orphan_instances": sorted(orphan_instances),
+            "count_mismatches": mismatches,
+            "ok": not (orphan_series or orphan_instances or mismatches),
+        }
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,135 @@
+"""The embedded catalog: one SQLite file, one table of JSON documents per collection.
+
+WAL mode and a busy timeout let several processes write different accessions at once. Filters
+compile to SQL over JSON1 (see ``filters.py``); indexes are expression indexes on the same
+``json_extract`` expressions the compiler emits for promoted fields.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from quire_assets.catalog.base import (
+    COLLECTIONS,
+    INDEXES,
+    KEYS,
+    SCALAR_FIELDS,
+    Catalog,
+    CatalogError,
+    apply_projection,
+)
+from quire_assets.catalog.filters import SqlFilter, json_path, regex_flags, validate_filter
+
+BUSY_TIMEOUT_MS = 60_000
+
+
+@lru_cache(maxsize=256)
+def _compiled(pattern: str, options: str) -> re.Pattern:
+    return re.compile(pattern, regex_flags(options))
+
+
+def _regexp(pattern: str, options: str, value: Any) -> bool:
+    return isinstance(value, str) and _compiled(pattern, options).search(value) is not None
+
+
+def _dumps(doc: dict) -> str:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+class SqliteCatalog(Catalog):
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.uri = f"sqlite:///{self.path}"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                        check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise CatalogError(f"cannot open the catalog {self.path}: {exc}") from exc
+        self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.create_function("quire_regexp", 3, _regexp, deterministic=True)
+        self._depth = 0
+        self._create_schema()
+
+    def _create_schema(self) -> None:
+        with self.transaction():
+            for name in COLLECTIONS:
+                self.conn.execute(f'CREATE TABLE IF NOT EXISTS "{name}" (k TEXT PRIMARY KEY, doc TEXT NOT NULL)')
+                for field in INDEXES[name]:
+                    expr = f"json_extract(doc, '{json_path(field.split('.'))}')"
+                    self.conn.execute(f'CREATE INDEX IF NOT EXISTS "ix_{name}_{field}" ON "{name}" ({expr})')
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        # Nested calls join the outer transaction; BEGIN IMMEDIATE takes the write lock up front,
+        # so two writers queue on the busy timeout instead of failing on an upgrade deadlock.
+        if self._depth == 0:
+            self.conn.execute("BEGIN IMMEDIATE")
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._depth -= 1
+            if self._depth == 0:
+                self.conn.execute("ROLLBACK")
+            raise
+        self._depth -= 1
+        if self._depth == 0:
+            self.conn.execute("COMMIT")
+
+    def _upsert(self, collection: str, docs: Sequence[dict]) -> None:
+        key = KEYS[collection]
+        rows = [(str(d[key]), _dumps({k: v for k, v in d.items() if k != "_id"})) for d in docs]
+        with self.transaction():
+            self.conn.executemany(
+                f'INSERT INTO "{collection}" (k, doc) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET doc = excluded.doc',
+                rows,
+            )
+
+    def _where(self, collection: str, flt: dict | None) -> tuple[str, list]:
+        compiler = SqlFilter(scalar_fields=frozenset(SCALAR_FIELDS[collection]))
+        return compiler.compile(validate_filter(flt or {})), compiler.params
+
+    def delete(self, collection: str, flt: dict) -> int:
+        where, params = self._where(collection, flt)
+        with self.transaction():
+            return self.conn.execute(f'DELETE FROM "{collection}" WHERE {where}', params).rowcount
+
+    def find(self, collection, flt=None, projection=None, sort=None, limit=0, skip=0) -> list[dict]:
+        if collection not in KEYS:
+            raise CatalogError(f"unknown collection {collection!r} (one of {', '.join(COLLECTIONS)})")
+        where, params = self._where(collection, flt)
+        order = []
+        for field, direction in sort or []:
+            validate_filter({field: 1})  # sort fields obey the same naming rules as filter fields
+            order.append(f"json_extract(doc, '{json_path(field.split('.'))}') {'DESC' if direction < 0 else 'ASC'}")
+        order.append("k ASC")
+        sql = f'SELECT doc FROM "{collection}" WHERE {where} ORDER BY {", ".join(order)}'
+        if limit or skip:
+            sql += " LIMIT ? OFFSET ?"
+            params = [*params, limit if limit else -1, skip]
+        return [apply_projection(json.loads(row[0]), projection) for row in self.conn.execute(sql, params)]
+
+    def count(self, collection: str, flt: dict | None = None) -> int:
+        if collection not in KEYS:
+            raise CatalogError(f"unknown collection {collection!r}")
+        where, params = self._where(collection, flt)
+        return self.conn.execute(f'SELECT count(*) FROM "{collection}" WHERE {where}', params).fetchone()[0]
+
+    def explain(self, collection: str, flt: dict) -> str:
+        """SQLite's query plan for a filter (to see an index at work)."""
+        where, params = self._where(collection, flt)
+        rows = self.conn.execute(f'EXPLAIN QUERY PLAN SELECT doc FROM "{collection}" WHERE {where}', params)
+        return "\n".join(str(r[-1]) for r in rows)
+
+    def close(self) -> None:
+        self.conn.close()

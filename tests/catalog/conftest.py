@@ -1,0 +1,35 @@
+"""Catalog backends for the contract suite: SQLite, mongomock, and a real MongoDB when
+``QUIRE_TEST_MONGO_URI`` is set (no MongoDB server can be installed on the CI machines)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import mongomock_ng
+import pytest
+
+from quire_assets.catalog import open_catalog
+from quire_assets.catalog.mongo import MongoCatalog
+
+BACKENDS = ["sqlite", "mongomock"] + (["mongodb"] if os.environ.get("QUIRE_TEST_MONGO_URI") else [])
+
+
+def make_catalog(kind: str, tmp_path):
+    if kind == "sqlite":
+        return open_catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+    if kind == "mongomock":
+        return MongoCatalog(mongomock_ng.MongoClient(), "quire_test")
+    from pymongo import MongoClient
+
+    client = MongoClient(os.environ["QUIRE_TEST_MONGO_URI"])
+    return MongoCatalog(client, f"quire_test_{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(params=BACKENDS)
+def catalog(request, tmp_path):
+    cat = make_catalog(request.param, tmp_path)
+    yield cat
+    if request.param == "mongodb":
+        cat.client.drop_database(cat.db.name)
+    cat.close()
