@@ -1,0 +1,15 @@
+"""Dagster assets: source index → files → instances → series → studies → catalog entries."""
+
+from quire_assets.assets.catalog_assets import (
+    catalog_entries,
+    dicom_files,
+    instance_records,
+    series_rollups,
+    source_index,
+    study_rollups,
+)
+
+ingest_assets = [dicom_files, instance_records, series_rollups, study_rollups, catalog_entries]
+all_assets = [source_index, *ingest_assets]
+
+__all__ = ["all_assets", "ingest_assets"]

@@ -67,8 +67,9 @@ def default_plan(patients: int = 6, slices: int = 8) -> list[StudyPlan]:
             date=f"2000-{(p % 12) + 1:02d}-{(p * 3 % 27) + 1:02d}",
             description="CT CHEST W/O CONTRAST",
         )
-        study.series.append(SeriesPlan(3000 + p, "CHEST 2.5MM" if p % 2 else "LUNG", "CT", slices,
-                                       THICKNESSES[(p - 1) % len(THICKNESSES)], SPACINGS[(p - 1) % len(SPACINGS)], scanner))
+        thickness = THICKNESSES[(p - 1) % len(THICKNESSES)]
+        study.series.append(SeriesPlan(3000 + p, f"CHEST {thickness:g}MM" if p % 2 else "LUNG", "CT", slices,
+                                       thickness, SPACINGS[(p - 1) % len(SPACINGS)], scanner))
         if p % 2 == 0:  # a thin reconstruction of the same scan
             study.series.append(SeriesPlan(4000 + p, "THIN 0.625MM", "CT", slices + 2, 0.625,
                                            SPACINGS[p % len(SPACINGS)], scanner))

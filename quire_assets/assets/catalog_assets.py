@@ -1,0 +1,251 @@
+"""The asset graph: source index → file listings → instance records → series and study rollups
+→ catalog entries, partitioned by accession number, with checks on what was written.
+
+Every partitioned asset runs over many partitions at once (``context.partition_keys``): a run is
+cheap in-process and expensive as a new process, so an archive of 1,000 accessions is ingested
+in one or a few runs.
+"""
+
+
+import json
+import time
+import warnings
+from collections import Counter
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    BackfillPolicy,
+    BetaWarning,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableSchema,
+    asset,
+)
+
+from quire_assets.dicom import rollup
+from quire_assets.partitions import accession_partitions
+from quire_assets.resources import CatalogResource, DicomSource
+
+# Batched backfills are the point of this graph; Dagster marks the parameter beta.
+warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=BetaWarning)
+
+GROUP = "dicom_catalog"
+MAX_PARTITIONS_PER_RUN = 500
+BATCHED = {
+    "partitions_def": accession_partitions,
+    "backfill_policy": BackfillPolicy.multi_run(max_partitions_per_run=MAX_PARTITIONS_PER_RUN),
+    "group_name": GROUP,
+    "io_manager_key": "parquet_io_manager",
+}
+_DTYPES = {"object": "string", "int64": "integer", "float64": "float", "bool": "boolean", "str": "string"}
+
+
+def table_metadata(df: pd.DataFrame, summary: str) -> dict:
+    """Row count, column schema and a short markdown summary, as every asset reports them."""
+    schema = TableSchema(columns=[TableColumn(c, _DTYPES.get(str(t), str(t))) for c, t in df.dtypes.items()])
+    return {
+        "dagster/row_count": len(df),
+        "dagster/column_schema": schema,
+        "summary": MetadataValue.md(summary),
+    }
+
+
+def _docs(df: pd.DataFrame) -> list[dict]:
+    return [json.loads(d) for d in df["document"]] if len(df) else []
+
+
+def _frame(docs: list[dict], columns: list[str]) -> pd.DataFrame:
+    rows = [{**{c: d.get(c) for c in columns}, "document": json.dumps(d, ensure_ascii=False)} for d in docs]
+    return pd.DataFrame(rows, columns=[*columns, "document"])
+
+
+@asset(group_name=GROUP, kinds={"python", "sqlite"}, description=(
+    "The incremental index of the DICOM source: lists every file, reads headers of new or changed "
+    "files only, and registers an accession partition for every accession found."))
+def source_index(context: AssetExecutionContext, source: DicomSource) -> MaterializeResult:
+    index = source.index()
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        if time.monotonic() - last[0] > 10 or done == total:
+            last[0] = time.monotonic()
+            context.log.info(f"read {done:,} of {total:,} new or changed files")
+
+    result = index.refresh(source.features(), workers=source.workers or None, progress=progress,
+                           first_bytes=source.first_bytes)
+    keys = index.partition_keys()
+    existing = set(context.instance.get_dynamic_partitions(accession_partitions.name))
+    new = [k for k in keys if k not in existing]
+    if new:
+        # An asset (not a sensor) may register partitions through the instance.
+        context.instance.add_dynamic_partitions(accession_partitions.name, new)
+    summary = index.summary()
+    index.close()
+    return MaterializeResult(metadata={
+        "files": summary["files"], "read": result.read, "unchanged": result.unchanged,
+        "removed": result.removed, "changed_partitions": len(result.changed_partitions),
+        "new_partitions": len(new), "seconds": round(result.seconds, 2),
+        "summary": MetadataValue.md(
+            f"**{summary['files']:,}** files: {summary['instances']:,} instances, {summary['series']:,} series, "
+            f"{summary['studies']:,} studies, {summary['errors']:,} errors. Read {result.read:,} new or changed "
+            f"files in {result.seconds:.1f} s; {len(new):,} new accession partitions."),
+    })
+
+
+@asset(deps=[source_index], kinds={"python", "pandas"}, **BATCHED, description=(
+    "The listing of each accession's files: uri, size, version, identifying UIDs, and the error "
+    "reason of files that cannot be cataloged."))
+def dicom_files(context: AssetExecutionContext, source: DicomSource) -> pd.DataFrame:
+    index = source.index()
+    keys = context.partition_keys
+    rows = index.files(keys)
+    versions = index.versions(keys)
+    index.close()
+    df = pd.DataFrame(rows, columns=["uri", "size", "version", "partition_key", "study_instance_uid",
+                                     "series_instance_uid", "sop_instance_uid", "reason"])
+    df["partition_version"] = df["partition_key"].map(versions).astype("Int64")
+    errors = int(df["reason"].notna().sum())
+    context.add_output_metadata(table_metadata(
+        df, f"{len(df):,} files in {len(keys):,} accession(s); {errors:,} cannot be cataloged"))
+    return df
+
+
+@asset(kinds={"python", "pandas"}, **BATCHED, description=(
+    "One record per readable file: identifying UIDs, promoted fields and feature-set metadata."))
+def instance_records(context: AssetExecutionContext, source: DicomSource, dicom_files: pd.DataFrame) -> pd.DataFrame:
+    readable = dicom_files[dicom_files["reason"].isna()]
+    index = source.index()
+    records = index.records(list(readable["uri"]))
+    index.close()
+    columns = ["partition_key", "uri", "sop_instance_uid", "series_instance_uid", "study_instance_uid",
+               "accession_number", "modality"]
+    df = _frame(records, columns)
+    odd = sum(1 for r in records if r.get("oddities"))
+    context.add_output_metadata(table_metadata(
+        df, f"{len(df):,} instance records; {odd:,} with values that violate their VR (kept as text)"))
+    return df
+
+
+@asset(kinds={"python", "pandas"}, **BATCHED, description=(
+    "Series rollups: counts, promoted fields, and values that vary inside a series as ranges or distinct sets."))
+def series_rollups(context: AssetExecutionContext, source: DicomSource, instance_records: pd.DataFrame) -> pd.DataFrame:
+    features = source.features()
+    docs = []
+    for _, part in instance_records.groupby("partition_key", sort=False):
+        docs.extend(rollup.series_documents(_docs(part), features))
+    df = _frame(docs, ["partition_key", "series_instance_uid", "study_instance_uid", "modality",
+                       "slice_thickness", "num_instances"])
+    by_modality = Counter(d.get("modality") or "?" for d in docs)
+    context.add_output_metadata(table_metadata(
+        df, f"{len(df):,} series: " + ", ".join(f"{m} {n}" for m, n in by_modality.most_common())))
+    return df
+
+
+@asset(kinds={"python", "pandas"}, **BATCHED, description=(
+    "Study rollups: patient and study attributes, modalities, series and instance counts."))
+def study_rollups(context: AssetExecutionContext, source: DicomSource, instance_records: pd.DataFrame,
+                  series_rollups: pd.DataFrame) -> pd.DataFrame:
+    features = source.features()
+    series_by_part = dict(tuple(series_rollups.groupby("partition_key", sort=False))) if len(series_rollups) else {}
+    docs = []
+    for key, part in instance_records.groupby("partition_key", sort=False):
+        series = _docs(series_by_part.get(key, series_rollups.iloc[0:0]))
+        docs.extend(rollup.study_documents(_docs(part), series, features))
+    df = _frame(docs, ["partition_key", "study_instance_uid", "accession_number", "patient_id",
+                       "num_series", "num_instances"])
+    context.add_output_metadata(table_metadata(df, f"{len(df):,} studies of {df['patient_id'].nunique():,} patients"))
+    return df
+
+
+CHECKS = [
+    AssetCheckSpec("every_file_accounted_for", asset="catalog_entries",
+                   description="Every listed file is an instance location or an error record in the catalog."),
+    AssetCheckSpec("referential_integrity", asset="catalog_entries",
+                   description="No orphan series or instances; counts match what is present."),
+    AssetCheckSpec("unique_sop_instance_uids", asset="catalog_entries",
+                   description="No SOP Instance UID is claimed by two accessions."),
+]
+
+
+@asset(partitions_def=accession_partitions, group_name=GROUP, kinds={"python", "sqlite", "mongodb"},
+       backfill_policy=BATCHED["backfill_policy"], check_specs=CHECKS, description=(
+           "The catalog's documents for each accession: patients, studies, series, instances and errors, "
+           "written as idempotent upserts that also remove what an accession no longer holds."))
+def catalog_entries(
+    context: AssetExecutionContext,
+    source: DicomSource,
+    catalog: CatalogResource,
+    dicom_files: pd.DataFrame,
+    instance_records: pd.DataFrame,
+    series_rollups: pd.DataFrame,
+    study_rollups: pd.DataFrame,
+) -> MaterializeResult:
+    features = source.features()
+    cat = catalog.open()
+    totals: Counter = Counter()
+    groups = {name: dict(tuple(df.groupby("partition_key", sort=False))) if len(df) else {}
+              for name, df in (("files", dicom_files), ("records", instance_records),
+                               ("series", series_rollups), ("studies", study_rollups))}
+    empty = pd.DataFrame(columns=["document"])
+    index = source.index()
+    # Error records as the core made them ({uri, reason, detail, partition_key, size}).
+    error_docs: dict[str, list[dict]] = {}
+    for record in index.records(list(dicom_files.loc[dicom_files["reason"].notna(), "uri"])):
+        error_docs.setdefault(record["partition_key"], []).append(record)
+    unaccounted: list[str] = []
+    stolen: list[str] = []
+    for key in context.partition_keys:
+        files = groups["files"].get(key, dicom_files.iloc[0:0])
+        records = _docs(groups["records"].get(key, empty))
+        instances = rollup.instance_documents(records, features)
+        counts = cat.replace_partition(key, instances, _docs(groups["series"].get(key, empty)),
+                                       _docs(groups["studies"].get(key, empty)), error_docs.get(key, []))
+        totals.update(counts)
+        # Check: every listed file is accounted for, as the catalog now holds it.
+        held = {u for d in cat.find("instances", {"partition_key": key}, projection={"uris": 1}) for u in d["uris"]}
+        held |= {d["uri"] for d in cat.find("errors", {"partition_key": key}, projection={"uri": 1})}
+        unaccounted.extend(sorted(set(files["uri"]) - held))
+        # Check: a SOP Instance UID of this accession is not held by another one.
+        owners = {d["sop_instance_uid"]: d["partition_key"] for d in instances}
+        for doc in cat.find("instances", {"sop_instance_uid": {"$in": list(owners)}},
+                            projection={"sop_instance_uid": 1, "partition_key": 1}) if owners else []:
+            if doc["partition_key"] != key:
+                stolen.append(doc["sop_instance_uid"])
+    integrity = cat.integrity()
+    cat.close()
+    index.mark_cataloged(catalog.resolved_uri(), {
+        k: int(v) for k, v in dicom_files.groupby("partition_key")["partition_version"].max().items()
+        if pd.notna(v)})
+    index.close()
+    checks = [
+        AssetCheckResult(check_name="every_file_accounted_for", passed=not unaccounted,
+                         metadata={"files": len(dicom_files), "unaccounted": len(unaccounted),
+                                   "examples": MetadataValue.json(unaccounted[:20])}),
+        AssetCheckResult(check_name="referential_integrity", passed=integrity["ok"],
+                         metadata={"orphan_series": len(integrity["orphan_series"]),
+                                   "orphan_instances": len(integrity["orphan_instances"]),
+                                   "count_mismatches": len(integrity["count_mismatches"]),
+                                   "examples": MetadataValue.json({k: v[:10] for k, v in integrity.items()
+                                                                   if isinstance(v, list)})}),
+        AssetCheckResult(check_name="unique_sop_instance_uids", passed=not stolen,
+                         severity=AssetCheckSeverity.WARN,
+                         metadata={"shared_across_accessions": len(stolen),
+                                   "examples": MetadataValue.json(stolen[:20])}),
+    ]
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": totals["instances"],
+            "instances": totals["instances"], "series": totals["series"], "studies": totals["studies"],
+            "errors": totals["errors"], "removed": totals["removed"], "catalog": catalog.resolved_uri().split("@")[-1],
+            "summary": MetadataValue.md(
+                f"Wrote {len(context.partition_keys):,} accession(s): {totals['studies']:,} studies, "
+                f"{totals['series']:,} series, {totals['instances']:,} instances, {totals['errors']:,} errors; "
+                f"removed {totals['removed']:,} documents no longer in the source."),
+        },
+        check_results=checks,
+    )

@@ -1,0 +1,283 @@
+"""``quire``: the command line, a thin client over the core and the Dagster jobs."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from quire_assets.catalog import CatalogError, FilterError, default_catalog_uri, open_catalog, quire_home
+from quire_assets.dicom.features import FeatureSetError
+
+LEVELS = ("patients", "studies", "series", "instances", "errors")
+TABLE_COLUMNS = {
+    "patients": ["patient_id", "patient_name", "patient_sex", "patient_birth_date", "num_studies", "num_instances"],
+    "studies": ["accession_number", "patient_id", "study_date", "study_description", "modalities", "num_series",
+                "num_instances"],
+    "series": ["accession_number", "modality", "manufacturer", "manufacturer_model_name", "slice_thickness",
+               "pixel_spacing", "num_instances", "series_description"],
+    "instances": ["accession_number", "sop_instance_uid", "instance_number", "uri"],
+    "errors": ["reason", "uri", "detail"],
+    "jobs": ["job_id", "researcher_id", "name", "status", "num_accessions", "created_at"],
+}
+
+
+class UserError(Exception):
+    """Bad input from the user: printed as one line, exit status 2."""
+
+
+# ---- output -------------------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(_cell(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def format_table(docs: Sequence[dict], columns: Sequence[str], width: int = 60) -> str:
+    rows = [[_cell(d.get(c))[:width] for c in columns] for d in docs]
+    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def format_docs(docs: Sequence[dict], fmt: str, columns: Sequence[str]) -> str:
+    if fmt == "json":
+        return json.dumps(list(docs), ensure_ascii=False, indent=2)
+    if fmt == "csv":
+        out = io.StringIO()
+        keys = list(columns) if columns else sorted({k for d in docs for k in d})
+        writer = csv.writer(out)
+        writer.writerow(keys)
+        for d in docs:
+            writer.writerow([json.dumps(d.get(k), ensure_ascii=False) if isinstance(d.get(k), list | dict)
+                             else ("" if d.get(k) is None else d.get(k)) for k in keys])
+        return out.getvalue().rstrip("\n")
+    return format_table(docs, columns)
+
+
+class Progress:
+    """A progress line on stderr: redrawn on a terminal, a line every 10 s otherwise."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.tty = sys.stderr.isatty()
+        self.start = time.monotonic()
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if total == 0 or (done < total and now - self.last < (0.2 if self.tty else 10)):
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-6)
+        line = f"{self.label}: {done:,}/{total:,} files ({100 * done / total:.0f}%, {rate:,.0f} files/s)"
+        if self.tty:
+            print("\r" + line, end="\n" if done == total else "", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+
+# ---- commands -----------------------------------------------------------------------------------
+
+
+def _parse_where(text: str | None) -> dict:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"--where is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise UserError("--where takes a JSON object, e.g. '{\"modality\": \"CT\"}'")
+    return value
+
+
+def cmd_sample_archive(args: argparse.Namespace) -> int:
+    from quire_assets.dicom.sample import write_sample_archive
+
+    counts = write_sample_archive(args.directory, patients=args.patients, slices=args.slices, matrix=args.matrix)
+    print(f"wrote a sample archive to {args.directory}: {counts['patients']} patients, {counts['studies']} studies, "
+          f"{counts['series']} series, {counts['instances']} DICOM files, {counts['other_files']} other files")
+    return 0
+
+
+def _dagster_instance():
+    from dagster import DagsterInstance
+
+    home = os.environ.get("DAGSTER_HOME")
+    if home:
+        Path(home).mkdir(parents=True, exist_ok=True)
+        return DagsterInstance.get()
+    return DagsterInstance.ephemeral()
+
+
+def _source_uri(source: str) -> str:
+    if source.startswith("s3://"):
+        return source
+    path = Path(source).expanduser()
+    if not path.is_dir():
+        raise UserError(f"source folder {source!r} does not exist")
+    return str(path.resolve())
+
+
+def ingest(source: str, catalog_uri: str | None, workers: int | None = None, batch: int | None = None,
+           quiet: bool = False, tags: dict[str, str] | None = None) -> dict[str, Any]:
+    """Index the source, then catalog every partition the catalog does not hold yet."""
+    from quire_assets.definitions import build_definitions
+    from quire_assets.dicom.features import load_feature_sets
+    from quire_assets.orchestration import DEFAULT_BATCH, register_partitions, run_partitions
+    from quire_assets.sources import SourceIndex, source_from_uri
+
+    start = time.perf_counter()
+    source_uri = _source_uri(source)
+    catalog_uri = catalog_uri or default_catalog_uri()
+    open_catalog(catalog_uri).close()  # fail early, with a clear message, on a bad catalog URI
+    index = SourceIndex(source_from_uri(source_uri))
+    refresh = index.refresh(load_feature_sets(), workers=workers,
+                            progress=None if quiet else Progress("reading headers"))
+    pending = index.pending(catalog_uri)
+    instance = _dagster_instance()
+    register_partitions(instance, index.partition_keys())
+    defs = build_definitions(source_uri, catalog_uri)
+
+    def on_run(first: str, last: str, ok: bool) -> None:
+        if not quiet:
+            print(f"run {'ok' if ok else 'FAILED'}: partitions {first!r} .. {last!r}", file=sys.stderr)
+
+    runs = run_partitions(defs, instance, pending, tags=tags, batch=batch or DEFAULT_BATCH, on_run=on_run)
+    summary = index.summary()
+    index.close()
+    return {**summary, "read": refresh.read, "partitions": len(pending), "runs": len(runs.run_ids),
+            "failed_runs": runs.failed, "run_ids": runs.run_ids, "seconds": time.perf_counter() - start}
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    if args.features:
+        os.environ["QUIRE_FEATURES"] = args.features
+    report = ingest(args.source, args.catalog, workers=args.workers, batch=args.batch)
+    print(f"{report['files']:,} files, {report['instances']:,} instances, {report['series']:,} series, "
+          f"{report['studies']:,} studies, {report['errors']:,} errors, {report['seconds']:.1f} s "
+          f"({report['read']:,} files read, {report['partitions']:,} accessions cataloged in {report['runs']} run(s))")
+    if report["failed_runs"]:
+        print(f"error: {len(report['failed_runs'])} run(s) failed: {', '.join(report['failed_runs'])} "
+              "(see them in the Dagster UI with the same DAGSTER_HOME)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    where = _parse_where(args.where)
+    sort = []
+    for item in args.sort or []:
+        field, _, direction = item.partition(":")
+        sort.append((field, -1 if direction.lower() in ("desc", "-1") else 1))
+    with open_catalog(args.catalog) as catalog:
+        docs = catalog.find(args.level, where, sort=sort, limit=args.limit)
+    columns = args.fields.split(",") if args.fields else TABLE_COLUMNS.get(args.level, [])
+    print(format_docs(docs, args.format, columns if args.format != "json" else []))
+    if args.format == "table":
+        print(f"({len(docs)} {args.level})", file=sys.stderr)
+    return 0
+
+
+DEMO_QUERIES = [
+    ("CT series thinner than 1.5 mm from GE scanners", "series",
+     {"modality": "CT", "slice_thickness": {"$lt": 1.5}, "manufacturer": {"$regex": "^GE", "$options": "i"}}),
+    ("Studies with more than one series", "studies", {"num_series": {"$gt": 1}}),
+    ("Series with pixel spacing under 0.7 mm", "series", {"pixel_spacing": {"$lt": 0.7}}),
+    ("Files that could not be cataloged (DICOM-looking ones)", "errors", {"reason": {"$ne": "skipped"}}),
+]
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from quire_assets.dicom.sample import write_sample_archive
+
+    archive = Path(args.directory or quire_home() / "demo-archive")
+    if not (archive / "metadata.csv").exists():
+        write_sample_archive(archive)
+        print(f"wrote a sample LIDC-IDRI-shaped archive to {archive}")
+    print(f"$ quire ingest {archive}")
+    report = ingest(str(archive), args.catalog)
+    print(f"{report['files']:,} files, {report['instances']:,} instances, {report['series']:,} series, "
+          f"{report['studies']:,} studies, {report['errors']:,} errors, {report['seconds']:.1f} s")
+    with open_catalog(args.catalog) as catalog:
+        for title, level, flt in DEMO_QUERIES:
+            docs = catalog.find(level, flt)
+            print(f"\n{title}\n$ quire query {level} --where '{json.dumps(flt)}'")
+            print(format_table(docs, TABLE_COLUMNS[level]))
+    print(f"\nThe catalog is {args.catalog or default_catalog_uri()}. Explore the assets with `dagster dev`.")
+    return 1 if report["failed_runs"] else 0
+
+
+# ---- parser -------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="quire", description="Catalog DICOM archives with Dagster.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sample-archive", help="write a small synthetic LIDC-IDRI-shaped archive")
+    p.add_argument("directory")
+    p.add_argument("--patients", type=int, default=6)
+    p.add_argument("--slices", type=int, default=8, help="slices per CT series")
+    p.add_argument("--matrix", type=int, default=16, help="rows and columns of each image (512: full size)")
+    p.set_defaults(func=cmd_sample_archive)
+
+    p = sub.add_parser("ingest", help="catalog everything under a folder or s3://bucket/prefix")
+    p.add_argument("source")
+    p.add_argument("--catalog", help="catalog URI (default: $QUIRE_CATALOG or sqlite:///$QUIRE_HOME/catalog.db)")
+    p.add_argument("--workers", type=int, help="parallel header readers (default: one per core)")
+    p.add_argument("--batch", type=int, help="accessions per Dagster run (default: 500)")
+    p.add_argument("--features", help="a folder with your own study.txt / series.txt / instance.txt")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("query", help="query the catalog with a MongoDB filter document")
+    p.add_argument("level", choices=LEVELS)
+    p.add_argument("--where", help='a MongoDB filter, e.g. \'{"modality": "CT", "slice_thickness": {"$lt": 1.5}}\'')
+    p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--sort", action="append", help="FIELD or FIELD:desc (repeatable)")
+    p.add_argument("--fields", help="comma-separated columns for table and csv output")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--catalog")
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("demo", help="sample archive → ingest → example queries, on the embedded catalog")
+    p.add_argument("--directory", help="where to write the sample archive (default: $QUIRE_HOME/demo-archive)")
+    p.add_argument("--catalog")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (UserError, FilterError, CatalogError, FeatureSetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+

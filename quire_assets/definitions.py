@@ -1,0 +1,54 @@
+"""``defs``: the one place assets, jobs, resources and sensors are wired.
+
+The source and the catalog come from the environment: ``QUIRE_SOURCE`` (a folder or
+``s3://bucket/prefix``) and ``QUIRE_CATALOG`` (a catalog URI; by default the embedded SQLite
+catalog under ``$QUIRE_HOME``). Both are read through ``EnvVar`` at run time, so a URI with a
+password never lands in the definitions or the UI.
+"""
+
+from __future__ import annotations
+
+import os
+
+from dagster import Definitions, EnvVar
+
+from quire_assets.assets import all_assets
+from quire_assets.jobs import all_jobs
+from quire_assets.resources import CatalogResource, DicomSource, LocalDicomSource, PartitionedParquetIOManager
+
+DEFAULT_SOURCE = "archive"
+
+
+def source_resource(source_uri: str | None = None) -> DicomSource:
+    """The source resource for a folder or an ``s3://`` URI (default: ``$QUIRE_SOURCE``)."""
+    uri = source_uri if source_uri is not None else os.environ.get("QUIRE_SOURCE", DEFAULT_SOURCE)
+    from_env = source_uri is None and "QUIRE_SOURCE" in os.environ
+    if uri.startswith("s3://"):
+        from quire_assets.resources.s3 import S3DicomSource
+
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        return S3DicomSource(bucket=bucket, prefix=prefix)
+    return LocalDicomSource(root=EnvVar("QUIRE_SOURCE") if from_env else uri)
+
+
+def catalog_resource(catalog_uri: str | None = None) -> CatalogResource:
+    if catalog_uri:
+        return CatalogResource(uri=catalog_uri)
+    if "QUIRE_CATALOG" in os.environ:
+        return CatalogResource(uri=EnvVar("QUIRE_CATALOG"))
+    return CatalogResource()
+
+
+def build_definitions(source_uri: str | None = None, catalog_uri: str | None = None) -> Definitions:
+    return Definitions(
+        assets=all_assets,
+        jobs=all_jobs,
+        resources={
+            "source": source_resource(source_uri),
+            "catalog": catalog_resource(catalog_uri),
+            "parquet_io_manager": PartitionedParquetIOManager(),
+        },
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,90 @@
+"""Running the asset jobs for many accession partitions: shared by the CLI and the sensors.
+
+Dagster runs a partition *range* in one run. The partitions to run are rarely contiguous, so
+they are covered by a few ranges over the instance's partition order, each at most ``batch``
+partitions long: partitions inside a range that did not change are cataloged again, which is
+idempotent and cheap (their headers are not read again).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from dagster import DagsterInstance, Definitions
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from quire_assets.partitions import accession_partitions
+
+DEFAULT_BATCH = 500
+
+
+def partition_ranges(ordered: Sequence[str], wanted: Sequence[str], batch: int = DEFAULT_BATCH) -> list[tuple[str, str]]:
+    """Ranges (first, last) over ``ordered`` that cover every key in ``wanted``, each ≤ ``batch`` long."""
+    position = {k: i for i, k in enumerate(ordered)}
+    missing = [k for k in wanted if k not in position]
+    if missing:
+        raise ValueError(f"partitions not registered: {missing[:5]}")
+    hits = sorted({position[k] for k in wanted})
+    ranges = []
+    i = 0
+    while i < len(hits):
+        start = hits[i]
+        end = start
+        while i < len(hits) and hits[i] < start + batch:
+            end = hits[i]
+            i += 1
+        ranges.append((ordered[start], ordered[end]))
+    return ranges
+
+
+def range_tags(first: str, last: str) -> dict[str, str]:
+    return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+
+
+def register_partitions(instance: DagsterInstance, keys: Sequence[str]) -> list[str]:
+    """Add the keys the instance does not know yet (CLI side; sensors return a request instead)."""
+    existing = set(instance.get_dynamic_partitions(accession_partitions.name))
+    new = [k for k in dict.fromkeys(keys) if k not in existing]
+    if new:
+        instance.add_dynamic_partitions(accession_partitions.name, new)
+    return new
+
+
+@dataclass
+class RunsReport:
+    run_ids: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def run_partitions(
+    defs: Definitions,
+    instance: DagsterInstance,
+    keys: Sequence[str],
+    tags: dict[str, str] | None = None,
+    batch: int = DEFAULT_BATCH,
+    on_run: Callable[[str, str, bool], None] | None = None,
+    job_name: str = "ingest_job",
+    log_level: str = "WARNING",
+) -> RunsReport:
+    """Execute ``job_name`` in-process over ``keys``, in as few runs as the batch size allows."""
+    start = time.perf_counter()
+    report = RunsReport()
+    if not keys:
+        return report
+    register_partitions(instance, keys)
+    ordered = instance.get_dynamic_partitions(accession_partitions.name)
+    job = defs.resolve_job_def(job_name)
+    for first, last in partition_ranges(ordered, keys, batch):
+        result = job.execute_in_process(
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            instance=instance, tags={**(tags or {}), **range_tags(first, last)}, raise_on_error=False)
+        report.run_ids.append(result.run_id)
+        if not result.success:
+            report.failed.append(result.run_id)
+        if on_run:
+            on_run(first, last, result.success)
+    report.seconds = time.perf_counter() - start
+    return report

@@ -1,0 +1,70 @@
+"""An IO manager that stores DataFrames as Parquet, one file per accession partition.
+
+Partition keys are text from DICOM files (``RAD/2019/0042``, ``../x``): they are stored under a
+percent-encoded name (``RAD%2F2019%2F0042``, ``%2E%2E%2Fx``) that can never be a path, and that
+``unquote`` turns back into the key. A run over many partitions writes and reads them all at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from urllib.parse import quote
+
+import pandas as pd
+from dagster import ConfigurableIOManager, InputContext, OutputContext
+from pydantic import Field
+
+from quire_assets.catalog import quire_home
+
+PARTITION_COLUMN = "partition_key"
+MAX_NAME = 200
+
+
+def safe_name(partition_key: str) -> str:
+    """A file name for a partition key: no separator, no leading dot, reversible by ``unquote``."""
+    name = quote(partition_key, safe="").replace(".", "%2E") or "%00empty"
+    if len(name) > MAX_NAME:  # very long keys: a readable head and a digest (the file holds the key)
+        name = name[:120] + "~" + hashlib.sha256(partition_key.encode()).hexdigest()[:32]
+    return name
+
+
+class PartitionedParquetIOManager(ConfigurableIOManager):
+    base_dir: str = Field(default="", description="Where Parquet files go; empty: $QUIRE_HOME/storage")
+
+    def _dir(self, asset_path: list[str]) -> Path:
+        base = Path(self.base_dir) if self.base_dir else quire_home() / "storage"
+        return base.joinpath(*asset_path)
+
+    def _path(self, asset_path: list[str], partition_key: str | None) -> Path:
+        directory = self._dir(asset_path)
+        return directory / (f"{safe_name(partition_key)}.parquet" if partition_key is not None else "data.parquet")
+
+    def handle_output(self, context: OutputContext, obj: pd.DataFrame) -> None:
+        if obj is None:
+            return
+        asset_path = list(context.asset_key.path)
+        self._dir(asset_path).mkdir(parents=True, exist_ok=True)
+        if not context.has_asset_partitions:
+            obj.to_parquet(self._path(asset_path, None), index=False)
+            return
+        keys = context.asset_partition_keys
+        groups = dict(tuple(obj.groupby(PARTITION_COLUMN, sort=False))) if len(obj) else {}
+        for key in keys:
+            part = groups.get(key, obj.iloc[0:0])
+            part.to_parquet(self._path(asset_path, key), index=False)
+        context.add_output_metadata({"partitions_written": len(keys)})
+
+    def load_input(self, context: InputContext) -> pd.DataFrame:
+        asset_path = list(context.asset_key.path)
+        if not context.has_asset_partitions:
+            return pd.read_parquet(self._path(asset_path, None))
+        frames = []
+        for key in context.asset_partition_keys:
+            path = self._path(asset_path, key)
+            if not path.exists():
+                raise FileNotFoundError(
+                    f"{'/'.join(asset_path)} has not been materialized for partition {key!r} ({path.name})")
+            frames.append(pd.read_parquet(path))
+        non_empty = [f for f in frames if len(f)]
+        return pd.concat(non_empty, ignore_index=True) if non_empty else frames[0]

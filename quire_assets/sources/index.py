@@ -1,0 +1,256 @@
+"""The incremental index of a source: one SQLite file per source under ``$QUIRE_HOME/index``.
+
+For every file it keeps the uri, size and version (mtime or ETag), the identifying tags
+(partition key, study/series/SOP UIDs) and the record the core made of it. A refresh lists the
+source and reads only files that are new or changed (or were read with another feature set),
+in parallel; files that disappeared leave the index. Each accession partition carries a version
+that moves whenever one of its files changes, and the index remembers which version each catalog
+holds, so an interrupted ingest is picked up again by the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from quire_assets.catalog.base import chunks, quire_home
+from quire_assets.dicom.features import FeatureSets
+from quire_assets.dicom.records import extract
+from quire_assets.sources.base import FileEntry, FileSource
+
+CHUNK = 32  # files per task handed to a worker
+INLINE_BELOW = 64  # fewer changed files than this are read in this process
+Progress = Callable[[int, int], None]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    uri TEXT PRIMARY KEY, size INTEGER, version TEXT, fingerprint TEXT, partition_key TEXT,
+    study_instance_uid TEXT, series_instance_uid TEXT, sop_instance_uid TEXT, reason TEXT, record TEXT);
+CREATE INDEX IF NOT EXISTS files_partition ON files (partition_key);
+CREATE TABLE IF NOT EXISTS partitions (partition_key TEXT PRIMARY KEY, version INTEGER NOT NULL, seq INTEGER);
+CREATE TABLE IF NOT EXISTS cataloged (catalog TEXT, partition_key TEXT, version INTEGER,
+    PRIMARY KEY (catalog, partition_key));
+"""
+
+
+@dataclass
+class RefreshResult:
+    listed: int = 0
+    read: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    changed_partitions: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _extract_chunk(source: FileSource, entries: Sequence[FileEntry], features: FeatureSets,
+                   first_bytes: int) -> list[dict]:
+    return [extract(e.uri, e.size, source.fetcher(e), features, first_bytes) for e in entries]
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+class SourceIndex:
+    def __init__(self, source: FileSource, home: Path | None = None):
+        self.source = source
+        directory = (home or quire_home()) / "index"
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / f"{source.key}.sqlite"
+        self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # ---- refresh ------------------------------------------------------------------------------
+
+    def refresh(
+        self,
+        features: FeatureSets,
+        workers: int | None = None,
+        progress: Progress | None = None,
+        first_bytes: int = 64 * 1024,
+    ) -> RefreshResult:
+        """List the source; read new and changed files; forget files that are gone."""
+        start = time.perf_counter()
+        result = RefreshResult()
+        known = {uri: (size, version, fp, key) for uri, size, version, fp, key in
+                 self.conn.execute("SELECT uri, size, version, fingerprint, partition_key FROM files")}
+        fingerprint = features.fingerprint
+        todo: list[FileEntry] = []
+        seen: set[str] = set()
+        for entry in self.source.list():
+            seen.add(entry.uri)
+            result.listed += 1
+            old = known.get(entry.uri)
+            if old and old[0] == entry.size and old[1] == entry.version and old[2] == fingerprint:
+                result.unchanged += 1
+            else:
+                todo.append(entry)
+        changed: set[str] = set()
+        gone = [uri for uri in known if uri not in seen]
+        for chunk in chunks(gone):
+            changed.update(known[uri][3] for uri in chunk)
+            self.conn.executemany("DELETE FROM files WHERE uri = ?", [(u,) for u in chunk])
+        result.removed = len(gone)
+        versions = {e.uri: e.version for e in todo}
+        for records in self._read(todo, features, workers, progress, first_bytes):
+            rows = []
+            for r in records:
+                rows.append((
+                    r["uri"], r.get("size"), versions[r["uri"]], fingerprint, r["partition_key"],
+                    r.get("study_instance_uid"), r.get("series_instance_uid"), r.get("sop_instance_uid"),
+                    r.get("reason"), json.dumps(r, ensure_ascii=False, separators=(",", ":")),
+                ))
+                changed.add(r["partition_key"])
+                old = known.get(r["uri"])
+                if old and old[3] != r["partition_key"]:
+                    changed.add(old[3])  # the file moved to another accession
+            with self._tx():
+                self.conn.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            result.read += len(rows)
+        self._bump(sorted(changed))
+        result.changed_partitions = sorted(changed)
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _read(self, todo: list[FileEntry], features: FeatureSets, workers: int | None,
+              progress: Progress | None, first_bytes: int) -> Iterator[list[dict]]:
+        total, done = len(todo), 0
+        if progress:
+            progress(0, total)
+        batches = [todo[i : i + CHUNK] for i in range(0, total, CHUNK)]
+        workers = workers or default_workers()
+        if total < INLINE_BELOW or workers == 1:
+            results: Iterable[list[dict]] = (_extract_chunk(self.source, b, features, first_bytes) for b in batches)
+            executor: Executor | None = None
+        else:
+            if self.source.parallelism == "threads":
+                executor = ThreadPoolExecutor(max_workers=workers * 8)
+            else:
+                executor = ProcessPoolExecutor(max_workers=workers)
+            results = executor.map(_extract_chunk, [self.source] * len(batches), batches,
+                                   [features] * len(batches), [first_bytes] * len(batches))
+        try:
+            for records in results:
+                done += len(records)
+                if progress:
+                    progress(done, total)
+                yield records
+        finally:
+            if executor is not None:
+                executor.shutdown(cancel_futures=True)
+
+    def _tx(self):
+        return _Transaction(self.conn)
+
+    def _bump(self, keys: Sequence[str]) -> None:
+        with self._tx():
+            seq = self.conn.execute("SELECT coalesce(max(seq), 0) FROM partitions").fetchone()[0]
+            for key in keys:
+                seq += 1
+                self.conn.execute(
+                    "INSERT INTO partitions VALUES (?, 1, ?) ON CONFLICT(partition_key) DO UPDATE SET version = version + 1",
+                    (key, seq),
+                )
+
+    # ---- reads --------------------------------------------------------------------------------
+
+    def partition_keys(self) -> list[str]:
+        """Every partition that holds files, in the order they were first seen."""
+        rows = self.conn.execute(
+            "SELECT p.partition_key FROM partitions p WHERE EXISTS "
+            "(SELECT 1 FROM files f WHERE f.partition_key = p.partition_key) ORDER BY p.seq"
+        )
+        return [r[0] for r in rows]
+
+    def versions(self, keys: Sequence[str]) -> dict[str, int]:
+        out = {}
+        for chunk in chunks(list(keys), 500):
+            marks = ",".join("?" * len(chunk))
+            out.update(self.conn.execute(
+                f"SELECT partition_key, version FROM partitions WHERE partition_key IN ({marks})", list(chunk)))
+        return out
+
+    def files(self, keys: Sequence[str], with_records: bool = False) -> list[dict]:
+        """The files of these partitions (and the records made of them, if asked)."""
+        columns = "uri, size, version, partition_key, study_instance_uid, series_instance_uid, sop_instance_uid, reason"
+        if with_records:
+            columns += ", record"
+        out = []
+        for chunk in chunks(list(keys), 500):
+            marks = ",".join("?" * len(chunk))
+            cursor = self.conn.execute(f"SELECT {columns} FROM files WHERE partition_key IN ({marks}) ORDER BY uri",
+                                       list(chunk))
+            names = [d[0] for d in cursor.description]
+            out.extend(dict(zip(names, row, strict=True)) for row in cursor)
+        return out
+
+    def records(self, uris: Sequence[str]) -> list[dict]:
+        out = []
+        for chunk in chunks(list(uris), 500):
+            marks = ",".join("?" * len(chunk))
+            out.extend(json.loads(r[0]) for r in self.conn.execute(
+                f"SELECT record FROM files WHERE uri IN ({marks}) ORDER BY uri", list(chunk)))
+        return out
+
+    def keys_holding(self, accessions: Sequence[str]) -> dict[str, str]:
+        """Accession number → partition key, for the accessions that have files here."""
+        from quire_assets.dicom.records import partition_key
+
+        wanted = {partition_key(a, None): a for a in accessions}
+        present = set()
+        for chunk in chunks(list(wanted), 500):
+            marks = ",".join("?" * len(chunk))
+            present.update(r[0] for r in self.conn.execute(
+                f"SELECT DISTINCT partition_key FROM files WHERE partition_key IN ({marks})", list(chunk)))
+        return {wanted[k]: k for k in present}
+
+    def summary(self) -> dict[str, int]:
+        row = self.conn.execute(
+            "SELECT count(*), sum(reason IS NOT NULL), count(DISTINCT sop_instance_uid) FILTER (WHERE reason IS NULL),"
+            " count(DISTINCT series_instance_uid) FILTER (WHERE reason IS NULL),"
+            " count(DISTINCT study_instance_uid) FILTER (WHERE reason IS NULL) FROM files"
+        ).fetchone()
+        return {"files": row[0], "errors": row[1] or 0, "instances": row[2], "series": row[3], "studies": row[4]}
+
+    # ---- what each catalog holds --------------------------------------------------------------
+
+    def pending(self, catalog: str) -> list[str]:
+        """Partitions whose current version this catalog does not hold yet (including emptied ones)."""
+        rows = self.conn.execute(
+            "SELECT p.partition_key FROM partitions p LEFT JOIN cataloged c "
+            "ON c.catalog = ? AND c.partition_key = p.partition_key "
+            "WHERE c.version IS NULL OR c.version < p.version ORDER BY p.seq",
+            (catalog,),
+        )
+        return [r[0] for r in rows]
+
+    def mark_cataloged(self, catalog: str, versions: dict[str, int]) -> None:
+        with self._tx():
+            self.conn.executemany(
+                "INSERT INTO cataloged VALUES (?, ?, ?) ON CONFLICT(catalog, partition_key) "
+                "DO UPDATE SET version = max(version, excluded.version)",
+                [(catalog, k, v) for k, v in versions.items()],
+            )
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, *_: object) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,33 @@
+"""``dagster job execute`` from the shell, as CI runs it: source and catalog from the environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from quire_assets.catalog import open_catalog
+
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+
+
+def _run(args, env, cwd):
+    proc = subprocess.run([DAGSTER, "job", "execute", "-m", "quire_assets.definitions", *args],
+                          env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_dagster_job_execute(sample_archive, tmp_path):
+    env = {**os.environ, "QUIRE_SOURCE": str(sample_archive), "QUIRE_HOME": str(tmp_path / "home"),
+           "QUIRE_CATALOG": f"sqlite:///{tmp_path / 'catalog.db'}", "DAGSTER_HOME": str(tmp_path / "dagster")}
+    (tmp_path / "dagster").mkdir()
+    _run(["-j", "index_job"], env, tmp_path)
+    tags = {"dagster/asset_partition_range_start": "LIDC0001A", "dagster/asset_partition_range_end": "LIDC0004A"}
+    _run(["-j", "ingest_job", "--tags", json.dumps(tags)], env, tmp_path)
+    catalog = open_catalog(env["QUIRE_CATALOG"])
+    # The range holds the accessions registered between its ends, in the index's order.
+    assert catalog.distinct("studies", "accession_number") == ["LIDC0001A", "LIDC0003A", "LIDC0003X", "LIDC0004A"]
+    assert catalog.integrity()["ok"]

@@ -1,0 +1,61 @@
+"""Materialize accession partitions in-process, on an ephemeral instance."""
+
+from __future__ import annotations
+
+from dagster import DagsterInstance, materialize
+
+from quire_assets.assets import all_assets, ingest_assets, source_index
+from quire_assets.catalog import open_catalog
+from quire_assets.partitions import accession_partitions
+from quire_assets.resources import CatalogResource, LocalDicomSource, PartitionedParquetIOManager
+
+
+def _resources(archive, tmp_path):
+    return {
+        "source": LocalDicomSource(root=str(archive)),
+        "catalog": CatalogResource(uri=f"sqlite:///{tmp_path / 'catalog.db'}"),
+        "parquet_io_manager": PartitionedParquetIOManager(base_dir=str(tmp_path / "storage")),
+    }
+
+
+def test_materialize_one_accession_partition(sample_archive, tmp_path):
+    instance = DagsterInstance.ephemeral()
+    resources = _resources(sample_archive, tmp_path)
+    indexed = materialize([source_index], instance=instance, resources=resources)
+    assert indexed.success
+    keys = instance.get_dynamic_partitions(accession_partitions.name)
+    assert "RAD/2019/0042" in keys and "LIDC0001A" in keys
+    result = materialize(all_assets, selection=ingest_assets, partition_key="RAD/2019/0042",
+                         instance=instance, resources=resources)
+    assert result.success
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"every_file_accounted_for": True, "referential_integrity": True,
+                      "unique_sop_instance_uids": True}
+    catalog = open_catalog(resources["catalog"].uri)
+    assert catalog.distinct("studies", "accession_number") == ["RAD/2019/0042"]
+    series = catalog.find("series", sort=[("slice_thickness", 1)])
+    assert [s["slice_thickness"] for s in series] == [0.625, 1.25]
+    assert sum(s["num_instances"] for s in series) == catalog.count("instances") == 18
+    stored = sorted(p.name for p in (tmp_path / "storage" / "dicom_files").iterdir())
+    assert stored == ["RAD%2F2019%2F0042.parquet"]
+
+
+def test_one_run_covers_a_range_of_partitions(sample_archive, tmp_path):
+    from quire_assets.definitions import build_definitions
+    from quire_assets.orchestration import run_partitions
+
+    instance = DagsterInstance.ephemeral()
+    resources = _resources(sample_archive, tmp_path)
+    assert materialize([source_index], instance=instance, resources=resources).success
+    keys = instance.get_dynamic_partitions(accession_partitions.name)
+    defs = build_definitions(str(sample_archive), resources["catalog"].uri)
+    report = run_partitions(defs, instance, keys)
+    assert len(report.run_ids) == 1 and not report.failed
+    run = instance.get_run_by_id(report.run_ids[0])
+    assert run.tags["dagster/asset_partition_range_start"] == keys[0]
+    assert run.tags["dagster/asset_partition_range_end"] == keys[-1]
+    catalog = open_catalog(resources["catalog"].uri)
+    assert catalog.count("studies") == 7 and catalog.count("patients") == 6
+    # Several small runs when the batch is small.
+    report = run_partitions(defs, instance, keys, batch=3)
+    assert len(report.run_ids) == -(-len(keys) // 3)

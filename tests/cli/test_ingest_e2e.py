@@ -1,0 +1,184 @@
+"""End to end through the real ``quire`` command: the sample archive, every file pydicom ships,
+and broken files, ingested in a subprocess with its own QUIRE_HOME and DAGSTER_HOME."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from quire_assets.catalog import COLLECTIONS, open_catalog
+from quire_assets.dicom.sample import write_sample_archive
+from tests.conftest import PYDICOM_TEST_FILES
+
+QUIRE = str(Path(sys.executable).with_name("quire"))
+
+
+def quire(*args: str, env: dict, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([QUIRE, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
+    if check:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def _restamp(source: Path, target: Path, **values: str) -> None:
+    ds = pydicom.dcmread(source)
+    for key, value in values.items():
+        setattr(ds, key, value)
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(target)
+
+
+def build_archive(root: Path) -> dict[str, str]:
+    """The archive, and the reason expected for each broken file."""
+    write_sample_archive(root / "sample")
+    shutil.copytree(PYDICOM_TEST_FILES, root / "pydicom")
+    slices = sorted((root / "sample").rglob("1-00*.dcm"))
+    broken = root / "broken"
+    broken.mkdir()
+    (broken / "empty.dcm").write_bytes(b"")
+    (broken / "notes.dcm").write_text("Reading notes for case 12: see the annotation file.\n" * 10)
+    data = slices[0].read_bytes()
+    (broken / "truncated.dcm").write_bytes(data[: len(data) // 2])
+    (broken / "slice.dcm.gz").write_bytes(gzip.compress(data))
+    (broken / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + b"\x00" * 64)
+    ds = pydicom.dcmread(slices[1])
+    del ds.SOPInstanceUID
+    ds.save_as(broken / "no_sop.dcm")
+    # An exact copy of a slice in another folder: one instance, two locations.
+    (root / "copies").mkdir()
+    shutil.copy(slices[2], root / "copies" / "copy-of-slice.dcm")
+    # An accession number that looks like a path.
+    _restamp(slices[3], root / "odd" / "dotdot.dcm", AccessionNumber="../x",
+             StudyInstanceUID="1.2.826.0.1.3680043.8.498.77.1", SeriesInstanceUID="1.2.826.0.1.3680043.8.498.77.2",
+             SOPInstanceUID="1.2.826.0.1.3680043.8.498.77.3")
+    return {
+        str(broken / "empty.dcm"): "empty",
+        str(broken / "notes.dcm"): "not_dicom",
+        str(broken / "truncated.dcm"): "truncated",
+        str(broken / "slice.dcm.gz"): "compressed_container",
+        str(broken / ".DS_Store"): "skipped",
+        str(broken / "no_sop.dcm"): "missing_uid",
+    }
+
+
+def snapshot(root: Path, skip: tuple[Path, ...]) -> dict[str, int]:
+    out = {}
+    for path in root.rglob("*"):
+        if any(path == s or s in path.parents for s in skip):
+            continue
+        out[str(path)] = path.stat().st_size if path.is_file() else -1
+    return out
+
+
+def dump(uri: str) -> dict[str, list[dict]]:
+    with open_catalog(uri) as catalog:
+        return {c: catalog.find(c) for c in COLLECTIONS}
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory):
+    base = tmp_path_factory.mktemp("e2e")
+    archive = base / "archive"
+    expected_errors = build_archive(archive)
+    home, dagster_home, cwd = base / "quire_home", base / "dagster_home", base / "cwd"
+    cwd.mkdir()
+    env = {**os.environ, "QUIRE_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
+    env.pop("QUIRE_CATALOG", None)
+    before = snapshot(base, (home, dagster_home))
+    first = quire("ingest", str(archive), env=env, cwd=cwd)
+    after = snapshot(base, (home, dagster_home))
+    uri = f"sqlite:///{home / 'catalog.db'}"
+    return {"archive": archive, "errors": expected_errors, "env": env, "cwd": cwd, "uri": uri, "first": first,
+            "before": before, "after": after, "base": base}
+
+
+def test_every_file_is_accounted_for(ingested):
+    files = {str(p) for p in ingested["archive"].rglob("*") if p.is_file()}
+    catalog = dump(ingested["uri"])
+    located = {u for d in catalog["instances"] for u in d["uris"]}
+    errors = {d["uri"]: d for d in catalog["errors"]}
+    assert located | set(errors) == files
+    assert not located & set(errors)
+    for path, reason in ingested["errors"].items():
+        assert errors[path]["reason"] == reason, errors[path]
+        assert errors[path]["detail"]
+    summary = ingested["first"].stdout.strip().splitlines()[-1]
+    assert f"{len(files):,} files" in summary and f"{len(errors):,} errors" in summary
+
+
+def test_instances_unique_with_every_location(ingested):
+    catalog = dump(ingested["uri"])
+    sops = [d["sop_instance_uid"] for d in catalog["instances"]]
+    assert len(sops) == len(set(sops))
+    copy = str(ingested["archive"] / "copies" / "copy-of-slice.dcm")
+    holder = [d for d in catalog["instances"] if copy in d["uris"]]
+    assert len(holder) == 1 and len(holder[0]["uris"]) == 2
+
+
+def test_counts_and_values_match_pydicom(ingested):
+    catalog = dump(ingested["uri"])
+    error_uris = {d["uri"] for d in catalog["errors"]}
+    series_sops, study_series, patients, modality = defaultdict(set), defaultdict(set), set(), {}
+    for path in ingested["archive"].rglob("*"):
+        if not path.is_file() or str(path) in error_uris:
+            continue
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        series_sops[ds.SeriesInstanceUID].add(ds.SOPInstanceUID)
+        study_series[ds.StudyInstanceUID].add(ds.SeriesInstanceUID)
+        modality[ds.SeriesInstanceUID] = ds.get("Modality") or None
+        if ds.get("PatientID"):
+            patients.add(str(ds.PatientID))
+    series = {d["series_instance_uid"]: d for d in catalog["series"]}
+    assert {k: len(v) for k, v in series_sops.items()} == {k: d["num_instances"] for k, d in series.items()}
+    assert {k: v for k, v in modality.items()} == {k: d["modality"] for k, d in series.items()}
+    studies = {d["study_instance_uid"]: d for d in catalog["studies"]}
+    assert {k: len(v) for k, v in study_series.items()} == {k: d["num_series"] for k, d in studies.items()}
+    assert {d["patient_id"] for d in catalog["patients"]} == patients
+    with open_catalog(ingested["uri"]) as cat:
+        assert cat.integrity()["ok"]
+
+
+def test_accession_numbers_verbatim_and_nothing_written_outside_homes(ingested):
+    accessions = {d["accession_number"] for d in dump(ingested["uri"])["studies"]}
+    assert {"RAD/2019/0042", "../x", "LIDC0001A"} <= accessions
+    assert ingested["before"] == ingested["after"]  # the archive and its neighbours untouched
+    assert list(ingested["cwd"].iterdir()) == []
+
+
+def test_query_command_json_and_refusal(ingested):
+    out = quire("query", "studies", "--where", json.dumps({"accession_number": "../x"}), "--format", "json",
+                env=ingested["env"], cwd=ingested["cwd"])
+    docs = json.loads(out.stdout)
+    assert [d["accession_number"] for d in docs] == ["../x"]
+    bad = quire("query", "series", "--where", '{"$where": "true"}', env=ingested["env"], cwd=ingested["cwd"],
+                check=False)
+    assert bad.returncode == 2 and "'$where'" in bad.stderr
+    bad = quire("query", "series", "--where", "{modality: CT}", env=ingested["env"], cwd=ingested["cwd"], check=False)
+    assert bad.returncode == 2 and "not valid JSON" in bad.stderr
+
+
+def test_second_run_changes_nothing(ingested):
+    before = dump(ingested["uri"])
+    second = quire("ingest", str(ingested["archive"]), env=ingested["env"], cwd=ingested["cwd"])
+    assert "0 files read, 0 accessions cataloged in 0 run(s)" in second.stdout
+    assert dump(ingested["uri"]) == before
+
+
+def test_runs_land_in_dagster_home(ingested, monkeypatch):
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    monkeypatch.setenv("DAGSTER_HOME", ingested["env"]["DAGSTER_HOME"])
+    instance = DagsterInstance.get()
+    runs = instance.get_runs()
+    assert len(runs) == 1 and runs[0].status == DagsterRunStatus.SUCCESS
+    assert "../x" in instance.get_dynamic_partitions("accessions")
