@@ -130,8 +130,10 @@ def _negate(sql: str) -> str:
 class SqlFilter:
     """Compiles a validated filter to a WHERE clause over a ``doc`` JSON column."""
 
-    def __init__(self, column: str = "doc", scalar_fields: frozenset[str] = frozenset()):
+    def __init__(self, column: str = "doc", scalar_fields: frozenset[str] = frozenset(), key_field: str = ""):
         self.column = column
+        # The natural key is also the table's primary key column ``k``: lookups by it use that.
+        self.key_field = key_field
         # Fields the catalog guarantees hold no array (promoted fields): compiled to plain
         # json_extract() comparisons, the same expressions the indexes are built on.
         self.scalar_fields = scalar_fields
@@ -174,11 +176,11 @@ class SqlFilter:
         if op == "$in":
             if not operand:
                 return "0"
-            return "(" + " OR ".join(self._eq(parts, item) for item in operand) + ")"
+            return self._in(parts, operand)
         if op == "$nin":
             if not operand:
                 return "1"
-            return _negate(" OR ".join(self._eq(parts, item) for item in operand))
+            return _negate(self._in(parts, operand))
         if op == "$exists":
             return f"({self._present(parts)})" if operand else _negate(self._present(parts))
         if op == "$regex":
@@ -245,6 +247,9 @@ class SqlFilter:
             self.params.append(operand)
             return sql
         if isinstance(operand, str):
+            if ".".join(parts) == self.key_field and self.key_field in self.scalar_fields:
+                self.params.append(operand)
+                return f"(k = ? AND json_type({self.column}, '{json_path(parts)}') = 'text')"
             sql = self._any(parts, "{jtype} = 'text' AND {val} = ?")
             self.params.append(operand)
             return sql
@@ -252,6 +257,24 @@ class SqlFilter:
         sql = self._any(parts, "CASE WHEN {jtype} IN ('array', 'object') THEN json({val}) = json(?) ELSE 0 END")
         self.params.append(json.dumps(operand, ensure_ascii=False, separators=(",", ":")))
         return sql
+
+    def _in(self, parts: list[str], items: list) -> str:
+        """``$in``: on a scalar (indexed) field, one ``IN (...)`` per type, so the index serves it."""
+        if ".".join(parts) not in self.scalar_fields:
+            return "(" + " OR ".join(self._eq(parts, item) for item in items) + ")"
+        path = json_path(parts)
+        val, jtype = f"json_extract({self.column}, '{path}')", f"json_type({self.column}, '{path}')"
+        texts = [i for i in items if isinstance(i, str)]
+        numbers = [i for i in items if isinstance(i, int | float) and not isinstance(i, bool)]
+        others = [i for i in items if i not in texts and i not in numbers or isinstance(i, bool)]
+        clauses = []
+        for values, types in ((texts, "'text'"), (numbers, "'integer', 'real'")):
+            if values:
+                column = "k" if ".".join(parts) == self.key_field and types == "'text'" else val
+                clauses.append(f"({column} IN ({', '.join('?' * len(values))}) AND {jtype} IN ({types}))")
+                self.params.extend(values)
+        clauses.extend(self._eq(parts, item) for item in others)
+        return "(" + " OR ".join(clauses) + ")"
 
     def _compare(self, parts: list[str], op: str, operand: Any) -> str:
         sql_op = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[op]

@@ -96,7 +96,7 @@ class SqliteCatalog(Catalog):
             )
 
     def _where(self, collection: str, flt: dict | None) -> tuple[str, list]:
-        compiler = SqlFilter(scalar_fields=frozenset(SCALAR_FIELDS[collection]))
+        compiler = SqlFilter(scalar_fields=frozenset(SCALAR_FIELDS[collection]), key_field=KEYS[collection])
         return compiler.compile(validate_filter(flt or {})), compiler.params
 
     def delete(self, collection: str, flt: dict) -> int:

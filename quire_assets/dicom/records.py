@@ -85,6 +85,8 @@ def _feature_value(ds: Dataset, feature: Feature, oddities: Oddities) -> Any:
             container = getattr(ds, "file_meta", None)
             if container is None:
                 return None
+        if feature.tag not in container:  # most features are absent from most files: skip the lookup
+            return None
         elem = safe_element(container, feature.tag, feature.name, oddities)
     if elem is None:
         return None

@@ -91,8 +91,9 @@ def _patient(ds: Dataset, index: int) -> None:
         ds.SpecificCharacterSet = "ISO_IR 100"
         ds.PatientName = pid
     ds.PatientSex = "M" if index % 2 else "F"
-    ds.PatientBirthDate = f"19{40 + index * 3:02d}0{(index % 9) + 1}15"
-    ds.PatientAge = f"{60 - index * 3:03d}Y"
+    year = 1930 + (index * 7) % 50
+    ds.PatientBirthDate = f"{year}{(index % 12) + 1:02d}15"
+    ds.PatientAge = f"{2000 - year:03d}Y"
 
 
 def _image(ds: Dataset, matrix: int, value: int) -> None:

@@ -16,7 +16,7 @@ scalars = st.one_of(
     st.none(),
     st.integers(-3, 3),
     st.sampled_from([0.5, 1.25, -2.5, 3.0]),
-    st.sampled_from(["CT", "MR", "ct", "GE MEDICAL", "", "Ü"]),
+    st.sampled_from(["CT", "MR", "ct", "GE MEDICAL", "", "Ü", "s0", "s1"]),
 )
 values = st.one_of(scalars, st.lists(scalars, max_size=3))
 # Promoted fields hold single values only (the catalog refuses arrays there).
@@ -33,7 +33,7 @@ documents = st.lists(
     max_size=8,
 )
 
-fields = st.sampled_from(["a", "b", "meta.x", "meta.y", "modality", "slice_thickness", "missing"])
+fields = st.sampled_from(["a", "b", "meta.x", "meta.y", "modality", "slice_thickness", "missing", "series_instance_uid"])
 plain = st.one_of(scalars, st.lists(scalars, max_size=2))
 
 
