@@ -15,6 +15,7 @@ from dagster import Definitions, EnvVar
 from quire_assets.assets import all_assets
 from quire_assets.jobs import all_jobs
 from quire_assets.resources import CatalogResource, DicomSource, LocalDicomSource, PartitionedParquetIOManager
+from quire_assets.sensors import all_sensors
 
 DEFAULT_SOURCE = "archive"
 
@@ -43,6 +44,7 @@ def build_definitions(source_uri: str | None = None, catalog_uri: str | None = N
     return Definitions(
         assets=all_assets,
         jobs=all_jobs,
+        sensors=all_sensors,
         resources={
             "source": source_resource(source_uri),
             "catalog": catalog_resource(catalog_uri),

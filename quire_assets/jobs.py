@@ -2,7 +2,7 @@
 
 from dagster import AssetSelection, define_asset_job
 
-from quire_assets.assets import ingest_assets, source_index
+from quire_assets.assets import ingest_assets, source_index, summary_statistics
 from quire_assets.partitions import accession_partitions
 
 index_job = define_asset_job(
@@ -18,4 +18,10 @@ ingest_job = define_asset_job(
     description="Catalog accession partitions (one run takes a range of many partitions).",
 )
 
-all_jobs = [index_job, ingest_job]
+report_job = define_asset_job(
+    "report_job",
+    selection=AssetSelection.assets(summary_statistics),
+    description="Summary statistics over the catalog, and the HTML report.",
+)
+
+all_jobs = [index_job, ingest_job, report_job]

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from dagster import DagsterInstance, Definitions
+from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, RunRequest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from quire_assets.partitions import accession_partitions
@@ -50,6 +50,18 @@ def register_partitions(instance: DagsterInstance, keys: Sequence[str]) -> list[
     if new:
         instance.add_dynamic_partitions(accession_partitions.name, new)
     return new
+
+
+def execute_run_requests(defs: Definitions, instance: DagsterInstance, run_requests: Sequence[RunRequest],
+                         log_level: str = "WARNING") -> list[ExecuteInProcessResult]:
+    """Execute sensor run requests in the foreground (for users without a daemon)."""
+    results = []
+    for request in run_requests:
+        job = defs.resolve_job_def(request.job_name or "ingest_job")
+        results.append(job.execute_in_process(
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            instance=instance, tags=dict(request.tags), raise_on_error=False))
+    return results
 
 
 @dataclass

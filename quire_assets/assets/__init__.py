@@ -8,8 +8,9 @@ from quire_assets.assets.catalog_assets import (
     source_index,
     study_rollups,
 )
+from quire_assets.assets.summary import summary_statistics
 
 ingest_assets = [dicom_files, instance_records, series_rollups, study_rollups, catalog_entries]
-all_assets = [source_index, *ingest_assets]
+all_assets = [source_index, *ingest_assets, summary_statistics]
 
-__all__ = ["all_assets", "ingest_assets"]
+__all__ = ["all_assets", "ingest_assets", "summary_statistics"]

@@ -124,8 +124,8 @@ def _folder_part(text: str) -> str:
     return "".join(c if c.isalnum() or c in " .-_" else "_" for c in text) or "NA"
 
 
-def write_series(root: Path, study: StudyPlan, series: SeriesPlan, matrix: int) -> list[dict]:
-    """Write one series; returns one ``metadata.csv`` row."""
+def write_series(root: Path, study: StudyPlan, series: SeriesPlan, matrix: int, annotation: bool = True) -> list[dict]:
+    """Write one series (and its annotation ``.xml``); returns one ``metadata.csv`` row."""
     pid = f"{COLLECTION}-{study.patient_index:04d}"
     study_uid = _uid(pid, study.accession, study.date)
     series_uid = _uid(study_uid, series.number)
@@ -194,7 +194,9 @@ def write_series(root: Path, study: StudyPlan, series: SeriesPlan, matrix: int) 
         path = folder / f"1-{n:03d}.dcm"
         ds.save_as(path, enforce_file_format=True)
         size += path.stat().st_size
-    (folder / f"{series.number % 1000:03d}.xml").write_text(_annotation(study_uid, series_uid), encoding="utf-8")
+    if annotation:
+        (folder / f"{series.number % 1000:03d}.xml").write_text(_annotation(study_uid, series_uid),
+                                                                encoding="utf-8")
     return [{
         "Series UID": series_uid, "Collection": COLLECTION, "3rd Party Analysis": "NO",
         "Data Description URI": "", "Subject ID": pid, "Study UID": study_uid,

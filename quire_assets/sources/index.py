@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS files (
     uri TEXT PRIMARY KEY, size INTEGER, version TEXT, fingerprint TEXT, partition_key TEXT,
     study_instance_uid TEXT, series_instance_uid TEXT, sop_instance_uid TEXT, reason TEXT, record TEXT);
 CREATE INDEX IF NOT EXISTS files_partition ON files (partition_key);
-CREATE TABLE IF NOT EXISTS partitions (partition_key TEXT PRIMARY KEY, version INTEGER NOT NULL, seq INTEGER);
+CREATE TABLE IF NOT EXISTS partitions (partition_key TEXT PRIMARY KEY, version INTEGER NOT NULL, seq INTEGER,
+    changed INTEGER);
 CREATE TABLE IF NOT EXISTS cataloged (catalog TEXT, partition_key TEXT, version INTEGER,
     PRIMARY KEY (catalog, partition_key));
 """
@@ -155,14 +156,25 @@ class SourceIndex:
         return _Transaction(self.conn)
 
     def _bump(self, keys: Sequence[str]) -> None:
+        """New version for each changed partition; ``changed`` is one counter per refresh (sensor cursors)."""
+        if not keys:
+            return
         with self._tx():
-            seq = self.conn.execute("SELECT coalesce(max(seq), 0) FROM partitions").fetchone()[0]
+            seq, changed = self.conn.execute(
+                "SELECT coalesce(max(seq), 0), coalesce(max(changed), 0) + 1 FROM partitions").fetchone()
             for key in keys:
                 seq += 1
                 self.conn.execute(
-                    "INSERT INTO partitions VALUES (?, 1, ?) ON CONFLICT(partition_key) DO UPDATE SET version = version + 1",
-                    (key, seq),
+                    "INSERT INTO partitions VALUES (?, 1, ?, ?) ON CONFLICT(partition_key) "
+                    "DO UPDATE SET version = version + 1, changed = excluded.changed",
+                    (key, seq, changed),
                 )
+
+    def changes_since(self, cursor: int) -> tuple[list[str], int]:
+        """Partitions changed by refreshes after ``cursor``, and the newest change counter."""
+        rows = self.conn.execute(
+            "SELECT partition_key, changed FROM partitions WHERE changed > ? ORDER BY seq", (cursor,)).fetchall()
+        return [r[0] for r in rows], max([cursor, *(r[1] for r in rows)])
 
     # ---- reads --------------------------------------------------------------------------------
 

@@ -59,3 +59,24 @@ def test_one_run_covers_a_range_of_partitions(sample_archive, tmp_path):
     # Several small runs when the batch is small.
     report = run_partitions(defs, instance, keys, batch=3)
     assert len(report.run_ids) == -(-len(keys) // 3)
+
+
+def test_summary_statistics_asset(sample_archive, tmp_path, monkeypatch):
+    from quire_assets.assets import summary_statistics
+    from quire_assets.definitions import build_definitions
+    from quire_assets.orchestration import run_partitions
+
+    monkeypatch.setenv("QUIRE_HOME", str(tmp_path / "home"))
+    instance = DagsterInstance.ephemeral()
+    resources = _resources(sample_archive, tmp_path)
+    assert materialize([source_index], instance=instance, resources=resources).success
+    defs = build_definitions(str(sample_archive), resources["catalog"].uri)
+    run_partitions(defs, instance, instance.get_dynamic_partitions(accession_partitions.name))
+    result = materialize([summary_statistics], instance=instance, resources=resources)
+    [event] = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert metadata["total_studies"].value == 7
+    assert metadata["total_slices"].value == 79
+    assert metadata["average_slices_per_study"].value == round(79 / 7, 2)
+    assert "| 0.625 | 4 |" in metadata["distributions"].value  # four 0.625 mm series
+    assert (tmp_path / "home" / "reports" / "quire-report.html").is_file()

@@ -1,0 +1,195 @@
+"""Sensors: researcher job requests, run status back to the jobs collection, folder arrival.
+
+The planning and bookkeeping live in plain functions (``plan_researcher_jobs``,
+``record_run_outcome``, ``plan_arrivals``) so that ``quire jobs submit --wait`` runs the same
+logic in the foreground, without a daemon.
+"""
+
+import json
+from dataclasses import dataclass, field
+
+from dagster import (
+    DagsterRun,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunStatusSensorContext,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    run_status_sensor,
+    sensor,
+)
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
+
+from quire_assets.catalog import Catalog
+from quire_assets.catalog.jobs import update_accessions
+from quire_assets.dicom.records import partition_key
+from quire_assets.jobs import ingest_job
+from quire_assets.orchestration import DEFAULT_BATCH, partition_ranges, range_tags
+from quire_assets.partitions import accession_partitions
+from quire_assets.resources import CatalogResource, DicomSource
+from quire_assets.sources import SourceIndex
+
+JOB_TAG = "quire/job_id"
+RESEARCHER_TAG = "quire/researcher_id"
+
+
+@dataclass
+class Plan:
+    run_requests: list[RunRequest] = field(default_factory=list)
+    new_keys: list[str] = field(default_factory=list)
+    updates: dict[str, dict[str, dict]] = field(default_factory=dict)  # job id → accession → change
+
+
+def plan_researcher_jobs(catalog: Catalog, index: SourceIndex, existing_keys: list[str],
+                         batch: int = DEFAULT_BATCH, job_ids: list[str] | None = None) -> Plan:
+    """Runs for the pending accessions of pending jobs on this source; ``not_found`` for the rest."""
+    plan = Plan()
+    order = list(existing_keys)
+    known = set(order)
+    flt = {"status": "pending", **({"job_id": {"$in": job_ids}} if job_ids else {})}
+    for job in catalog.find("jobs", flt, sort=[("created_at", 1)]):
+        if job.get("source") and job["source"] != index.source.uri:
+            continue  # another code location (or `quire jobs submit --wait`) serves that source
+        wanted = [a for a, state in job["accessions"].items() if state["status"] == "pending"]
+        found = index.keys_holding(wanted)
+        changes = {a: {"status": "not_found", "detail": f"no file with this accession in {index.source.uri}"}
+                   for a in wanted if a not in found}
+        keys = sorted(set(found.values()), key=lambda k: (k not in known, k))
+        for key in keys:
+            if key not in known:
+                known.add(key)
+                order.append(key)
+                plan.new_keys.append(key)
+        for first, last in partition_ranges(order, keys, batch) if keys else []:
+            plan.run_requests.append(RunRequest(
+                job_name=ingest_job.name,
+                run_key=f"{job['job_id']}:{first}:{last}",
+                tags={JOB_TAG: job["job_id"], RESEARCHER_TAG: job["researcher_id"], **range_tags(first, last)},
+            ))
+        changes.update({a: {"status": "running", "detail": "run requested"} for a in found})
+        plan.updates[job["job_id"]] = changes
+    return plan
+
+
+def apply_updates(catalog: Catalog, plan: Plan) -> None:
+    for job_id, changes in plan.updates.items():
+        update_accessions(catalog, job_id, changes)
+
+
+def run_partition_keys(run: DagsterRun, ordered: list[str]) -> list[str]:
+    """The partitions a run covered: its single partition, or its range in the instance's order."""
+    if run.tags.get(PARTITION_NAME_TAG):
+        return [run.tags[PARTITION_NAME_TAG]]
+    first, last = run.tags.get(ASSET_PARTITION_RANGE_START_TAG), run.tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    if first not in ordered or last not in ordered:
+        return []
+    return ordered[ordered.index(first) : ordered.index(last) + 1]
+
+
+def record_run_outcome(catalog: Catalog, run: DagsterRun, ordered: list[str], success: bool,
+                       detail: str | None = None) -> dict | None:
+    """Write a researcher run's outcome to its job: done (and the job's collection on the studies) or failed."""
+    job_id = run.tags.get(JOB_TAG)
+    job = catalog.get("jobs", job_id) if job_id else None
+    if job is None:
+        return None
+    covered = set(run_partition_keys(run, ordered))
+    mine = [a for a, state in job["accessions"].items()
+            if state["status"] in ("running", "pending") and partition_key(a, None) in covered]
+    if success and mine:
+        catalog.add_to_collection(job["collection_id"], [partition_key(a, None) for a in mine])
+    status = "done" if success else "failed"
+    return update_accessions(catalog, job_id, {a: {"status": status, "run_id": run.run_id, "detail": detail}
+                                               for a in mine})
+
+
+@sensor(job=ingest_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
+        description="Turns pending researcher jobs into partitioned runs; marks absent accessions not_found.")
+def researcher_jobs(context: SensorEvaluationContext, source: DicomSource, catalog: CatalogResource):
+    index = source.index()
+    if not index.partition_keys():
+        index.close()
+        return SkipReason(f"the source {index.source.uri} is not indexed yet: run index_job or `quire ingest`")
+    cat = catalog.open()
+    plan = plan_researcher_jobs(cat, index, list(context.instance.get_dynamic_partitions(accession_partitions.name)))
+    index.close()
+    if not plan.updates:
+        cat.close()
+        return SkipReason("no pending researcher jobs")
+    apply_updates(cat, plan)
+    cat.close()
+    return SensorResult(
+        run_requests=plan.run_requests,
+        dynamic_partitions_requests=[accession_partitions.build_add_request(plan.new_keys)] if plan.new_keys else [],
+    )
+
+
+def _outcome(context: RunStatusSensorContext, catalog: CatalogResource, success: bool, detail: str | None) -> None:
+    ordered = list(context.instance.get_dynamic_partitions(accession_partitions.name))
+    cat = catalog.open()
+    record_run_outcome(cat, context.dagster_run, ordered, success, detail)
+    cat.close()
+
+
+@run_status_sensor(run_status=DagsterRunStatus.SUCCESS, monitored_jobs=[ingest_job], name="researcher_job_done",
+                   default_status=DefaultSensorStatus.RUNNING,
+                   description="Marks a researcher job's accessions done when their run succeeds.")
+def researcher_job_done(context: RunStatusSensorContext, catalog: CatalogResource):
+    _outcome(context, catalog, True, None)
+
+
+@run_status_sensor(run_status=DagsterRunStatus.FAILURE, monitored_jobs=[ingest_job], name="researcher_job_failed",
+                   default_status=DefaultSensorStatus.RUNNING,
+                   description="Marks a researcher job's accessions failed when their run fails.")
+def researcher_job_failed(context: RunStatusSensorContext, catalog: CatalogResource):
+    _outcome(context, catalog, False, f"run {context.dagster_run.run_id} failed")
+
+
+def plan_arrivals(index: SourceIndex, cursor: int, existing_keys: list[str], catalog_uri: str,
+                  batch: int = DEFAULT_BATCH) -> tuple[Plan, int]:
+    """Runs for partitions changed since ``cursor`` (the index's change counter) that the catalog
+    does not hold yet at their current version."""
+    changed, newest = index.changes_since(cursor)
+    pending = set(index.pending(catalog_uri))
+    changed = [k for k in changed if k in pending]
+    plan = Plan()
+    order = list(existing_keys)
+    for key in changed:
+        if key not in order:
+            order.append(key)
+            plan.new_keys.append(key)
+    for first, last in partition_ranges(order, changed, batch) if changed else []:
+        plan.run_requests.append(RunRequest(job_name=ingest_job.name, run_key=f"arrival:{newest}:{first}:{last}",
+                                            tags=range_tags(first, last)))
+    return plan, newest
+
+
+@sensor(job=ingest_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED,
+        description="Watches a local source: new or changed files update the index and catalog their accessions.")
+def folder_arrival(context: SensorEvaluationContext, source: DicomSource, catalog: CatalogResource):
+    state = json.loads(context.cursor) if context.cursor else {}
+    index = source.index()
+    refresh = index.refresh(source.features(), workers=source.workers or None, first_bytes=source.first_bytes)
+    plan, newest = plan_arrivals(index, int(state.get("changed", 0)),
+                                 list(context.instance.get_dynamic_partitions(accession_partitions.name)),
+                                 catalog.resolved_uri())
+    index.close()
+    cursor = json.dumps({"changed": newest, "files": refresh.listed})
+    if not plan.run_requests:
+        return SensorResult(skip_reason=SkipReason(f"no new or changed files among {refresh.listed:,}"),
+                            cursor=cursor)
+    context.log.info(f"{refresh.read} new or changed files; {len(plan.new_keys)} new accessions")
+    return SensorResult(
+        run_requests=plan.run_requests,
+        dynamic_partitions_requests=[accession_partitions.build_add_request(plan.new_keys)] if plan.new_keys else [],
+        cursor=cursor,
+    )
+
+
+all_sensors = [researcher_jobs, researcher_job_done, researcher_job_failed, folder_arrival]

@@ -1,0 +1,46 @@
+"""What can be checked of the deployment without a Docker engine."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+from dagster._core.instance.config import dagster_instance_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_compose_services_and_readme_agree():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = set(compose["services"])
+    assert {"mongodb", "mongo-express", "postgres", "quire-code", "dagster-webserver", "dagster-daemon"} <= services
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Deployment", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([a-z][a-z0-9-]+)`", section)) & (services | {"mongo", "dagster"})
+    assert named and named <= services
+    for name in services:
+        assert f"`{name}`" in section, f"README's deployment section does not name {name}"
+
+
+def test_no_secret_in_compose():
+    text = (ROOT / "docker-compose.yml").read_text()
+    for line in text.splitlines():
+        if re.search(r"PASSWORD|SECRET", line) and ":" in line:
+            value = line.split(":", 1)[1]
+            assert "${" in value or not value.strip(), line  # every secret is a ${VARIABLE}
+    compose = yaml.safe_load(text)
+    assert compose["services"]["mongodb"]["environment"]["MONGO_INITDB_ROOT_PASSWORD"].startswith("${")
+
+
+def test_dagster_yaml_validates_against_the_instance_schema():
+    config, _ = dagster_instance_config(str(ROOT / "deploy"), "dagster.yaml")
+    assert config["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_POSTGRES_PASSWORD"}
+    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+
+
+def test_dockerfile_serves_the_code_location():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "dagster-postgres" in dockerfile and "deploy/dagster.yaml" in dockerfile
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert "quire_assets.definitions" in compose["services"]["quire-code"]["command"]
