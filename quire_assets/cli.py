@@ -15,6 +15,7 @@ from typing import Any
 
 from quire_assets.catalog import CatalogError, FilterError, default_catalog_uri, open_catalog, quire_home
 from quire_assets.dicom.features import FeatureSetError
+from quire_assets.sources.base import SourceError
 
 LEVELS = ("patients", "studies", "series", "instances", "errors")
 TABLE_COLUMNS = {
@@ -408,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UserError, FilterError, CatalogError, FeatureSetError) as exc:
+    except (UserError, FilterError, CatalogError, FeatureSetError, SourceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

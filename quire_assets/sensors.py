@@ -7,6 +7,7 @@ logic in the foreground, without a daemon.
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from dagster import (
     DagsterRun,
@@ -34,6 +35,7 @@ from quire_assets.orchestration import DEFAULT_BATCH, partition_ranges, range_ta
 from quire_assets.partitions import accession_partitions
 from quire_assets.resources import CatalogResource, DicomSource
 from quire_assets.sources import SourceIndex
+from quire_assets.sources.s3 import S3Files
 
 JOB_TAG = "quire/job_id"
 RESEARCHER_TAG = "quire/researcher_id"
@@ -192,4 +194,38 @@ def folder_arrival(context: SensorEvaluationContext, source: DicomSource, catalo
     )
 
 
-all_sensors = [researcher_jobs, researcher_job_done, researcher_job_failed, folder_arrival]
+@sensor(job=ingest_job, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED,
+        description="New S3 objects under the source prefix: read their headers, catalog their accessions.")
+def s3_arrival(context: SensorEvaluationContext, source: DicomSource, catalog: CatalogResource):
+    from dagster_aws.s3.sensor import get_objects
+
+    files = source.files()
+    if not isinstance(files, S3Files):
+        return SkipReason(f"the source {files.uri} is not an S3 bucket (folder_arrival watches folders)")
+    state = json.loads(context.cursor) if context.cursor else {}
+    # S3's LastModified has one-second resolution: look one second back, the index drops repeats.
+    since = datetime.fromisoformat(state["last_modified"]) - timedelta(seconds=1) if state.get("last_modified") else None
+    objects = get_objects(files.bucket, files.prefix, since_last_modified=since, client=files.client)
+    objects = [o for o in objects if not (o["Key"].endswith("/") and o["Size"] == 0)]
+    if not objects:
+        return SensorResult(skip_reason=SkipReason("no new objects"), cursor=context.cursor)
+    index = SourceIndex(files)
+    update = index.update([files.entry(o) for o in objects], source.features(), first_bytes=source.first_bytes)
+    plan, changed = plan_arrivals(index, int(state.get("changed", 0)),
+                                  list(context.instance.get_dynamic_partitions(accession_partitions.name)),
+                                  catalog.resolved_uri())
+    index.close()
+    newest = max(o["LastModified"] for o in objects)
+    cursor = json.dumps({"last_modified": newest.isoformat(), "changed": changed})
+    if not plan.run_requests:
+        return SensorResult(skip_reason=SkipReason(f"{len(objects)} object(s) listed, none new or changed"),
+                            cursor=cursor)
+    context.log.info(f"{update.read} new or changed objects; {len(plan.new_keys)} new accessions")
+    return SensorResult(
+        run_requests=plan.run_requests,
+        dynamic_partitions_requests=[accession_partitions.build_add_request(plan.new_keys)] if plan.new_keys else [],
+        cursor=cursor,
+    )
+
+
+all_sensors = [researcher_jobs, researcher_job_done, researcher_job_failed, folder_arrival, s3_arrival]

@@ -83,6 +83,19 @@ class SourceIndex:
         first_bytes: int = 64 * 1024,
     ) -> RefreshResult:
         """List the source; read new and changed files; forget files that are gone."""
+        return self.update(self.source.list(), features, workers, progress, first_bytes, complete=True)
+
+    def update(
+        self,
+        entries: Iterable[FileEntry],
+        features: FeatureSets,
+        workers: int | None = None,
+        progress: Progress | None = None,
+        first_bytes: int = 64 * 1024,
+        complete: bool = False,
+    ) -> RefreshResult:
+        """Read the new or changed files among ``entries``. With ``complete``, ``entries`` is the
+        whole source, and files of the index missing from it are removed."""
         start = time.perf_counter()
         result = RefreshResult()
         known = {uri: (size, version, fp, key) for uri, size, version, fp, key in
@@ -90,7 +103,7 @@ class SourceIndex:
         fingerprint = features.fingerprint
         todo: list[FileEntry] = []
         seen: set[str] = set()
-        for entry in self.source.list():
+        for entry in entries:
             seen.add(entry.uri)
             result.listed += 1
             old = known.get(entry.uri)
@@ -99,10 +112,11 @@ class SourceIndex:
             else:
                 todo.append(entry)
         changed: set[str] = set()
-        gone = [uri for uri in known if uri not in seen]
+        gone = [uri for uri in known if uri not in seen] if complete else []
         for chunk in chunks(gone):
             changed.update(known[uri][3] for uri in chunk)
-            self.conn.executemany("DELETE FROM files WHERE uri = ?", [(u,) for u in chunk])
+            with self._tx():
+                self.conn.executemany("DELETE FROM files WHERE uri = ?", [(u,) for u in chunk])
         result.removed = len(gone)
         versions = {e.uri: e.version for e in todo}
         for records in self._read(todo, features, workers, progress, first_bytes):
@@ -130,14 +144,15 @@ class SourceIndex:
         total, done = len(todo), 0
         if progress:
             progress(0, total)
-        batches = [todo[i : i + CHUNK] for i in range(0, total, CHUNK)]
+        size = CHUNK if self.source.parallelism == "processes" else 4  # threads wait on I/O: small tasks
+        batches = [todo[i : i + size] for i in range(0, total, size)]
         workers = workers or default_workers()
         if total < INLINE_BELOW or workers == 1:
             results: Iterable[list[dict]] = (_extract_chunk(self.source, b, features, first_bytes) for b in batches)
             executor: Executor | None = None
         else:
             if self.source.parallelism == "threads":
-                executor = ThreadPoolExecutor(max_workers=workers * 8)
+                executor = ThreadPoolExecutor(max_workers=getattr(self.source, "threads", workers * 8))
             else:
                 executor = ProcessPoolExecutor(max_workers=workers)
             results = executor.map(_extract_chunk, [self.source] * len(batches), batches,
