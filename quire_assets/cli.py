@@ -165,7 +165,11 @@ def ingest(source: str, catalog_uri: str | None, workers: int | None = None, bat
     runs = run_partitions(defs, instance, pending, tags=tags, batch=batch or DEFAULT_BATCH, on_run=on_run)
     summary = index.summary()
     index.close()
-    return {**summary, "read": refresh.read, "partitions": len(pending), "runs": len(runs.run_ids),
+    from quire_assets.timing import spent
+
+    timings = {"index_s": refresh.seconds, "runs_s": runs.seconds, "in_quire_code_s": sum(spent.values()),
+               **{f"{k}_s": v for k, v in spent.items()}}
+    return {**summary, "timings": timings, "read": refresh.read, "partitions": len(pending), "runs": len(runs.run_ids),
             "failed_runs": runs.failed, "run_ids": runs.run_ids, "seconds": time.perf_counter() - start}
 
 
@@ -173,6 +177,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.features:
         os.environ["QUIRE_FEATURES"] = args.features
     report = ingest(args.source, args.catalog, workers=args.workers, batch=args.batch)
+    if args.timings:
+        t = report["timings"]
+        print(json.dumps({**t, "dagster_overhead_s": t["runs_s"] - t["in_quire_code_s"]}), file=sys.stderr)
     print(f"{report['files']:,} files, {report['instances']:,} instances, {report['series']:,} series, "
           f"{report['studies']:,} studies, {report['errors']:,} errors, {report['seconds']:.1f} s "
           f"({report['read']:,} files read, {report['partitions']:,} accessions cataloged in {report['runs']} run(s))")
@@ -355,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="parallel header readers (default: one per core)")
     p.add_argument("--batch", type=int, help="accessions per Dagster run (default: 500)")
     p.add_argument("--features", help="a folder with your own study.txt / series.txt / instance.txt")
+    p.add_argument("--timings", action="store_true", help="print where the time went (JSON, on stderr)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("query", help="query the catalog with a MongoDB filter document")

@@ -27,9 +27,11 @@ from dagster import (
     asset,
 )
 
+from quire_assets.catalog.base import chunks
 from quire_assets.dicom import rollup
 from quire_assets.partitions import accession_partitions
 from quire_assets.resources import CatalogResource, DicomSource
+from quire_assets.timing import timed
 
 # Batched backfills are the point of this graph; Dagster marks the parameter beta.
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=BetaWarning)
@@ -67,6 +69,7 @@ def _frame(docs: list[dict], columns: list[str]) -> pd.DataFrame:
 @asset(group_name=GROUP, kinds={"python", "sqlite"}, description=(
     "The incremental index of the DICOM source: lists every file, reads headers of new or changed "
     "files only, and registers an accession partition for every accession found."))
+@timed
 def source_index(context: AssetExecutionContext, source: DicomSource) -> MaterializeResult:
     index = source.index()
     last = [0.0]
@@ -100,6 +103,7 @@ def source_index(context: AssetExecutionContext, source: DicomSource) -> Materia
 @asset(deps=[source_index], kinds={"python", "pandas"}, **BATCHED, description=(
     "The listing of each accession's files: uri, size, version, identifying UIDs, and the error "
     "reason of files that cannot be cataloged."))
+@timed
 def dicom_files(context: AssetExecutionContext, source: DicomSource) -> pd.DataFrame:
     index = source.index()
     keys = context.partition_keys
@@ -117,6 +121,7 @@ def dicom_files(context: AssetExecutionContext, source: DicomSource) -> pd.DataF
 
 @asset(kinds={"python", "pandas"}, **BATCHED, description=(
     "One record per readable file: identifying UIDs, promoted fields and feature-set metadata."))
+@timed
 def instance_records(context: AssetExecutionContext, source: DicomSource, dicom_files: pd.DataFrame) -> pd.DataFrame:
     readable = dicom_files[dicom_files["reason"].isna()]
     index = source.index()
@@ -133,6 +138,7 @@ def instance_records(context: AssetExecutionContext, source: DicomSource, dicom_
 
 @asset(kinds={"python", "pandas"}, **BATCHED, description=(
     "Series rollups: counts, promoted fields, and values that vary inside a series as ranges or distinct sets."))
+@timed
 def series_rollups(context: AssetExecutionContext, source: DicomSource, instance_records: pd.DataFrame) -> pd.DataFrame:
     features = source.features()
     docs = []
@@ -148,6 +154,7 @@ def series_rollups(context: AssetExecutionContext, source: DicomSource, instance
 
 @asset(kinds={"python", "pandas"}, **BATCHED, description=(
     "Study rollups: patient and study attributes, modalities, series and instance counts."))
+@timed
 def study_rollups(context: AssetExecutionContext, source: DicomSource, instance_records: pd.DataFrame,
                   series_rollups: pd.DataFrame) -> pd.DataFrame:
     features = source.features()
@@ -176,6 +183,7 @@ CHECKS = [
        backfill_policy=BATCHED["backfill_policy"], check_specs=CHECKS, description=(
            "The catalog's documents for each accession: patients, studies, series, instances and errors, "
            "written as idempotent upserts that also remove what an accession no longer holds."))
+@timed
 def catalog_entries(
     context: AssetExecutionContext,
     source: DicomSource,
@@ -189,7 +197,7 @@ def catalog_entries(
     cat = catalog.open()
     totals: Counter = Counter()
     groups = {name: dict(tuple(df.groupby("partition_key", sort=False))) if len(df) else {}
-              for name, df in (("files", dicom_files), ("records", instance_records),
+              for name, df in (("records", instance_records),
                                ("series", series_rollups), ("studies", study_rollups))}
     empty = pd.DataFrame(columns=["document"])
     index = source.index()
@@ -197,26 +205,27 @@ def catalog_entries(
     error_docs: dict[str, list[dict]] = {}
     for record in index.records(list(dicom_files.loc[dicom_files["reason"].notna(), "uri"])):
         error_docs.setdefault(record["partition_key"], []).append(record)
-    unaccounted: list[str] = []
     stolen: list[str] = []
     for key in context.partition_keys:
-        files = groups["files"].get(key, dicom_files.iloc[0:0])
         records = _docs(groups["records"].get(key, empty))
         instances = rollup.instance_documents(records, features)
+        # Check, before the upsert makes it silent: a SOP Instance UID already held by another accession.
+        for chunk in chunks([d["sop_instance_uid"] for d in instances]):
+            stolen.extend(d["sop_instance_uid"] for d in cat.find(
+                "instances", {"sop_instance_uid": {"$in": list(chunk)}}, projection={"sop_instance_uid": 1,
+                                                                                   "partition_key": 1})
+                if d["partition_key"] != key)
         counts = cat.replace_partition(key, instances, _docs(groups["series"].get(key, empty)),
                                        _docs(groups["studies"].get(key, empty)), error_docs.get(key, []))
         totals.update(counts)
-        # Check: every listed file is accounted for, as the catalog now holds it.
-        held = {u for d in cat.find("instances", {"partition_key": key}, projection={"uris": 1}) for u in d["uris"]}
-        held |= {d["uri"] for d in cat.find("errors", {"partition_key": key}, projection={"uri": 1})}
-        unaccounted.extend(sorted(set(files["uri"]) - held))
-        # Check: a SOP Instance UID of this accession is not held by another one.
-        owners = {d["sop_instance_uid"]: d["partition_key"] for d in instances}
-        for doc in cat.find("instances", {"sop_instance_uid": {"$in": list(owners)}},
-                            projection={"sop_instance_uid": 1, "partition_key": 1}) if owners else []:
-            if doc["partition_key"] != key:
-                stolen.append(doc["sop_instance_uid"])
-    integrity = cat.integrity()
+    # Check: every listed file is accounted for, as the catalog now holds it.
+    held: set[str] = set()
+    for chunk in chunks(list(context.partition_keys), 500):
+        in_run = {"partition_key": {"$in": list(chunk)}}
+        held.update(u for d in cat.find("instances", in_run, projection={"uris": 1}) for u in d["uris"])
+        held.update(d["uri"] for d in cat.find("errors", in_run, projection={"uri": 1}))
+    unaccounted = sorted(set(dicom_files["uri"]) - held)
+    integrity = cat.integrity(context.partition_keys)
     cat.close()
     index.mark_cataloged(catalog.resolved_uri(), {
         k: int(v) for k, v in dicom_files.groupby("partition_key")["partition_version"].max().items()

@@ -274,17 +274,26 @@ class Catalog(ABC):
             study["collection_ids"] = sorted(set(study.get("collection_ids") or []) | {collection_id})
         return self.upsert("studies", studies)
 
-    def integrity(self) -> dict[str, Any]:
-        """Orphans and count mismatches (meta_db's ``/link`` check)."""
-        studies = {d["study_instance_uid"]: d for d in self.find("studies", projection={
+    def _find_in(self, collection: str, partition_keys: Sequence[str] | None, projection: dict) -> list[dict]:
+        if partition_keys is None:
+            return self.find(collection, projection=projection)
+        found = []
+        for chunk in chunks(list(partition_keys), 500):
+            found.extend(self.find(collection, {"partition_key": {"$in": list(chunk)}}, projection=projection))
+        return found
+
+    def integrity(self, partition_keys: Sequence[str] | None = None) -> dict[str, Any]:
+        """Orphans and count mismatches (meta_db's ``/link`` check), over the whole catalog or the
+        documents of some partitions (a study's series and instances share its partition)."""
+        studies = {d["study_instance_uid"]: d for d in self._find_in("studies", partition_keys, {
             "study_instance_uid": 1, "num_series": 1, "num_instances": 1})}
-        series = {d["series_instance_uid"]: d for d in self.find("series", projection={
+        series = {d["series_instance_uid"]: d for d in self._find_in("series", partition_keys, {
             "series_instance_uid": 1, "study_instance_uid": 1, "num_instances": 1})}
         instance_counts: dict[str, int] = {}
         study_instance_counts: dict[str, int] = {}
         orphan_instances = []
-        for doc in self.find("instances", projection={"sop_instance_uid": 1, "series_instance_uid": 1,
-                                                        "study_instance_uid": 1}):
+        for doc in self._find_in("instances", partition_keys, {"sop_instance_uid": 1, "series_instance_uid": 1,
+                                                                 "study_instance_uid": 1}):
             s = doc.get("series_instance_uid")
             instance_counts[s] = instance_counts.get(s, 0) + 1
             st = doc.get("study_instance_uid")

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from pydicom.dataset import Dataset
 
+from quire_assets.dicom.fastpath import fast_metadata
 from quire_assets.dicom.features import Feature, FeatureSets
 from quire_assets.dicom.header import DEFAULT_PREFIX, HeaderError, read_header, require_uids
 from quire_assets.dicom.normalize import Oddities, normalize_element, safe_element
@@ -112,6 +113,12 @@ def record_from_dataset(uri: str, ds: Dataset, features: FeatureSets, preamble: 
         value = _feature_value(ds, feature, oddities)
         if value is not None:
             metadata[feature.name] = value
+    return build_record(uri, size, metadata, oddities, study_uid, series_uid, sop_uid)
+
+
+def build_record(uri: str, size: int, metadata: dict[str, Any], oddities: list, study_uid: str, series_uid: str,
+                 sop_uid: str) -> dict:
+    """An instance record from its metadata (shared by the pydicom path and the fast path)."""
     # The UIDs identify the record whatever the feature set says.
     metadata.update(StudyInstanceUID=study_uid, SeriesInstanceUID=series_uid, SOPInstanceUID=sop_uid)
     accession = metadata.get("AccessionNumber")
@@ -137,11 +144,21 @@ def extract(
     fetch: Callable[[int], bytes],
     features: FeatureSets,
     first_bytes: int = DEFAULT_PREFIX,
+    fast: bool = False,
 ) -> dict:
     """The record of one file: an instance record, or an error record (``"reason"`` set).
 
     ``fetch(n)`` returns the file's first ``n`` bytes. Never raises for a bad file.
     """
+    if fast and size:
+        prefix = fetch(min(first_bytes, size))
+        record = _fast_record(uri, size, prefix, features)
+        if record is not None:
+            return record
+
+        def fetch(n: int, _prefix: bytes = prefix, _fetch: Callable[[int], bytes] = fetch) -> bytes:
+            return _prefix[:n] if n <= len(_prefix) else _fetch(n)  # the pydicom path reuses the bytes read
+
     try:
         header = read_header(uri, size, fetch, first_bytes)
     except HeaderError as exc:
@@ -159,6 +176,17 @@ def extract(
         return error_record(uri, exc.reason, exc.detail, _partition_of_partial(ds), size=size)
     except Exception as exc:
         return error_record(uri, "unreadable", f"{type(exc).__name__}: {exc}"[:300], _partition_of_partial(ds), size=size)
+
+
+def _fast_record(uri: str, size: int, prefix: bytes, features: FeatureSets) -> dict | None:
+    metadata = fast_metadata(prefix, size, features)
+    if metadata is None:
+        return None
+    uids = [str(metadata.get(k) or "").strip() for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")]
+    if not all(uids) or any(isinstance(metadata.get(k), list) for k in
+                            ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")):
+        return None  # the pydicom path classifies it
+    return build_record(uri, size, metadata, [], *uids)
 
 
 def _partition_of_partial(ds: Dataset) -> str:
@@ -181,14 +209,15 @@ def read_file_prefix(path: str | os.PathLike[str]) -> Callable[[int], bytes]:
     return fetch
 
 
-def extract_file(path: str | os.PathLike[str], features: FeatureSets, uri: str | None = None) -> dict:
+def extract_file(path: str | os.PathLike[str], features: FeatureSets, uri: str | None = None,
+                 fast: bool = False) -> dict:
     """``extract`` for a local file (``uri`` defaults to the path)."""
     uri = uri or os.fspath(path)
     try:
         size = os.stat(path).st_size
     except OSError as exc:
         return error_record(uri, "io_error", f"{type(exc).__name__}: {exc}"[:300])
-    return extract(uri, size, read_file_prefix(path), features)
+    return extract(uri, size, read_file_prefix(path), features, fast=fast)
 
 
 def is_error(record: dict) -> bool:

@@ -19,8 +19,11 @@ from quire_assets.dicom.records import PROMOTED, snake_case
 MAX_DISTINCT = 50
 
 
-def _freeze(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+def _freeze(value: Any) -> Any:
+    """A hashable, type-exact key for a value (1, 1.0 and True stay apart, as in the catalog)."""
+    if value is None or isinstance(value, str | int | float):
+        return (type(value).__name__, value)
+    return ("json", json.dumps(value, sort_keys=True, ensure_ascii=False))
 
 
 def _is_number(value: Any) -> bool:
@@ -42,7 +45,7 @@ def combine(values: list[Any]) -> tuple[Any, bool]:
         return present[0], True
     if all(_is_number(v) for v in present):
         return {"min": min(present), "max": max(present)}, True
-    ordered = sorted(distinct.values(), key=_freeze)
+    ordered = sorted(distinct.values(), key=lambda v: json.dumps(v, sort_keys=True, ensure_ascii=False))
     result: dict[str, Any] = {"distinct": ordered[:MAX_DISTINCT]}
     if len(ordered) > MAX_DISTINCT:
         result["num_distinct"] = len(ordered)
@@ -50,12 +53,18 @@ def combine(values: list[Any]) -> tuple[Any, bool]:
 
 
 def most_common(values: Iterable[Any]) -> Any:
-    counts = Counter(_freeze(v) for v in values if v is not None)
+    counts: Counter = Counter()
+    originals: dict[Any, Any] = {}
+    for value in values:
+        if value is not None:
+            key = _freeze(value)
+            counts[key] += 1
+            originals.setdefault(key, value)
     if not counts:
         return None
     # Ties go to the smallest serialized value, so the answer does not depend on file order.
-    best = min(counts.items(), key=lambda item: (-item[1], item[0]))[0]
-    return json.loads(best)
+    best = min(counts.items(), key=lambda item: (-item[1], json.dumps(originals[item[0]], sort_keys=True, ensure_ascii=False)))[0]
+    return originals[best]
 
 
 def _rollup_metadata(records: list[dict], names: list[str]) -> tuple[dict[str, Any], list[str]]:
@@ -92,7 +101,7 @@ def instance_documents(records: Iterable[dict], features: FeatureSets) -> list[d
         first = copies[0]
         documents.append(
             {
-                **_promoted([first], "instance"),
+                **{snake_case(k): first["metadata"].get(k) for k in PROMOTED["instance"]},
                 "sop_instance_uid": sop_uid,
                 "series_instance_uid": first["series_instance_uid"],
                 "study_instance_uid": first["study_instance_uid"],

@@ -18,6 +18,7 @@ from dagster import ConfigurableIOManager, InputContext, OutputContext
 from pydantic import Field
 
 from quire_assets.catalog import quire_home
+from quire_assets.timing import timed
 
 PARTITION_COLUMN = "partition_key"
 MAX_NAME = 200
@@ -42,6 +43,7 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
         directory = self._dir(asset_path)
         return directory / (f"{safe_name(partition_key)}.parquet" if partition_key is not None else "data.parquet")
 
+    @timed
     def handle_output(self, context: OutputContext, obj: pd.DataFrame) -> None:
         if obj is None:
             return
@@ -60,6 +62,7 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
             pq.write_table(table.take(pa.array(rows.get(key, []), type=pa.int64())), self._path(asset_path, key))
         context.add_output_metadata({"partitions_written": len(keys)})
 
+    @timed
     def load_input(self, context: InputContext) -> pd.DataFrame:
         asset_path = list(context.asset_key.path)
         if not context.has_asset_partitions:

@@ -51,8 +51,21 @@ class RefreshResult:
 
 
 def _extract_chunk(source: FileSource, entries: Sequence[FileEntry], features: FeatureSets,
-                   first_bytes: int) -> list[dict]:
-    return [extract(e.uri, e.size, source.fetcher(e), features, first_bytes) for e in entries]
+                   first_bytes: int) -> list[tuple]:
+    """Index rows for some files, serialized in the worker (cheaper to send back than records)."""
+    fast = fast_path_enabled()
+    rows = []
+    for e in entries:
+        r = extract(e.uri, e.size, source.fetcher(e), features, first_bytes, fast=fast)
+        rows.append((e.uri, e.size, e.version, features.fingerprint, r["partition_key"], r.get("study_instance_uid"),
+                     r.get("series_instance_uid"), r.get("sop_instance_uid"), r.get("reason"),
+                     json.dumps(r, ensure_ascii=False, separators=(",", ":"))))
+    return rows
+
+
+def fast_path_enabled() -> bool:
+    """The header fast path is on unless ``QUIRE_FAST_PATH=0`` (pydicom then reads every file)."""
+    return os.environ.get("QUIRE_FAST_PATH", "1") != "0"
 
 
 def default_workers() -> int:
@@ -118,18 +131,11 @@ class SourceIndex:
             with self._tx():
                 self.conn.executemany("DELETE FROM files WHERE uri = ?", [(u,) for u in chunk])
         result.removed = len(gone)
-        versions = {e.uri: e.version for e in todo}
-        for records in self._read(todo, features, workers, progress, first_bytes):
-            rows = []
-            for r in records:
-                rows.append((
-                    r["uri"], r.get("size"), versions[r["uri"]], fingerprint, r["partition_key"],
-                    r.get("study_instance_uid"), r.get("series_instance_uid"), r.get("sop_instance_uid"),
-                    r.get("reason"), json.dumps(r, ensure_ascii=False, separators=(",", ":")),
-                ))
-                changed.add(r["partition_key"])
-                old = known.get(r["uri"])
-                if old and old[3] != r["partition_key"]:
+        for rows in self._read(todo, features, workers, progress, first_bytes):
+            for row in rows:
+                changed.add(row[4])
+                old = known.get(row[0])
+                if old and old[3] != row[4]:
                     changed.add(old[3])  # the file moved to another accession
             with self._tx():
                 self.conn.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
@@ -140,7 +146,7 @@ class SourceIndex:
         return result
 
     def _read(self, todo: list[FileEntry], features: FeatureSets, workers: int | None,
-              progress: Progress | None, first_bytes: int) -> Iterator[list[dict]]:
+              progress: Progress | None, first_bytes: int) -> Iterator[list[tuple]]:
         total, done = len(todo), 0
         if progress:
             progress(0, total)
@@ -148,7 +154,7 @@ class SourceIndex:
         batches = [todo[i : i + size] for i in range(0, total, size)]
         workers = workers or default_workers()
         if total < INLINE_BELOW or workers == 1:
-            results: Iterable[list[dict]] = (_extract_chunk(self.source, b, features, first_bytes) for b in batches)
+            results: Iterable[list[tuple]] = (_extract_chunk(self.source, b, features, first_bytes) for b in batches)
             executor: Executor | None = None
         else:
             if self.source.parallelism == "threads":

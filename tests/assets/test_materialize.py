@@ -80,3 +80,29 @@ def test_summary_statistics_asset(sample_archive, tmp_path, monkeypatch):
     assert metadata["average_slices_per_study"].value == round(79 / 7, 2)
     assert "| 0.625 | 4 |" in metadata["distributions"].value  # four 0.625 mm series
     assert (tmp_path / "home" / "reports" / "quire-report.html").is_file()
+
+
+def test_sop_uid_claimed_by_two_accessions_fails_its_check(tmp_path):
+    import pydicom
+
+    from quire_assets.dicom.sample import write_sample_archive
+    from quire_assets.orchestration import range_tags
+
+    archive = tmp_path / "archive"
+    write_sample_archive(archive, patients=1, slices=2)
+    slice_ = next(archive.rglob("1-001.dcm"))
+    ds = pydicom.dcmread(slice_)
+    ds.AccessionNumber = "RELABELED"  # same SOP Instance UID, another accession
+    (archive / "relabeled").mkdir()
+    ds.save_as(archive / "relabeled" / "x.dcm")
+    instance = DagsterInstance.ephemeral()
+    resources = _resources(archive, tmp_path)
+    assert materialize([source_index], instance=instance, resources=resources).success
+    keys = instance.get_dynamic_partitions(accession_partitions.name)
+    assert {"LIDC0001A", "RELABELED"} <= set(keys)
+    result = materialize(all_assets, selection=ingest_assets, instance=instance, resources=resources,
+                         tags=range_tags(keys[0], keys[-1]))
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not checks["unique_sop_instance_uids"].passed
+    assert checks["unique_sop_instance_uids"].metadata["shared_across_accessions"].value == 1
+    assert checks["every_file_accounted_for"].passed is False  # the relabeled copy took the instance over

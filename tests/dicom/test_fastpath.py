@@ -1,0 +1,44 @@
+"""The fast path gives the same record as the pydicom path, file for file."""
+
+from __future__ import annotations
+
+import pytest
+
+from quire_assets.dicom.features import load_feature_sets
+from quire_assets.dicom.records import extract_file
+from tests.conftest import PYDICOM_TEST_FILES, pydicom_files
+
+
+@pytest.mark.parametrize("path", pydicom_files(), ids=lambda p: str(p.relative_to(PYDICOM_TEST_FILES)))
+def test_fast_path_equals_pydicom_on_shipped_files(path, features):
+    assert extract_file(path, features, fast=True) == extract_file(path, features, fast=False)
+
+
+def test_fast_path_equals_pydicom_on_the_sample_archive(sample_archive, features, tmp_path):
+    paths = sorted(p for p in sample_archive.rglob("*") if p.is_file())
+    for path in paths:
+        assert extract_file(path, features, fast=True) == extract_file(path, features, fast=False), path
+
+
+def test_fast_path_takes_the_common_case(sample_archive, features, monkeypatch):
+    """It must actually serve plain CT files (or it would be a fast path in name only)."""
+    from quire_assets.dicom import records
+
+    calls = []
+    original = records.read_header
+    monkeypatch.setattr(records, "read_header", lambda *a, **k: calls.append(a[0]) or original(*a, **k))
+    paths = sorted(sample_archive.rglob("*.dcm"))
+    for path in paths:
+        extract_file(path, features, fast=True)
+    assert calls == []  # no sample slice needed pydicom
+    extract_file(PYDICOM_TEST_FILES / "rtplan.dcm", features, fast=True)
+    assert len(calls) == 1  # no pixel data: the reference path reads it
+
+
+def test_custom_feature_set_without_uids(tmp_path, sample_archive):
+    (tmp_path / "instance.txt").write_text("InstanceNumber\n")
+    (tmp_path / "series.txt").write_text("Modality\nGEMS_IDEN_01,0009,01\n")
+    (tmp_path / "study.txt").write_text("AccessionNumber\nPatientName\n")
+    custom = load_feature_sets(tmp_path)
+    for path in sorted(sample_archive.rglob("*.dcm"))[:12]:
+        assert extract_file(path, custom, fast=True) == extract_file(path, custom, fast=False)
