@@ -206,9 +206,13 @@ class Catalog(ABC):
                     seen.setdefault(repr((type(value).__name__, value)), value)
         return sorted(seen.values(), key=lambda v: (str(type(v)), v) if not isinstance(v, dict) else (str(type(v)), 0))
 
+    def keys(self, collection: str, flt: dict | None = None) -> list:
+        """The natural keys of the matching documents."""
+        key = KEYS[check_collection(collection)]
+        return [d[key] for d in self.find(collection, flt, projection={key: 1})]
+
     def keys_in_partition(self, collection: str, partition_key: str) -> set:
-        key = KEYS[collection]
-        return {d[key] for d in self.find(collection, {"partition_key": partition_key}, projection={key: 1})}
+        return set(self.keys(collection, {"partition_key": partition_key}))
 
     def replace_partition(
         self,

@@ -119,6 +119,13 @@ class SqliteCatalog(Catalog):
             params = [*params, limit if limit else -1, skip]
         return [apply_projection(json.loads(row[0]), projection) for row in self.conn.execute(sql, params)]
 
+    def keys(self, collection: str, flt: dict | None = None) -> list:
+        # The key column itself: no document is parsed.
+        if collection not in KEYS:
+            raise CatalogError(f"unknown collection {collection!r}")
+        where, params = self._where(collection, flt)
+        return [row[0] for row in self.conn.execute(f'SELECT k FROM "{collection}" WHERE {where} ORDER BY k', params)]
+
     def count(self, collection: str, flt: dict | None = None) -> int:
         if collection not in KEYS:
             raise CatalogError(f"unknown collection {collection!r}")

@@ -32,6 +32,11 @@ def safe_name(partition_key: str) -> str:
     return name
 
 
+# The last output of each asset in this process, for the same run: with the in-process executor
+# a downstream step reads it back without re-reading Parquet (the files are written all the same).
+_recent: dict[tuple[str, str], tuple[tuple[str, ...], pd.DataFrame]] = {}
+
+
 class PartitionedParquetIOManager(ConfigurableIOManager):
     base_dir: str = Field(default="", description="Where Parquet files go; empty: $QUIRE_HOME/storage")
 
@@ -55,6 +60,9 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
             return
         # One conversion to Arrow, then a slice per partition: far cheaper than a DataFrame per file.
         keys = context.asset_partition_keys
+        if any(run_id != context.run_id for run_id, _ in _recent):
+            _recent.clear()
+        _recent[(context.run_id, "/".join(asset_path))] = (tuple(keys), obj)
         rows: dict[str, list[int]] = {}
         for i, key in enumerate(obj[PARTITION_COLUMN]) if len(obj) else []:
             rows.setdefault(key, []).append(i)
@@ -67,6 +75,11 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
         asset_path = list(context.asset_key.path)
         if not context.has_asset_partitions:
             return pq.read_table(self._path(asset_path, None)).to_pandas()
+        upstream = context.upstream_output
+        run_id = getattr(upstream, "run_id", None) if upstream is not None else None
+        cached = _recent.get((run_id, "/".join(asset_path))) if run_id else None
+        if cached is not None and cached[0] == tuple(context.asset_partition_keys):
+            return cached[1]
         tables = []
         for key in context.asset_partition_keys:
             path = self._path(asset_path, key)

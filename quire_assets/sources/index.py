@@ -230,10 +230,14 @@ class SourceIndex:
         return out
 
     def records(self, uris: Sequence[str]) -> list[dict]:
+        return [json.loads(r) for r in self.records_json(uris)]
+
+    def records_json(self, uris: Sequence[str]) -> list[str]:
+        """The records of these files as the JSON text stored (no parsing)."""
         out = []
         for chunk in chunks(list(uris), 500):
             marks = ",".join("?" * len(chunk))
-            out.extend(json.loads(r[0]) for r in self.conn.execute(
+            out.extend(r[0] for r in self.conn.execute(
                 f"SELECT record FROM files WHERE uri IN ({marks}) ORDER BY uri", list(chunk)))
         return out
 
