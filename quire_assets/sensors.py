@@ -182,11 +182,15 @@ def folder_arrival(context: SensorEvaluationContext, source: DicomSource, catalo
                                  list(context.instance.get_dynamic_partitions(accession_partitions.name)),
                                  catalog.resolved_uri())
     index.close()
-    cursor = json.dumps({"changed": newest, "files": refresh.listed})
-    if not plan.run_requests:
-        return SensorResult(skip_reason=SkipReason(f"no new or changed files among {refresh.listed:,}"),
-                            cursor=cursor)
     context.log.info(f"{refresh.read} new or changed files; {len(plan.new_keys)} new accessions")
+    return _arrival_result(plan, json.dumps({"changed": newest, "files": refresh.listed}),
+                           f"no new or changed files among {refresh.listed:,}")
+
+
+def _arrival_result(plan: Plan, cursor: str, nothing_new: str) -> SensorResult:
+    """Runs and new partitions for an arrival plan, or the reason there are none; the cursor moves on."""
+    if not plan.run_requests:
+        return SensorResult(skip_reason=SkipReason(nothing_new), cursor=cursor)
     return SensorResult(
         run_requests=plan.run_requests,
         dynamic_partitions_requests=[accession_partitions.build_add_request(plan.new_keys)] if plan.new_keys else [],
@@ -216,16 +220,9 @@ def s3_arrival(context: SensorEvaluationContext, source: DicomSource, catalog: C
                                   catalog.resolved_uri())
     index.close()
     newest = max(o["LastModified"] for o in objects)
-    cursor = json.dumps({"last_modified": newest.isoformat(), "changed": changed})
-    if not plan.run_requests:
-        return SensorResult(skip_reason=SkipReason(f"{len(objects)} object(s) listed, none new or changed"),
-                            cursor=cursor)
     context.log.info(f"{update.read} new or changed objects; {len(plan.new_keys)} new accessions")
-    return SensorResult(
-        run_requests=plan.run_requests,
-        dynamic_partitions_requests=[accession_partitions.build_add_request(plan.new_keys)] if plan.new_keys else [],
-        cursor=cursor,
-    )
+    return _arrival_result(plan, json.dumps({"last_modified": newest.isoformat(), "changed": changed}),
+                           f"{len(objects)} object(s) listed, none new or changed")
 
 
 all_sensors = [researcher_jobs, researcher_job_done, researcher_job_failed, folder_arrival, s3_arrival]

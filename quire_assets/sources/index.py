@@ -230,15 +230,14 @@ class SourceIndex:
         return out
 
     def records(self, uris: Sequence[str]) -> list[dict]:
-        return [json.loads(r) for r in self.records_json(uris)]
+        return [json.loads(r) for r in self.records_json(uris).values()]
 
-    def records_json(self, uris: Sequence[str]) -> list[str]:
-        """The records of these files as the JSON text stored (no parsing)."""
-        out = []
+    def records_json(self, uris: Sequence[str]) -> dict[str, str]:
+        """uri → the record of that file, as the JSON text stored (no parsing)."""
+        out: dict[str, str] = {}
         for chunk in chunks(list(uris), 500):
             marks = ",".join("?" * len(chunk))
-            out.extend(r[0] for r in self.conn.execute(
-                f"SELECT record FROM files WHERE uri IN ({marks}) ORDER BY uri", list(chunk)))
+            out.update(self.conn.execute(f"SELECT uri, record FROM files WHERE uri IN ({marks})", list(chunk)))
         return out
 
     def keys_holding(self, accessions: Sequence[str]) -> dict[str, str]:
