@@ -210,7 +210,8 @@ DEMO_QUERIES = [
      {"modality": "CT", "slice_thickness": {"$lt": 1.5}, "manufacturer": {"$regex": "^GE", "$options": "i"}}),
     ("Studies with more than one series", "studies", {"num_series": {"$gt": 1}}),
     ("Series with pixel spacing under 0.7 mm", "series", {"pixel_spacing": {"$lt": 0.7}}),
-    ("Files that could not be cataloged (DICOM-looking ones)", "errors", {"reason": {"$ne": "skipped"}}),
+    ("Studies without an accession number (partition no-accession:<StudyInstanceUID>)", "studies",
+     {"accession_number": None}),
 ]
 
 
