@@ -42,3 +42,25 @@ def test_custom_feature_set_without_uids(tmp_path, sample_archive):
     custom = load_feature_sets(tmp_path)
     for path in sorted(sample_archive.rglob("*.dcm"))[:12]:
         assert extract_file(path, custom, fast=True) == extract_file(path, custom, fast=False)
+
+
+def test_fast_and_plain_ingest_give_the_same_catalog(sample_archive, tmp_path, monkeypatch):
+    """The whole pipeline, once with the fast path and once with pydicom for every file."""
+    import shutil
+
+    from quire_assets.catalog import COLLECTIONS, open_catalog
+    from quire_assets.cli import ingest
+
+    archive = tmp_path / "archive"
+    shutil.copytree(sample_archive, archive)
+    shutil.copytree(PYDICOM_TEST_FILES, archive / "pydicom")
+    dumps = []
+    for fast in ("1", "0"):
+        monkeypatch.setenv("QUIRE_FAST_PATH", fast)
+        monkeypatch.setenv("QUIRE_HOME", str(tmp_path / f"home{fast}"))
+        report = ingest(str(archive), None, quiet=True)
+        assert not report["failed_runs"]
+        with open_catalog() as catalog:
+            dumps.append({c: catalog.find(c) for c in COLLECTIONS})
+    assert dumps[0] == dumps[1]
+    assert len(dumps[0]["instances"]) > 100 and len(dumps[0]["errors"]) > 20
