@@ -151,7 +151,10 @@ def extract(
     ``fetch(n)`` returns the file's first ``n`` bytes. Never raises for a bad file.
     """
     if fast and size:
-        prefix = fetch(min(first_bytes, size))
+        try:
+            prefix = fetch(min(first_bytes, size))
+        except OSError as exc:
+            return error_record(uri, "io_error", f"{type(exc).__name__}: {exc}"[:300], size=size)
         record = _fast_record(uri, size, prefix, features)
         if record is not None:
             return record

@@ -271,3 +271,19 @@ def test_copy_of_sample_file_is_identical_record(tmp_path, features, sample_arch
     a = extract_file(path, features)
     b = extract_file(tmp_path / "copy.dcm", features)
     assert {**a, "uri": None} == {**b, "uri": None}
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_unreadable_paths_are_error_records_not_exceptions(tmp_path, features, fast):
+    (tmp_path / "a_folder.dcm").mkdir()
+    record = extract_file(tmp_path / "a_folder.dcm", features, fast=fast)
+    assert record["reason"] == "io_error"
+    record = extract_file(tmp_path / "vanished.dcm", features, fast=fast)
+    assert record["reason"] == "io_error"
+    data = (PYDICOM_TEST_FILES / "CT_small.dcm").read_bytes()
+
+    def failing(n):
+        raise OSError("connection reset")
+
+    record = extract("s3://b/k.dcm", len(data), failing, features, fast=fast)
+    assert record["reason"] == "io_error" and "connection reset" in record["detail"]
