@@ -162,7 +162,8 @@ def ingest(source: str, catalog_uri: str | None, workers: int | None = None, bat
         if not quiet:
             print(f"run {'ok' if ok else 'FAILED'}: partitions {first!r} .. {last!r}", file=sys.stderr)
 
-    runs = run_partitions(defs, instance, pending, tags=tags, batch=batch or DEFAULT_BATCH, on_run=on_run)
+    runs = run_partitions(defs, instance, pending, tags=tags, batch=batch or DEFAULT_BATCH, on_run=on_run,
+                          weights=index.file_counts())
     summary = index.summary()
     index.close()
     from quire_assets.timing import spent

@@ -9,7 +9,7 @@ idempotent and cheap (their headers are not read again).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, RunRequest
@@ -18,21 +18,37 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from quire_assets.partitions import accession_partitions
 
 DEFAULT_BATCH = 500
+# A run holds its partitions' records in memory: bounding the files per run keeps the peak memory
+# of an ingest flat however large the archive is.
+DEFAULT_FILES_PER_RUN = 10_000
 
 
-def partition_ranges(ordered: Sequence[str], wanted: Sequence[str], batch: int = DEFAULT_BATCH) -> list[tuple[str, str]]:
-    """Ranges (first, last) over ``ordered`` that cover every key in ``wanted``, each ≤ ``batch`` long."""
+def partition_ranges(
+    ordered: Sequence[str],
+    wanted: Sequence[str],
+    batch: int = DEFAULT_BATCH,
+    weights: Mapping[str, int] | None = None,
+    max_weight: int = DEFAULT_FILES_PER_RUN,
+) -> list[tuple[str, str]]:
+    """Ranges (first, last) over ``ordered`` that cover every key in ``wanted``: each at most
+    ``batch`` partitions long and, with ``weights`` (files per partition), at most ``max_weight``
+    files (a single heavier partition gets a run of its own)."""
     position = {k: i for i, k in enumerate(ordered)}
     missing = [k for k in wanted if k not in position]
     if missing:
         raise ValueError(f"partitions not registered: {missing[:5]}")
     hits = sorted({position[k] for k in wanted})
+    weights = weights or {}
+
+    def weight(first: int, last: int) -> int:
+        return sum(weights.get(ordered[j], 1) for j in range(first, last + 1)) if weights else 0
+
     ranges = []
     i = 0
     while i < len(hits):
-        start = hits[i]
-        end = start
-        while i < len(hits) and hits[i] < start + batch:
+        start = end = hits[i]
+        i += 1
+        while i < len(hits) and hits[i] < start + batch and (not weights or weight(start, hits[i]) <= max_weight):
             end = hits[i]
             i += 1
         ranges.append((ordered[start], ordered[end]))
@@ -80,6 +96,8 @@ def run_partitions(
     on_run: Callable[[str, str, bool], None] | None = None,
     job_name: str = "ingest_job",
     log_level: str = "WARNING",
+    weights: Mapping[str, int] | None = None,
+    max_weight: int = DEFAULT_FILES_PER_RUN,
 ) -> RunsReport:
     """Execute ``job_name`` in-process over ``keys``, in as few runs as the batch size allows."""
     start = time.perf_counter()
@@ -89,7 +107,7 @@ def run_partitions(
     register_partitions(instance, keys)
     ordered = instance.get_dynamic_partitions(accession_partitions.name)
     job = defs.resolve_job_def(job_name)
-    for first, last in partition_ranges(ordered, keys, batch):
+    for first, last in partition_ranges(ordered, keys, batch, weights, max_weight):
         result = job.execute_in_process(
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
             instance=instance, tags={**(tags or {}), **range_tags(first, last)}, raise_on_error=False)

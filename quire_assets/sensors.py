@@ -177,7 +177,7 @@ def plan_arrivals(index: SourceIndex, cursor: int, existing_keys: list[str], cat
 def folder_arrival(context: SensorEvaluationContext, source: DicomSource, catalog: CatalogResource):
     state = json.loads(context.cursor) if context.cursor else {}
     index = source.index()
-    refresh = index.refresh(source.features(), workers=source.workers or None, first_bytes=source.first_bytes)
+    refresh = index.refresh(source.features(), workers=source.workers or None, first_bytes=source.first_bytes or None)
     plan, newest = plan_arrivals(index, int(state.get("changed", 0)),
                                  list(context.instance.get_dynamic_partitions(accession_partitions.name)),
                                  catalog.resolved_uri())
@@ -214,7 +214,7 @@ def s3_arrival(context: SensorEvaluationContext, source: DicomSource, catalog: C
     if not objects:
         return SensorResult(skip_reason=SkipReason("no new objects"), cursor=context.cursor)
     index = SourceIndex(files)
-    update = index.update([files.entry(o) for o in objects], source.features(), first_bytes=source.first_bytes)
+    update = index.update([files.entry(o) for o in objects], source.features(), first_bytes=source.first_bytes or None)
     plan, changed = plan_arrivals(index, int(state.get("changed", 0)),
                                   list(context.instance.get_dynamic_partitions(accession_partitions.name)),
                                   catalog.resolved_uri())

@@ -80,7 +80,7 @@ def source_index(context: AssetExecutionContext, source: DicomSource) -> Materia
             context.log.info(f"read {done:,} of {total:,} new or changed files")
 
     result = index.refresh(source.features(), workers=source.workers or None, progress=progress,
-                           first_bytes=source.first_bytes)
+                           first_bytes=source.first_bytes or None)
     keys = index.partition_keys()
     existing = set(context.instance.get_dynamic_partitions(accession_partitions.name))
     new = [k for k in keys if k not in existing]

@@ -17,7 +17,8 @@ class DicomSource(ConfigurableResource, ABC):
     feature_sets_dir: str = Field(
         default="", description="A folder with study.txt / series.txt / instance.txt; empty: built-in sets")
     workers: int = Field(default=0, description="Parallel readers; 0: one per core (processes) or 8 per core (S3)")
-    first_bytes: int = Field(default=64 * 1024, description="Bytes read first from each file; more only if needed")
+    first_bytes: int = Field(default=0, description=(
+        "Bytes read first from each file, more only if needed; 0: the source's default (16 KiB local, 64 KiB S3)"))
 
     @abstractmethod
     def files(self) -> FileSource:

@@ -39,6 +39,9 @@ class FileSource(ABC):
 
     # Processes, or threads where reads wait on the network rather than the CPU.
     parallelism = "processes"
+    # Bytes read first from each file (more only when a header runs past them). Local reads are
+    # cheap to repeat, so they start small; a ranged GET costs a round trip, so S3 starts at 64 KiB.
+    first_bytes = 16 * 1024
 
 
 def source_from_uri(uri: str) -> FileSource:

@@ -93,7 +93,7 @@ class SourceIndex:
         features: FeatureSets,
         workers: int | None = None,
         progress: Progress | None = None,
-        first_bytes: int = 64 * 1024,
+        first_bytes: int | None = None,
     ) -> RefreshResult:
         """List the source; read new and changed files; forget files that are gone."""
         return self.update(self.source.list(), features, workers, progress, first_bytes, complete=True)
@@ -104,12 +104,13 @@ class SourceIndex:
         features: FeatureSets,
         workers: int | None = None,
         progress: Progress | None = None,
-        first_bytes: int = 64 * 1024,
+        first_bytes: int | None = None,
         complete: bool = False,
     ) -> RefreshResult:
         """Read the new or changed files among ``entries``. With ``complete``, ``entries`` is the
         whole source, and files of the index missing from it are removed."""
         start = time.perf_counter()
+        first_bytes = first_bytes or self.source.first_bytes
         result = RefreshResult()
         known = {uri: (size, version, fp, key) for uri, size, version, fp, key in
                  self.conn.execute("SELECT uri, size, version, fingerprint, partition_key FROM files")}
@@ -206,6 +207,10 @@ class SourceIndex:
             "(SELECT 1 FROM files f WHERE f.partition_key = p.partition_key) ORDER BY p.seq"
         )
         return [r[0] for r in rows]
+
+    def file_counts(self) -> dict[str, int]:
+        """Files per partition (how heavy each one is to catalog)."""
+        return dict(self.conn.execute("SELECT partition_key, count(*) FROM files GROUP BY partition_key"))
 
     def versions(self, keys: Sequence[str]) -> dict[str, int]:
         out = {}

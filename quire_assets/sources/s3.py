@@ -68,6 +68,7 @@ def describe_error(bucket: str, exc: Exception) -> str:
 
 class S3Files(FileSource):
     parallelism = "threads"
+    first_bytes = 64 * 1024
 
     def __init__(self, bucket: str, prefix: str = "", client: Any = None, threads: int = DEFAULT_THREADS,
                  client_factory: Callable[[], Any] | None = None):
