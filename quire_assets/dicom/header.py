@@ -20,6 +20,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 DEFAULT_PREFIX = 64 * 1024
+LOCAL_PREFIX = 16 * 1024  # a local re-read is cheap: start small
 PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
 UNDEFINED_LENGTH = 0xFFFFFFFF
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"

@@ -19,7 +19,7 @@ from pydicom.dataset import Dataset
 
 from quire_assets.dicom.fastpath import fast_metadata
 from quire_assets.dicom.features import Feature, FeatureSets
-from quire_assets.dicom.header import DEFAULT_PREFIX, HeaderError, read_header, require_uids
+from quire_assets.dicom.header import DEFAULT_PREFIX, LOCAL_PREFIX, HeaderError, read_header, require_uids
 from quire_assets.dicom.normalize import Oddities, normalize_element, safe_element
 
 # Keys Quire gives files that carry no accession number. Both are longer than 16 characters,
@@ -220,7 +220,7 @@ def extract_file(path: str | os.PathLike[str], features: FeatureSets, uri: str |
         size = os.stat(path).st_size
     except OSError as exc:
         return error_record(uri, "io_error", f"{type(exc).__name__}: {exc}"[:300])
-    return extract(uri, size, read_file_prefix(path), features, fast=fast)
+    return extract(uri, size, read_file_prefix(path), features, LOCAL_PREFIX, fast=fast)
 
 
 def is_error(record: dict) -> bool:

@@ -7,6 +7,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from quire_assets.dicom.header import LOCAL_PREFIX
+
 
 class SourceError(Exception):
     """A source that cannot be listed or read at all (missing folder, bucket, credentials)."""
@@ -41,7 +43,7 @@ class FileSource(ABC):
     parallelism = "processes"
     # Bytes read first from each file (more only when a header runs past them). Local reads are
     # cheap to repeat, so they start small; a ranged GET costs a round trip, so S3 starts at 64 KiB.
-    first_bytes = 16 * 1024
+    first_bytes = LOCAL_PREFIX
 
 
 def source_from_uri(uri: str) -> FileSource:
