@@ -66,6 +66,22 @@ def _frame(docs: list[dict], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*columns, "document"])
 
 
+# What the two storage assets hold, for the UI (their data is not a DataFrame handed downstream).
+INDEX_SCHEMA = TableSchema(columns=[
+    TableColumn("uri", "string"), TableColumn("size", "integer"), TableColumn("version", "string"),
+    TableColumn("partition_key", "string"), TableColumn("sop_instance_uid", "string"),
+    TableColumn("reason", "string", description="why the file cannot be cataloged, if so"),
+    TableColumn("record", "json", description="the record the core made of the file"),
+])
+CATALOG_SCHEMA = TableSchema(columns=[
+    TableColumn("sop_instance_uid", "string", description="instances: key"),
+    TableColumn("uris", "list<string>", description="every file that holds the instance"),
+    TableColumn("series_instance_uid", "string"), TableColumn("study_instance_uid", "string"),
+    TableColumn("partition_key", "string", description="the accession partition that wrote it"),
+    TableColumn("metadata", "json", description="feature-set attributes by DICOM keyword"),
+])
+
+
 @asset(group_name=GROUP, kinds={"python", "sqlite"}, description=(
     "The incremental index of the DICOM source: lists every file, reads headers of new or changed "
     "files only, and registers an accession partition for every accession found."))
@@ -90,6 +106,8 @@ def source_index(context: AssetExecutionContext, source: DicomSource) -> Materia
     summary = index.summary()
     index.close()
     return MaterializeResult(metadata={
+        "dagster/row_count": summary["files"],
+        "dagster/column_schema": INDEX_SCHEMA,
         "files": summary["files"], "read": result.read, "unchanged": result.unchanged,
         "removed": result.removed, "changed_partitions": len(result.changed_partitions),
         "new_partitions": len(new), "seconds": round(result.seconds, 2),
@@ -250,6 +268,7 @@ def catalog_entries(
     return MaterializeResult(
         metadata={
             "dagster/row_count": totals["instances"],
+            "dagster/column_schema": CATALOG_SCHEMA,
             "instances": totals["instances"], "series": totals["series"], "studies": totals["studies"],
             "errors": totals["errors"], "removed": totals["removed"], "catalog": catalog.resolved_uri().split("@")[-1],
             "summary": MetadataValue.md(

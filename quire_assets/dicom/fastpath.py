@@ -90,11 +90,11 @@ def _skip_item(buf: bytes, pos: int, explicit: bool) -> int:
         group, elem = _H.unpack_from(buf, pos)
         if group == 0xFFFE and elem == 0xE00D:
             return pos + 8
-        pos, _vr, length = _element_header(buf, pos, explicit, (group << 16) | elem)
+        pos, _vr, length = _element_header(buf, pos, explicit)
         pos = pos + length if length != UNDEFINED_LENGTH else _skip_sequence(buf, pos, explicit)
 
 
-def _element_header(buf: bytes, pos: int, explicit: bool, tag: int) -> tuple[int, str | None, int]:
+def _element_header(buf: bytes, pos: int, explicit: bool) -> tuple[int, str | None, int]:
     """(value position, VR or None for implicit, value length)."""
     if explicit:
         _, _, vr, short = _EXPLICIT.unpack_from(buf, pos)
@@ -117,7 +117,7 @@ def _walk(buf: bytes, size: int, plan: _Plan) -> tuple[dict[int, tuple[str, byte
         group, elem = _H.unpack_from(buf, pos)
         if group != 0x0002:
             break
-        pos, _vr, length = _element_header(buf, pos, True, (group << 16) | elem)
+        pos, _vr, length = _element_header(buf, pos, True)
         meta[(group << 16) | elem] = buf[pos : pos + length]
         pos += length
     syntax = meta.get(0x00020010, b"").rstrip(b"\0 ").decode("latin_1")
@@ -135,12 +135,11 @@ def _walk(buf: bytes, size: int, plan: _Plan) -> tuple[dict[int, tuple[str, byte
             raise Fallback  # the header runs past what was read (or the file ends without pixels)
         group, elem = _H.unpack_from(buf, pos)
         tag = (group << 16) | elem
+        start, vr, length = _element_header(buf, pos, explicit)
         if tag in PIXEL_TAGS:
-            start, vr, length = _element_header(buf, pos, explicit, tag)
             if length != UNDEFINED_LENGTH and start + length > size:
                 raise Fallback  # truncated: the pydicom path says so, in its words
             break
-        start, vr, length = _element_header(buf, pos, explicit, tag)
         if length == UNDEFINED_LENGTH:
             if tag in wanted or tag in private_tags:
                 raise Fallback
