@@ -235,7 +235,8 @@ def catalog_entries(
                                                                                    "partition_key": 1})
                 if d["partition_key"] != key)
         counts = cat.replace_partition(key, instances, _docs(groups["series"].get(key, empty)),
-                                       _docs(groups["studies"].get(key, empty)), error_docs.get(key, []))
+                                       _docs(groups["studies"].get(key, empty)), error_docs.get(key, []),
+                                       source=index.source.uri)
         totals.update(counts)
     # Check: every listed file is accounted for, as the catalog now holds it.
     held: set[str] = set()

@@ -211,8 +211,9 @@ class Catalog(ABC):
         key = KEYS[check_collection(collection)]
         return [d[key] for d in self.find(collection, flt, projection={key: 1})]
 
-    def keys_in_partition(self, collection: str, partition_key: str) -> set:
-        return set(self.keys(collection, {"partition_key": partition_key}))
+    def keys_in_partition(self, collection: str, partition_key: str, source: str | None = None) -> set:
+        flt = {"partition_key": partition_key, **({"source": source} if source else {})}
+        return set(self.keys(collection, flt))
 
     def replace_partition(
         self,
@@ -221,16 +222,24 @@ class Catalog(ABC):
         series: Sequence[dict],
         studies: Sequence[dict],
         errors: Sequence[dict],
+        source: str | None = None,
     ) -> dict[str, int]:
-        """Make the catalog hold exactly these documents for one accession partition.
+        """Make the catalog hold exactly these documents for one accession partition (of one source).
 
         Upserts by natural key, deletes what the partition held before and holds no longer
         (files that disappeared), keeps the ``collection_ids`` researchers gave its studies, and
-        re-rolls the patients it touches. Running it twice changes nothing.
+        re-rolls the patients it touches. Running it twice changes nothing. With ``source``, the
+        documents carry it and only that source's documents can be removed, so two archives
+        cataloged into one catalog do not erase each other's partitions (``no-accession:other-files``
+        above all).
         """
+        if source:
+            instances, series, studies, errors = ([{**d, "source": source} for d in docs]
+                                                  for docs in (instances, series, studies, errors))
         new = {"instances": instances, "series": series, "studies": studies, "errors": errors}
+        mine = {"partition_key": partition_key, **({"source": source} if source else {})}
         with self.transaction():
-            old_patients = set(self.distinct("studies", "patient_id", {"partition_key": partition_key}))
+            old_patients = set(self.distinct("studies", "patient_id", mine))
             kept = self._collection_ids([s["study_instance_uid"] for s in studies])
             studies = [
                 {**s, "collection_ids": sorted(set(s.get("collection_ids", [])) | kept.get(s["study_instance_uid"], set()))}
@@ -240,7 +249,7 @@ class Catalog(ABC):
             removed = {}
             for collection, docs in new.items():
                 key = KEYS[collection]
-                stale = self.keys_in_partition(collection, partition_key) - {d[key] for d in docs}
+                stale = self.keys_in_partition(collection, partition_key, source) - {d[key] for d in docs}
                 self.upsert(collection, docs)
                 for chunk in chunks(sorted(stale)):
                     self.delete(collection, {key: {"$in": list(chunk)}})

@@ -182,3 +182,22 @@ def test_runs_land_in_dagster_home(ingested, monkeypatch):
     runs = instance.get_runs()
     assert len(runs) == 1 and runs[0].status == DagsterRunStatus.SUCCESS
     assert "../x" in instance.get_dynamic_partitions("accessions")
+
+
+def test_two_archives_in_one_catalog_keep_each_others_files(tmp_path, monkeypatch):
+    from quire_assets.cli import ingest
+
+    monkeypatch.setenv("QUIRE_HOME", str(tmp_path / "home"))
+    first, second = tmp_path / "a", tmp_path / "b"
+    write_sample_archive(first, patients=1, slices=2)
+    (second / "LIDC-IDRI").mkdir(parents=True)
+    shutil.copy(PYDICOM_TEST_FILES / "CT_small.dcm", second / "LIDC-IDRI" / "ct.dcm")
+    (second / "notes.txt").write_text("not DICOM")
+    for archive in (first, second, first):  # the third run must change nothing
+        assert not ingest(str(archive), None, quiet=True)["failed_runs"]
+    with open_catalog() as catalog:
+        errors = {d["uri"] for d in catalog.find("errors")}
+        located = {u for d in catalog.find("instances") for u in d["uris"]}
+    files = {str(p) for root in (first, second) for p in root.rglob("*") if p.is_file()}
+    assert located | errors == files  # both archives' non-DICOM files still accounted for
+    assert str(second / "notes.txt") in errors and str(first / "metadata.csv") in errors
