@@ -3,6 +3,8 @@ mongomock stand-in for MongoDB answers."""
 
 from __future__ import annotations
 
+import os
+
 import mongomock_ng
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -68,7 +70,7 @@ filters = st.recursive(
 )
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(os.environ.get("QUIRE_DIFF_EXAMPLES", "400")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(docs=documents, flt=filters)
 def test_sqlite_answers_what_mongomock_answers(tmp_path_factory, docs, flt):
     sqlite = SqliteCatalog(tmp_path_factory.mktemp("diff") / "c.db")
