@@ -65,6 +65,8 @@ def _canonical(uri: str, tmp_root: str, name: str) -> dict:
                               .replace(tmp_root + "/", "ROOT/"))
             for doc in docs:
                 doc.get("uris", []).sort()
+                # The one expected difference: which archive a document came from.
+                assert doc.pop("source", None) in (f"s3://{name}/lidc", tmp_root) or collection == "patients"
             dump[collection] = sorted(docs, key=lambda d: json.dumps(d, sort_keys=True))
     return dump
 
