@@ -35,7 +35,6 @@ from quire_assets.orchestration import DEFAULT_BATCH, partition_ranges, range_ta
 from quire_assets.partitions import accession_partitions
 from quire_assets.resources import CatalogResource, DicomSource
 from quire_assets.sources import SourceIndex
-from quire_assets.sources.s3 import S3Files
 
 JOB_TAG = "quire/job_id"
 RESEARCHER_TAG = "quire/researcher_id"
@@ -202,6 +201,8 @@ def _arrival_result(plan: Plan, cursor: str, nothing_new: str) -> SensorResult:
         description="New S3 objects under the source prefix: read their headers, catalog their accessions.")
 def s3_arrival(context: SensorEvaluationContext, source: DicomSource, catalog: CatalogResource):
     from dagster_aws.s3.sensor import get_objects
+
+    from quire_assets.sources.s3 import S3Files
 
     files = source.files()
     if not isinstance(files, S3Files):

@@ -6,7 +6,6 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from quire_assets.assets.catalog_assets import GROUP, catalog_entries
 from quire_assets.catalog import quire_home
 from quire_assets.catalog.stats import summary_statistics as compute_statistics
-from quire_assets.report import write_report
 from quire_assets.resources import CatalogResource
 
 
@@ -19,6 +18,8 @@ def markdown_table(title: str, counts: dict, key: str, value: str) -> str:
     "Total studies, total slices, average slices per study, slice thickness and sex distributions, "
     "and more, over the whole catalog; also written as an offline HTML report."))
 def summary_statistics(context: AssetExecutionContext, catalog: CatalogResource) -> MaterializeResult:
+    from quire_assets.report import write_report  # plotly is heavy to import: only this asset needs it
+
     with catalog.open() as cat:
         stats = compute_statistics(cat)
     report = write_report(stats, quire_home() / "reports")
