@@ -139,7 +139,7 @@ def _source_uri(source: str) -> str:
 
 
 def ingest(source: str, catalog_uri: str | None, workers: int | None = None, batch: int | None = None,
-           quiet: bool = False, tags: dict[str, str] | None = None) -> dict[str, Any]:
+           quiet: bool = False) -> dict[str, Any]:
     """Index the source, then catalog every partition the catalog does not hold yet."""
     from quire_assets.definitions import build_definitions
     from quire_assets.dicom.features import load_feature_sets
@@ -162,7 +162,7 @@ def ingest(source: str, catalog_uri: str | None, workers: int | None = None, bat
         if not quiet:
             print(f"run {'ok' if ok else 'FAILED'}: partitions {first!r} .. {last!r}", file=sys.stderr)
 
-    runs = run_partitions(defs, instance, pending, tags=tags, batch=batch or DEFAULT_BATCH, on_run=on_run,
+    runs = run_partitions(defs, instance, pending, batch=batch or DEFAULT_BATCH, on_run=on_run,
                           weights=index.file_counts())
     summary = index.summary()
     index.close()

@@ -70,7 +70,7 @@ def register_partitions(instance: DagsterInstance, keys: Sequence[str]) -> list[
 
 def execute_run_requests(defs: Definitions, instance: DagsterInstance, run_requests: Sequence[RunRequest],
                          log_level: str = "WARNING") -> list[ExecuteInProcessResult]:
-    """Execute sensor run requests in the foreground (for users without a daemon)."""
+    """Execute run requests (a sensor's, or ``run_partitions``') here, in the foreground."""
     results = []
     for request in run_requests:
         job = defs.resolve_job_def(request.job_name or "ingest_job")
@@ -106,11 +106,9 @@ def run_partitions(
         return report
     register_partitions(instance, keys)
     ordered = instance.get_dynamic_partitions(accession_partitions.name)
-    job = defs.resolve_job_def(job_name)
     for first, last in partition_ranges(ordered, keys, batch, weights, max_weight):
-        result = job.execute_in_process(
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-            instance=instance, tags={**(tags or {}), **range_tags(first, last)}, raise_on_error=False)
+        request = RunRequest(job_name=job_name, tags={**(tags or {}), **range_tags(first, last)})
+        [result] = execute_run_requests(defs, instance, [request], log_level)
         report.run_ids.append(result.run_id)
         if not result.success:
             report.failed.append(result.run_id)
