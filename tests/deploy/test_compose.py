@@ -37,6 +37,7 @@ def test_dagster_yaml_validates_against_the_instance_schema():
     config, _ = dagster_instance_config(str(ROOT / "deploy"), "dagster.yaml")
     assert config["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_POSTGRES_PASSWORD"}
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert config["storage"]["postgres"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
 
 
 def test_dockerfile_serves_the_code_location():
