@@ -54,6 +54,7 @@ def plan_researcher_jobs(catalog: Catalog, index: SourceIndex, existing_keys: li
     order = list(existing_keys)
     known = set(order)
     flt = {"status": "pending", **({"job_id": {"$in": job_ids}} if job_ids else {})}
+    weights = index.file_counts()  # runs bounded in files too, as `quire ingest` does
     for job in catalog.find("jobs", flt, sort=[("created_at", 1)]):
         if job.get("source") and job["source"] != index.source.uri:
             continue  # another code location (or `quire jobs submit --wait`) serves that source
@@ -67,7 +68,7 @@ def plan_researcher_jobs(catalog: Catalog, index: SourceIndex, existing_keys: li
                 known.add(key)
                 order.append(key)
                 plan.new_keys.append(key)
-        for first, last in partition_ranges(order, keys, batch) if keys else []:
+        for first, last in partition_ranges(order, keys, batch, weights) if keys else []:
             plan.run_requests.append(RunRequest(
                 job_name=ingest_job.name,
                 run_key=f"{job['job_id']}:{first}:{last}",
@@ -165,7 +166,7 @@ def plan_arrivals(index: SourceIndex, cursor: int, existing_keys: list[str], cat
         if key not in order:
             order.append(key)
             plan.new_keys.append(key)
-    for first, last in partition_ranges(order, changed, batch) if changed else []:
+    for first, last in partition_ranges(order, changed, batch, index.file_counts()) if changed else []:
         plan.run_requests.append(RunRequest(job_name=ingest_job.name, run_key=f"arrival:{newest}:{first}:{last}",
                                             tags=range_tags(first, last)))
     return plan, newest
