@@ -24,6 +24,7 @@ from quire_assets.catalog.base import (
     Catalog,
     CatalogError,
     apply_projection,
+    check_collection,
 )
 from quire_assets.catalog.filters import SqlFilter, json_path, regex_flags, validate_filter
 
@@ -43,19 +44,37 @@ def _dumps(doc: dict) -> str:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection several processes can write through at once: WAL, and a long busy timeout."""
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction. BEGIN IMMEDIATE takes the write lock up front, so two writers queue
+    on the busy timeout instead of failing on a lock upgrade."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 class SqliteCatalog(Catalog):
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.uri = f"sqlite:///{self.path}"
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                        check_same_thread=False)
+            self.conn = connect(self.path)
         except (OSError, sqlite3.Error) as exc:
             raise CatalogError(f"cannot open the catalog {self.path}: {exc}") from exc
-        self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.create_function("quire_regexp", 3, _regexp, deterministic=True)
         self._depth = 0
         self._create_schema()
@@ -70,21 +89,19 @@ class SqliteCatalog(Catalog):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        # Nested calls join the outer transaction; BEGIN IMMEDIATE takes the write lock up front,
-        # so two writers queue on the busy timeout instead of failing on an upgrade deadlock.
-        if self._depth == 0:
-            self.conn.execute("BEGIN IMMEDIATE")
-        self._depth += 1
-        try:
-            yield
-        except BaseException:
-            self._depth -= 1
-            if self._depth == 0:
-                self.conn.execute("ROLLBACK")
-            raise
-        self._depth -= 1
-        if self._depth == 0:
-            self.conn.execute("COMMIT")
+        if self._depth:  # nested calls join the outer transaction
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        with immediate(self.conn):
+            self._depth = 1
+            try:
+                yield
+            finally:
+                self._depth = 0
 
     def _upsert(self, collection: str, docs: Sequence[dict]) -> None:
         key = KEYS[collection]
@@ -105,8 +122,7 @@ class SqliteCatalog(Catalog):
             return self.conn.execute(f'DELETE FROM "{collection}" WHERE {where}', params).rowcount
 
     def find(self, collection, flt=None, projection=None, sort=None, limit=0, skip=0) -> list[dict]:
-        if collection not in KEYS:
-            raise CatalogError(f"unknown collection {collection!r} (one of {', '.join(COLLECTIONS)})")
+        check_collection(collection)
         where, params = self._where(collection, flt)
         order = []
         for field, direction in sort or []:
@@ -121,14 +137,12 @@ class SqliteCatalog(Catalog):
 
     def keys(self, collection: str, flt: dict | None = None) -> list:
         # The key column itself: no document is parsed.
-        if collection not in KEYS:
-            raise CatalogError(f"unknown collection {collection!r}")
+        check_collection(collection)
         where, params = self._where(collection, flt)
         return [row[0] for row in self.conn.execute(f'SELECT k FROM "{collection}" WHERE {where} ORDER BY k', params)]
 
     def count(self, collection: str, flt: dict | None = None) -> int:
-        if collection not in KEYS:
-            raise CatalogError(f"unknown collection {collection!r}")
+        check_collection(collection)
         where, params = self._where(collection, flt)
         return self.conn.execute(f'SELECT count(*) FROM "{collection}" WHERE {where}', params).fetchone()[0]
 

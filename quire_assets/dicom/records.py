@@ -94,16 +94,6 @@ def _feature_value(ds: Dataset, feature: Feature, oddities: Oddities) -> Any:
     return normalize_element(elem, feature.name, oddities)
 
 
-def _promote(metadata: dict[str, Any], level: str) -> dict[str, Any]:
-    promoted = {}
-    for keyword in PROMOTED[level]:
-        value = metadata.get(keyword)
-        if keyword == "PixelSpacing" and value is not None and not isinstance(value, list):
-            value = [value, value] if isinstance(value, int | float) else value
-        promoted[snake_case(keyword)] = value
-    return promoted
-
-
 def record_from_dataset(uri: str, ds: Dataset, features: FeatureSets, preamble: bool, size: int) -> dict:
     """The instance record of a parsed header (raises ``HeaderError`` without the UIDs)."""
     study_uid, series_uid, sop_uid = require_uids(ds, preamble)

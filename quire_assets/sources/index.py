@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from quire_assets.catalog.base import chunks, quire_home
+from quire_assets.catalog.sqlite import connect, immediate
 from quire_assets.dicom.features import FeatureSets
 from quire_assets.dicom.records import extract
 from quire_assets.sources.base import FileEntry, FileSource
@@ -78,9 +78,7 @@ class SourceIndex:
         directory = (home or quire_home()) / "index"
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / f"{source.key}.sqlite"
-        self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn = connect(self.path)
         self.conn.executescript(_SCHEMA)
 
     def close(self) -> None:
@@ -129,7 +127,7 @@ class SourceIndex:
         gone = [uri for uri in known if uri not in seen] if complete else []
         for chunk in chunks(gone):
             changed.update(known[uri][3] for uri in chunk)
-            with self._tx():
+            with immediate(self.conn):
                 self.conn.executemany("DELETE FROM files WHERE uri = ?", [(u,) for u in chunk])
         result.removed = len(gone)
         for rows in self._read(todo, features, workers, progress, first_bytes):
@@ -138,7 +136,7 @@ class SourceIndex:
                 old = known.get(row[0])
                 if old and old[3] != row[4]:
                     changed.add(old[3])  # the file moved to another accession
-            with self._tx():
+            with immediate(self.conn):
                 self.conn.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
             result.read += len(rows)
         self._bump(sorted(changed))
@@ -174,14 +172,11 @@ class SourceIndex:
             if executor is not None:
                 executor.shutdown(cancel_futures=True)
 
-    def _tx(self):
-        return _Transaction(self.conn)
-
     def _bump(self, keys: Sequence[str]) -> None:
         """New version for each changed partition; ``changed`` is one counter per refresh (sensor cursors)."""
         if not keys:
             return
-        with self._tx():
+        with immediate(self.conn):
             seq, changed = self.conn.execute(
                 "SELECT coalesce(max(seq), 0), coalesce(max(changed), 0) + 1 FROM partitions").fetchone()
             for key in keys:
@@ -278,20 +273,9 @@ class SourceIndex:
         return [r[0] for r in rows]
 
     def mark_cataloged(self, catalog: str, versions: dict[str, int]) -> None:
-        with self._tx():
+        with immediate(self.conn):
             self.conn.executemany(
                 "INSERT INTO cataloged VALUES (?, ?, ?) ON CONFLICT(catalog, partition_key) "
                 "DO UPDATE SET version = max(version, excluded.version)",
                 [(catalog, k, v) for k, v in versions.items()],
             )
-
-
-class _Transaction:
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
-
-    def __enter__(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type, *_: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
