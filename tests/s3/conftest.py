@@ -58,6 +58,14 @@ class ProxyHandler(BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
 
+    def _error(self, status: int, body: bytes) -> None:
+        """An S3 error answer (XML body), as the real service sends it."""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def _forward(self) -> None:
         server: Proxy = self.server
         length = int(self.headers.get("Content-Length") or 0)
@@ -68,20 +76,12 @@ class ProxyHandler(BaseHTTPRequestHandler):
             n = next(server.counter)
             faults, deny = dict(server.faults), server.deny
         if deny:
-            self.send_response(403)
-            self.send_header("Content-Type", "application/xml")
-            self.send_header("Content-Length", str(len(DENIED)))
-            self.end_headers()
-            self.wfile.write(DENIED)
+            self._error(403, DENIED)
             return
         if self.command == "GET":
             if faults["slow_down"] and n % faults["slow_down"] == 0:
                 server.injected["slow_down"] += 1
-                self.send_response(503)
-                self.send_header("Content-Type", "application/xml")
-                self.send_header("Content-Length", str(len(SLOW_DOWN)))
-                self.end_headers()
-                self.wfile.write(SLOW_DOWN)
+                self._error(503, SLOW_DOWN)
                 return
             if faults["drop"] and n % faults["drop"] == 0:
                 server.injected["drop"] += 1
