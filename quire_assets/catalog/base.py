@@ -114,22 +114,15 @@ def apply_projection(doc: dict, projection: dict | list | None) -> dict:
         return out
     out = dict(doc)
     for path in exclude:
-        parts = path.split(".")
+        *parents, last = path.split(".")
         node = out
-        for part in parts[:-1]:
-            node = node.get(part) if isinstance(node, dict) else None
-            if node is None:
+        for part in parents:  # copy the path, so the caller's document is untouched
+            if not isinstance(node.get(part), dict):
                 break
-            node = dict(node)
-        if isinstance(node, dict):
-            if len(parts) == 1:
-                out.pop(parts[0], None)
-            else:  # copy the path so the caller's document is untouched
-                parent = out
-                for part in parts[:-1]:
-                    parent[part] = dict(parent[part])
-                    parent = parent[part]
-                parent.pop(parts[-1], None)
+            node[part] = dict(node[part])
+            node = node[part]
+        else:
+            node.pop(last, None)
     return out
 
 

@@ -109,6 +109,11 @@ def test_projection_sort_limit_skip_distinct(loaded):
     assert loaded.distinct("series", "manufacturer") == ["GE MEDICAL SYSTEMS", "SIEMENS"]
     assert loaded.distinct("series", "metadata.ImageType") == ["DERIVED", "ORIGINAL", "PRIMARY"]
     assert "_id" not in loaded.find("series", {"series_instance_uid": "s1"})[0]
+    excluded = loaded.find("series", {"series_instance_uid": "s1"},
+                           projection={"metadata.KVP": 0, "pixel_spacing": 0, "nothing.here": 0})[0]
+    assert excluded["metadata"] == {"ImageType": ["ORIGINAL", "PRIMARY"]}
+    assert "pixel_spacing" not in excluded and excluded["modality"] == "CT"
+    assert loaded.get("series", "s1")["metadata"]["KVP"] == 120.0  # the stored document is untouched
 
 
 def test_upsert_is_idempotent_and_replaces(loaded):
