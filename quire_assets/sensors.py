@@ -54,7 +54,7 @@ def plan_researcher_jobs(catalog: Catalog, index: SourceIndex, existing_keys: li
     order = list(existing_keys)
     known = set(order)
     flt = {"status": "pending", **({"job_id": {"$in": job_ids}} if job_ids else {})}
-    weights = index.file_counts()  # runs bounded in files too, as `quire ingest` does
+    weights: dict[str, int] | None = None  # files per partition, read only when a job has runs to plan
     for job in catalog.find("jobs", flt, sort=[("created_at", 1)]):
         if job.get("source") and job["source"] != index.source.uri:
             continue  # another code location (or `quire jobs submit --wait`) serves that source
@@ -68,6 +68,8 @@ def plan_researcher_jobs(catalog: Catalog, index: SourceIndex, existing_keys: li
                 known.add(key)
                 order.append(key)
                 plan.new_keys.append(key)
+        if keys and weights is None:
+            weights = index.file_counts()  # runs bounded in files too, as `quire ingest` does
         for first, last in partition_ranges(order, keys, batch, weights) if keys else []:
             plan.run_requests.append(RunRequest(
                 job_name=ingest_job.name,
