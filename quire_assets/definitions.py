@@ -18,6 +18,16 @@ from quire_assets.resources import CatalogResource, DicomSource, LocalDicomSourc
 from quire_assets.sensors import all_sensors
 
 DEFAULT_SOURCE = "archive"
+PLANNED_EVENTS_SETTING = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
+
+# When a run starts, Dagster logs a "materialization planned" event per asset *and partition*:
+# a run over 500 accessions writes 2,500 of them before any work (half of Dagster's share of an
+# ingest, measured). With this, Dagster's own switch for runs over a partition range, it logs one
+# per asset holding the range. The cost: partitions of a *failed* run show as missing rather than
+# failed in the UI (the run, and a researcher job, still show the failure). It acts in the process
+# that creates runs: here for `quire` and `dagster job execute`; the webserver and daemon get it
+# from their environment (docker-compose.yml, README). Set it to "false" to keep per-partition events.
+os.environ.setdefault(PLANNED_EVENTS_SETTING, "true")
 
 
 def source_resource(source_uri: str | None = None) -> DicomSource:

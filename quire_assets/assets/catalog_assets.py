@@ -27,7 +27,7 @@ from dagster import (
     asset,
 )
 
-from quire_assets.catalog.base import chunks
+from quire_assets.catalog.base import Catalog, chunks
 from quire_assets.dicom import rollup
 from quire_assets.partitions import accession_partitions
 from quire_assets.resources import CatalogResource, DicomSource
@@ -44,21 +44,36 @@ BATCHED = {
     "group_name": GROUP,
     "io_manager_key": "parquet_io_manager",
 }
-_DTYPES = {"object": "string", "int64": "integer", "float64": "float", "bool": "boolean", "str": "string"}
 
 
-def table_metadata(df: pd.DataFrame, summary: str) -> dict:
-    """Row count, column schema and a short markdown summary, as every asset reports them."""
-    schema = TableSchema(columns=[TableColumn(c, _DTYPES.get(str(t), str(t))) for c, t in df.dtypes.items()])
-    return {
-        "dagster/row_count": len(df),
-        "dagster/column_schema": schema,
-        "summary": MetadataValue.md(summary),
-    }
+def schema(**columns: str) -> dict:
+    """Definition metadata: the column schema is fixed, so it is stated once, not on every event."""
+    return {"dagster/column_schema": TableSchema(columns=[TableColumn(n, t) for n, t in columns.items()])}
 
 
-def _docs(df: pd.DataFrame) -> list[dict]:
-    return [json.loads(d) for d in df["document"]] if len(df) else []
+def run_metadata(rows: int, partitions: int, summary: str) -> dict:
+    """Metadata for an output that covers a run's partitions at once.
+
+    Dagster copies an output's metadata onto every partition's materialization, so the figures are
+    named for the run, and ``dagster/row_count`` is given only when the run holds one partition (a
+    run's total shown on each accession would be wrong). Per-partition metadata is not used: each
+    call makes Dagster fetch every partition key (1.5 ms in memory, ~8 ms on SQLite, measured).
+    """
+    return {"rows_in_run": rows, "accessions_in_run": partitions,
+            **({"dagster/row_count": rows} if partitions == 1 else {}),
+            "summary": MetadataValue.md(f"This run ({partitions:,} accession(s)): {summary}")}
+
+
+# How an instance record without VR violations reads in its JSON (the index writes it compactly).
+ODDITY_FREE = '"oddities":[]'
+
+
+def docs_by_partition(df: pd.DataFrame) -> dict[str, list[dict]]:
+    """The JSON ``document`` column parsed, grouped by partition key (in first-seen order)."""
+    grouped: dict[str, list[dict]] = {}
+    for key, document in zip(df["partition_key"], df["document"], strict=True):
+        grouped.setdefault(key, []).append(json.loads(document))
+    return grouped
 
 
 def _frame(docs: list[dict], columns: list[str]) -> pd.DataFrame:
@@ -118,7 +133,10 @@ def source_index(context: AssetExecutionContext, source: DicomSource) -> Materia
     })
 
 
-@asset(deps=[source_index], kinds={"python", "pandas"}, **BATCHED, description=(
+@asset(deps=[source_index], kinds={"python", "pandas"}, **BATCHED, metadata=schema(
+    uri="string", size="integer", version="string", partition_key="string", study_instance_uid="string",
+    series_instance_uid="string", sop_instance_uid="string", reason="string", partition_version="integer",
+), description=(
     "The listing of each accession's files: uri, size, version, identifying UIDs, and the error "
     "reason of files that cannot be cataloged."))
 @timed
@@ -131,13 +149,15 @@ def dicom_files(context: AssetExecutionContext, source: DicomSource) -> pd.DataF
     df = pd.DataFrame(rows, columns=["uri", "size", "version", "partition_key", "study_instance_uid",
                                      "series_instance_uid", "sop_instance_uid", "reason"])
     df["partition_version"] = df["partition_key"].map(versions).astype("Int64")
-    errors = int(df["reason"].notna().sum())
-    context.add_output_metadata(table_metadata(
-        df, f"{len(df):,} files in {len(keys):,} accession(s); {errors:,} cannot be cataloged"))
+    context.add_output_metadata(run_metadata(
+        len(df), len(keys), f"{len(df):,} files; {int(df['reason'].notna().sum()):,} cannot be cataloged"))
     return df
 
 
-@asset(kinds={"python", "pandas"}, **BATCHED, description=(
+@asset(kinds={"python", "pandas"}, **BATCHED, metadata=schema(
+    partition_key="string", uri="string", sop_instance_uid="string", series_instance_uid="string",
+    study_instance_uid="string", document="json",
+), description=(
     "One record per readable file: identifying UIDs, promoted fields and feature-set metadata."))
 @timed
 def instance_records(context: AssetExecutionContext, source: DicomSource, dicom_files: pd.DataFrame) -> pd.DataFrame:
@@ -149,43 +169,66 @@ def instance_records(context: AssetExecutionContext, source: DicomSource, dicom_
     # A file that left the index since the listing is left out here; the accounting check reports it.
     df = readable[readable["uri"].isin(documents)][columns].reset_index(drop=True)
     df["document"] = df["uri"].map(documents)
-    odd = sum(1 for d in df["document"] if '"oddities":[]' not in d)
-    context.add_output_metadata(table_metadata(
-        df, f"{len(df):,} instance records; {odd:,} with values that violate their VR (kept as text)"))
+    odd = sum(1 for d in df["document"] if ODDITY_FREE not in d)
+    context.add_output_metadata(run_metadata(len(df), len(context.partition_keys), (
+        f"{len(df):,} instance records; {odd:,} with values that violate their VR (kept as text)")))
     return df
 
 
-@asset(kinds={"python", "pandas"}, **BATCHED, description=(
+@asset(kinds={"python", "pandas"}, **BATCHED, metadata=schema(
+    partition_key="string", series_instance_uid="string", study_instance_uid="string", modality="string",
+    slice_thickness="float", num_instances="integer", document="json",
+), description=(
     "Series rollups: counts, promoted fields, and values that vary inside a series as ranges or distinct sets."))
 @timed
 def series_rollups(context: AssetExecutionContext, source: DicomSource, instance_records: pd.DataFrame) -> pd.DataFrame:
     features = source.features()
     docs = []
-    for _, part in instance_records.groupby("partition_key", sort=False):
-        docs.extend(rollup.series_documents(_docs(part), features))
+    for records in docs_by_partition(instance_records).values():
+        docs.extend(rollup.series_documents(records, features))
     df = _frame(docs, ["partition_key", "series_instance_uid", "study_instance_uid", "modality",
                        "slice_thickness", "num_instances"])
     by_modality = Counter(d.get("modality") or "?" for d in docs)
-    context.add_output_metadata(table_metadata(
-        df, f"{len(df):,} series: " + ", ".join(f"{m} {n}" for m, n in by_modality.most_common())))
+    context.add_output_metadata(run_metadata(len(df), len(context.partition_keys), f"{len(df):,} series: " + ", ".join(
+        f"{m} {n}" for m, n in by_modality.most_common())))
     return df
 
 
-@asset(kinds={"python", "pandas"}, **BATCHED, description=(
+@asset(kinds={"python", "pandas"}, **BATCHED, metadata=schema(
+    partition_key="string", study_instance_uid="string", accession_number="string", patient_id="string",
+    num_series="integer", num_instances="integer", document="json",
+), description=(
     "Study rollups: patient and study attributes, modalities, series and instance counts."))
 @timed
 def study_rollups(context: AssetExecutionContext, source: DicomSource, instance_records: pd.DataFrame,
                   series_rollups: pd.DataFrame) -> pd.DataFrame:
     features = source.features()
-    series_by_part = dict(tuple(series_rollups.groupby("partition_key", sort=False))) if len(series_rollups) else {}
+    series_by_part = docs_by_partition(series_rollups)
     docs = []
-    for key, part in instance_records.groupby("partition_key", sort=False):
-        series = _docs(series_by_part.get(key, series_rollups.iloc[0:0]))
-        docs.extend(rollup.study_documents(_docs(part), series, features))
+    for key, records in docs_by_partition(instance_records).items():
+        docs.extend(rollup.study_documents(records, series_by_part.get(key, []), features))
     df = _frame(docs, ["partition_key", "study_instance_uid", "accession_number", "patient_id",
                        "num_series", "num_instances"])
-    context.add_output_metadata(table_metadata(df, f"{len(df):,} studies of {df['patient_id'].nunique():,} patients"))
+    context.add_output_metadata(run_metadata(len(df), len(context.partition_keys), (
+        f"{len(df):,} studies of {df['patient_id'].nunique():,} patients")))
     return df
+
+
+def claimed_twice(cat: Catalog, instances: dict[str, list[dict]]) -> list[str]:
+    """SOP Instance UIDs of these accessions' instances that another accession holds too, in this
+    run or already in the catalog: found before the upserts would make it silent."""
+    owner: dict[str, str] = {}
+    shared = []
+    for key, docs in instances.items():
+        for doc in docs:
+            if owner.setdefault(doc["sop_instance_uid"], key) != key:
+                shared.append(doc["sop_instance_uid"])
+    for chunk in chunks(list(owner)):
+        shared.extend(d["sop_instance_uid"] for d in cat.find(
+            "instances", {"sop_instance_uid": {"$in": list(chunk)}}, projection={"sop_instance_uid": 1,
+                                                                               "partition_key": 1})
+            if d["partition_key"] != owner[d["sop_instance_uid"]])
+    return shared
 
 
 CHECKS = [
@@ -199,7 +242,8 @@ CHECKS = [
 
 
 @asset(partitions_def=accession_partitions, group_name=GROUP, kinds={"python", "sqlite", "mongodb"},
-       backfill_policy=BATCHED["backfill_policy"], check_specs=CHECKS, description=(
+       backfill_policy=BATCHED["backfill_policy"], check_specs=CHECKS,
+       metadata={"dagster/column_schema": CATALOG_SCHEMA}, description=(
            "The catalog's documents for each accession: patients, studies, series, instances and errors, "
            "written as idempotent upserts that also remove what an accession no longer holds."))
 @timed
@@ -214,28 +258,19 @@ def catalog_entries(
 ) -> MaterializeResult:
     features = source.features()
     cat = catalog.open()
+    catalog_name = catalog.resolved_uri().split("@")[-1]  # never the credentials of a MongoDB URI
     totals: Counter = Counter()
-    groups = {name: dict(tuple(df.groupby("partition_key", sort=False))) if len(df) else {}
-              for name, df in (("records", instance_records),
-                               ("series", series_rollups), ("studies", study_rollups))}
-    empty = pd.DataFrame(columns=["document"])
+    records, series, studies = (docs_by_partition(df) for df in (instance_records, series_rollups, study_rollups))
     index = source.index()
     # Error records as the core made them ({uri, reason, detail, partition_key, size}).
     error_docs: dict[str, list[dict]] = {}
     for record in index.records(list(dicom_files.loc[dicom_files["reason"].notna(), "uri"])):
         error_docs.setdefault(record["partition_key"], []).append(record)
-    stolen: list[str] = []
+    instances = {key: rollup.instance_documents(records.get(key, []), features) for key in context.partition_keys}
+    stolen = claimed_twice(cat, instances)
     for key in context.partition_keys:
-        records = _docs(groups["records"].get(key, empty))
-        instances = rollup.instance_documents(records, features)
-        # Check, before the upsert makes it silent: a SOP Instance UID already held by another accession.
-        for chunk in chunks([d["sop_instance_uid"] for d in instances]):
-            stolen.extend(d["sop_instance_uid"] for d in cat.find(
-                "instances", {"sop_instance_uid": {"$in": list(chunk)}}, projection={"sop_instance_uid": 1,
-                                                                                   "partition_key": 1})
-                if d["partition_key"] != key)
-        counts = cat.replace_partition(key, instances, _docs(groups["series"].get(key, empty)),
-                                       _docs(groups["studies"].get(key, empty)), error_docs.get(key, []),
+        counts = cat.replace_partition(key, instances[key], series.get(key, []),
+                                       studies.get(key, []), error_docs.get(key, []),
                                        source=index.source.uri)
         totals.update(counts)
     # Check: every listed file is accounted for, as the catalog now holds it.
@@ -268,14 +303,11 @@ def catalog_entries(
     ]
     return MaterializeResult(
         metadata={
-            "dagster/row_count": totals["instances"],
-            "dagster/column_schema": CATALOG_SCHEMA,
-            "instances": totals["instances"], "series": totals["series"], "studies": totals["studies"],
-            "errors": totals["errors"], "removed": totals["removed"], "catalog": catalog.resolved_uri().split("@")[-1],
-            "summary": MetadataValue.md(
-                f"Wrote {len(context.partition_keys):,} accession(s): {totals['studies']:,} studies, "
-                f"{totals['series']:,} series, {totals['instances']:,} instances, {totals['errors']:,} errors; "
-                f"removed {totals['removed']:,} documents no longer in the source."),
+            **run_metadata(totals["instances"], len(context.partition_keys), (
+                f"{totals['studies']:,} studies, {totals['series']:,} series, {totals['instances']:,} instances, "
+                f"{totals['errors']:,} errors written to {catalog_name}; removed {totals['removed']:,} documents "
+                "no longer in the source.")),
+            "catalog": catalog_name, "errors_in_run": totals["errors"], "removed_in_run": totals["removed"],
         },
         check_results=checks,
     )

@@ -8,6 +8,7 @@ a bad file: whatever goes wrong becomes an error record with a short reason code
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import warnings
@@ -45,6 +46,7 @@ PROMOTED = {
 }
 
 
+@functools.cache  # a few hundred keywords, asked for once per file each
 def snake_case(keyword: str) -> str:
     """``SOPInstanceUID`` → ``sop_instance_uid``, ``KVP`` → ``kvp``."""
     step = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", keyword)

@@ -35,6 +35,9 @@ def combine(values: list[Any]) -> tuple[Any, bool]:
     present = [v for v in values if v is not None]
     if not present:
         return None, False
+    first = present[0]
+    if isinstance(first, str) and len(present) == len(values) and all(v == first for v in present):
+        return first, False  # the common case, a text value the same in every file: no hashing
     distinct: dict[str, Any] = {}
     for value in present:
         distinct.setdefault(_freeze(value), value)

@@ -68,7 +68,6 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
             rows.setdefault(key, []).append(i)
         for key in keys:
             pq.write_table(table.take(pa.array(rows.get(key, []), type=pa.int64())), self._path(asset_path, key))
-        context.add_output_metadata({"partitions_written": len(keys)})
 
     @timed
     def load_input(self, context: InputContext) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import DagsterInstance, materialize
+from dagster import DagsterEventType, DagsterInstance, materialize
 
 from quire_assets.assets import all_assets, ingest_assets, source_index
 from quire_assets.catalog import open_catalog
@@ -36,6 +36,10 @@ def test_materialize_one_accession_partition(sample_archive, tmp_path):
     series = catalog.find("series", sort=[("slice_thickness", 1)])
     assert [s["slice_thickness"] for s in series] == [0.625, 1.25]
     assert sum(s["num_instances"] for s in series) == catalog.count("instances") == 18
+    rows = {m.asset_key.path[-1]: m.metadata["dagster/row_count"].value
+            for m in (e.materialization for e in result.get_asset_materialization_events())}
+    assert rows == {"dicom_files": 18, "instance_records": 18, "series_rollups": 2, "study_rollups": 1,
+                    "catalog_entries": 18}
     stored = sorted(p.name for p in (tmp_path / "storage" / "dicom_files").iterdir())
     assert stored == ["RAD%2F2019%2F0042.parquet"]
 
@@ -56,6 +60,20 @@ def test_one_run_covers_a_range_of_partitions(sample_archive, tmp_path):
     assert run.tags["dagster/asset_partition_range_end"] == keys[-1]
     catalog = open_catalog(resources["catalog"].uri)
     assert catalog.count("studies") == 7 and catalog.count("patients") == 6
+    # Planned events: one per asset holding the range, not one per asset and partition.
+    planned = instance.get_records_for_run(report.run_ids[0], of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+    assert len(planned.records) == len(ingest_assets)
+    subset = planned.records[0].event_log_entry.dagster_event.event_specific_data.partitions_subset
+    assert sorted(subset.get_partition_keys()) == sorted(keys)
+    done = instance.get_records_for_run(report.run_ids[0], of_type=DagsterEventType.ASSET_MATERIALIZATION).records
+    assert len(done) == len(ingest_assets) * len(keys)
+    # Metadata of a run over many partitions speaks for the run: no run total posing as a partition's rows.
+    entries = [r.asset_materialization for r in done if r.asset_materialization.asset_key.path == ["catalog_entries"]]
+    assert {m.partition for m in entries} == set(keys)
+    metadata = entries[0].metadata
+    assert metadata["rows_in_run"].value == catalog.count("instances") == 79
+    assert metadata["accessions_in_run"].value == len(keys)
+    assert "dagster/row_count" not in metadata
     # Several small runs when the batch is small.
     report = run_partitions(defs, instance, keys, batch=3)
     assert len(report.run_ids) == -(-len(keys) // 3)
