@@ -266,7 +266,8 @@ def catalog_entries(
     error_docs: dict[str, list[dict]] = {}
     for record in index.records(list(dicom_files.loc[dicom_files["reason"].notna(), "uri"])):
         error_docs.setdefault(record["partition_key"], []).append(record)
-    instances = {key: rollup.instance_documents(records.get(key, []), features) for key in context.partition_keys}
+    # pop: each accession's parsed records are let go once its instance documents are made
+    instances = {key: rollup.instance_documents(records.pop(key, []), features) for key in context.partition_keys}
     stolen = claimed_twice(cat, instances)
     for key in context.partition_keys:
         counts = cat.replace_partition(key, instances[key], series.get(key, []),

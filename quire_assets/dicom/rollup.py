@@ -30,14 +30,20 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _all_same(values: list[Any]) -> bool:
+    """Every value the same scalar, type included: the common case, decided without hashing."""
+    first = values[0]
+    kind = type(first)
+    return kind in (str, int, float) and all(type(v) is kind and v == first for v in values)
+
+
 def combine(values: list[Any]) -> tuple[Any, bool]:
     """One value for many files: (value, varies)."""
     present = [v for v in values if v is not None]
     if not present:
         return None, False
-    first = present[0]
-    if isinstance(first, str) and len(present) == len(values) and all(v == first for v in present):
-        return first, False  # the common case, a text value the same in every file: no hashing
+    if len(present) == len(values) and _all_same(present):
+        return present[0], False
     distinct: dict[str, Any] = {}
     for value in present:
         distinct.setdefault(_freeze(value), value)
@@ -56,15 +62,17 @@ def combine(values: list[Any]) -> tuple[Any, bool]:
 
 
 def most_common(values: Iterable[Any]) -> Any:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    if _all_same(values):
+        return values[0]
     counts: Counter = Counter()
     originals: dict[Any, Any] = {}
     for value in values:
-        if value is not None:
-            key = _freeze(value)
-            counts[key] += 1
-            originals.setdefault(key, value)
-    if not counts:
-        return None
+        key = _freeze(value)
+        counts[key] += 1
+        originals.setdefault(key, value)
     # Ties go to the smallest serialized value, so the answer does not depend on file order.
     best = min(counts.items(), key=lambda item: (-item[1], json.dumps(originals[item[0]], sort_keys=True, ensure_ascii=False)))[0]
     return originals[best]

@@ -175,13 +175,31 @@ def test_second_run_changes_nothing(ingested):
 
 
 def test_runs_land_in_dagster_home(ingested, monkeypatch):
-    from dagster import DagsterInstance, DagsterRunStatus
+    from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
     monkeypatch.setenv("DAGSTER_HOME", ingested["env"]["DAGSTER_HOME"])
     instance = DagsterInstance.get()
     runs = instance.get_runs()
     assert len(runs) == 1 and runs[0].status == DagsterRunStatus.SUCCESS
     assert "../x" in instance.get_dynamic_partitions("accessions")
+    # The `quire` process logged one planned event per asset for its range, not one per accession.
+    planned = instance.get_records_for_run(runs[0].run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+    done = instance.get_records_for_run(runs[0].run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION, limit=10_000)
+    partitions = len(instance.get_dynamic_partitions("accessions"))
+    assert len(planned.records) == 5 and len(done.records) == 5 * partitions
+
+
+def test_timings_split_the_wall_time(tmp_path):
+    archive = tmp_path / "archive"
+    write_sample_archive(archive, patients=2, slices=3)
+    env = {**os.environ, "QUIRE_HOME": str(tmp_path / "home")}
+    env.pop("DAGSTER_HOME", None)
+    proc = quire("ingest", str(archive), "--timings", env=env, cwd=tmp_path)
+    timings = json.loads(proc.stderr.strip().splitlines()[-1])
+    parts = ("dicom_files_s", "instance_records_s", "series_rollups_s", "study_rollups_s", "catalog_entries_s")
+    assert all(timings[k] > 0 for k in ("index_s", "dagster_setup_s", "runs_s", *parts))
+    assert timings["in_quire_code_s"] >= sum(timings[k] for k in parts)
+    assert timings["in_quire_code_s"] + timings["dagster_overhead_s"] == pytest.approx(timings["runs_s"])
 
 
 def test_two_archives_in_one_catalog_keep_each_others_files(tmp_path, monkeypatch):
