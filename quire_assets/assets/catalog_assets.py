@@ -68,12 +68,17 @@ def run_metadata(rows: int, partitions: int, summary: str) -> dict:
 ODDITY_FREE = '"oddities":[]'
 
 
-def docs_by_partition(df: pd.DataFrame) -> dict[str, list[dict]]:
-    """The JSON ``document`` column parsed, grouped by partition key (in first-seen order)."""
-    grouped: dict[str, list[dict]] = {}
+def texts_by_partition(df: pd.DataFrame) -> dict[str, list[str]]:
+    """The JSON ``document`` column grouped by partition key (in first-seen order), still as text:
+    parsed one accession at a time (``parsed``), a run holds one accession's documents at once."""
+    grouped: dict[str, list[str]] = {}
     for key, document in zip(df["partition_key"], df["document"], strict=True):
-        grouped.setdefault(key, []).append(json.loads(document))
+        grouped.setdefault(key, []).append(document)
     return grouped
+
+
+def parsed(texts: list[str]) -> list[dict]:
+    return [json.loads(t) for t in texts]
 
 
 def _frame(docs: list[dict], columns: list[str]) -> pd.DataFrame:
@@ -184,8 +189,8 @@ def instance_records(context: AssetExecutionContext, source: DicomSource, dicom_
 def series_rollups(context: AssetExecutionContext, source: DicomSource, instance_records: pd.DataFrame) -> pd.DataFrame:
     features = source.features()
     docs = []
-    for records in docs_by_partition(instance_records).values():
-        docs.extend(rollup.series_documents(records, features))
+    for texts in texts_by_partition(instance_records).values():
+        docs.extend(rollup.series_documents(parsed(texts), features))
     df = _frame(docs, ["partition_key", "series_instance_uid", "study_instance_uid", "modality",
                        "slice_thickness", "num_instances"])
     by_modality = Counter(d.get("modality") or "?" for d in docs)
@@ -203,10 +208,10 @@ def series_rollups(context: AssetExecutionContext, source: DicomSource, instance
 def study_rollups(context: AssetExecutionContext, source: DicomSource, instance_records: pd.DataFrame,
                   series_rollups: pd.DataFrame) -> pd.DataFrame:
     features = source.features()
-    series_by_part = docs_by_partition(series_rollups)
+    series_by_part = texts_by_partition(series_rollups)
     docs = []
-    for key, records in docs_by_partition(instance_records).items():
-        docs.extend(rollup.study_documents(records, series_by_part.get(key, []), features))
+    for key, texts in texts_by_partition(instance_records).items():
+        docs.extend(rollup.study_documents(parsed(texts), parsed(series_by_part.get(key, [])), features))
     df = _frame(docs, ["partition_key", "study_instance_uid", "accession_number", "patient_id",
                        "num_series", "num_instances"])
     context.add_output_metadata(run_metadata(len(df), len(context.partition_keys), (
@@ -214,15 +219,14 @@ def study_rollups(context: AssetExecutionContext, source: DicomSource, instance_
     return df
 
 
-def claimed_twice(cat: Catalog, instances: dict[str, list[dict]]) -> list[str]:
-    """SOP Instance UIDs of these accessions' instances that another accession holds too, in this
+def claimed_twice(cat: Catalog, instance_records: pd.DataFrame) -> list[str]:
+    """SOP Instance UIDs of a run's instance records that another accession holds too, in this
     run or already in the catalog: found before the upserts would make it silent."""
     owner: dict[str, str] = {}
     shared = []
-    for key, docs in instances.items():
-        for doc in docs:
-            if owner.setdefault(doc["sop_instance_uid"], key) != key:
-                shared.append(doc["sop_instance_uid"])
+    for key, uid in zip(instance_records["partition_key"], instance_records["sop_instance_uid"], strict=True):
+        if owner.setdefault(uid, key) != key:
+            shared.append(uid)
     for chunk in chunks(list(owner)):
         shared.extend(d["sop_instance_uid"] for d in cat.find(
             "instances", {"sop_instance_uid": {"$in": list(chunk)}}, projection={"sop_instance_uid": 1,
@@ -260,19 +264,17 @@ def catalog_entries(
     cat = catalog.open()
     catalog_name = catalog.resolved_uri().split("@")[-1]  # never the credentials of a MongoDB URI
     totals: Counter = Counter()
-    records, series, studies = (docs_by_partition(df) for df in (instance_records, series_rollups, study_rollups))
+    records, series, studies = (texts_by_partition(df) for df in (instance_records, series_rollups, study_rollups))
     index = source.index()
     # Error records as the core made them ({uri, reason, detail, partition_key, size}).
     error_docs: dict[str, list[dict]] = {}
     for record in index.records(list(dicom_files.loc[dicom_files["reason"].notna(), "uri"])):
         error_docs.setdefault(record["partition_key"], []).append(record)
-    # pop: each accession's parsed records are let go once its instance documents are made
-    instances = {key: rollup.instance_documents(records.pop(key, []), features) for key in context.partition_keys}
-    stolen = claimed_twice(cat, instances)
+    stolen = claimed_twice(cat, instance_records)
     for key in context.partition_keys:
-        counts = cat.replace_partition(key, instances[key], series.get(key, []),
-                                       studies.get(key, []), error_docs.get(key, []),
-                                       source=index.source.uri)
+        instances = rollup.instance_documents(parsed(records.get(key, [])), features)
+        counts = cat.replace_partition(key, instances, parsed(series.get(key, [])), parsed(studies.get(key, [])),
+                                       error_docs.get(key, []), source=index.source.uri)
         totals.update(counts)
     # Check: every listed file is accounted for, as the catalog now holds it.
     held: set[str] = set()
