@@ -8,14 +8,20 @@ idempotent and cheap (their headers are not read again).
 
 from __future__ import annotations
 
+import multiprocessing
+import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, RunRequest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from quire_assets.partitions import accession_partitions
+from quire_assets.timing import spent
 
 DEFAULT_BATCH = 500
 # A run holds its partitions' records in memory: bounding the files per run keeps the peak memory
@@ -81,10 +87,55 @@ def execute_run_requests(defs: Definitions, instance: DagsterInstance, run_reque
 
 
 @dataclass
+class RunOutcome:
+    """One run as ``run_partitions`` saw it: its id (or why it has none), how long it took, and the
+    time Quire's own code took in it (``timing.spent``), by function."""
+
+    run_id: str
+    success: bool
+    seconds: float
+    spent: dict[str, float]
+
+
+@dataclass
 class RunsReport:
     run_ids: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    busy_s: float = 0.0  # the runs' wall times added up: more than ``seconds`` when runs overlap
+    workers: int = 1
+
+
+def _execute_one(defs: Definitions, instance: DagsterInstance, request: RunRequest, log_level: str) -> RunOutcome:
+    before = Counter(spent)
+    start = time.perf_counter()
+    [result] = execute_run_requests(defs, instance, [request], log_level)
+    seconds = time.perf_counter() - start
+    return RunOutcome(result.run_id, result.success, seconds, dict(Counter(spent) - before))
+
+
+# What a forked worker inherits from ``run_partitions``: the definitions, where the instance
+# lives, and the partitions in the instance's order (set just before the workers fork).
+_inherited: dict[str, Any] = {}
+
+
+def _execute_inherited(request: RunRequest) -> RunOutcome:
+    """A run in a forked worker. A persistent instance is opened again from its ref (nothing of the
+    parent's connections is used); for an ephemeral one, the worker makes its own with the same
+    partitions, and the run's events live as long as the worker."""
+    ref = _inherited["instance_ref"]
+    if ref is None:
+        instance = DagsterInstance.ephemeral()
+        instance.add_dynamic_partitions(accession_partitions.name, _inherited["partitions"])
+    else:
+        instance = DagsterInstance.from_ref(ref)
+    return _execute_one(_inherited["defs"], instance, request, _inherited["log_level"])
+
+
+def _can_fork() -> bool:
+    # fork shares the imported Dagster and the definitions with the workers at no cost; where it is
+    # not the safe default (macOS, Windows) runs stay in this process.
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
 def run_partitions(
@@ -98,21 +149,55 @@ def run_partitions(
     log_level: str = "WARNING",
     weights: Mapping[str, int] | None = None,
     max_weight: int = DEFAULT_FILES_PER_RUN,
+    workers: int = 1,
 ) -> RunsReport:
-    """Execute ``job_name`` in-process over ``keys``, in as few runs as the batch size allows."""
+    """Execute ``job_name`` over ``keys``, in as few runs as the batch size allows.
+
+    With ``workers`` > 1 the runs execute side by side in that many forked processes (the work is
+    split into at least as many runs). Runs then land in a persistent instance as usual; with an
+    ephemeral instance each worker has its own, so only the report keeps the runs' outcomes.
+    """
     start = time.perf_counter()
     report = RunsReport()
     if not keys:
         return report
     register_partitions(instance, keys)
     ordered = instance.get_dynamic_partitions(accession_partitions.name)
-    for first, last in partition_ranges(ordered, keys, batch, weights, max_weight):
-        request = RunRequest(job_name=job_name, tags={**(tags or {}), **range_tags(first, last)})
-        [result] = execute_run_requests(defs, instance, [request], log_level)
-        report.run_ids.append(result.run_id)
-        if not result.success:
-            report.failed.append(result.run_id)
-        if on_run:
-            on_run(first, last, result.success)
+    workers = max(1, workers if _can_fork() else 1)
+    if workers > 1:  # enough runs to keep every worker busy
+        batch = min(batch, -(-len(keys) // workers))
+        if weights:
+            max_weight = min(max_weight, max(1, -(-sum(weights.get(k, 1) for k in keys) // workers)))
+    ranges = partition_ranges(ordered, keys, batch, weights, max_weight)
+    requests = [RunRequest(job_name=job_name, tags={**(tags or {}), **range_tags(first, last)})
+                for first, last in ranges]
+    workers = min(workers, len(requests))
+    report.workers = workers
+    pool: ProcessPoolExecutor | None = None
+    if workers > 1:
+        _inherited.update(defs=defs, instance_ref=None if instance.is_ephemeral else instance.get_ref(),
+                          partitions=ordered, log_level=log_level)
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        futures = [pool.submit(_execute_inherited, request) for request in requests]
+    try:
+        for i, ((first, last), request) in enumerate(zip(ranges, requests, strict=True)):
+            if pool is None:
+                outcome = _execute_one(defs, instance, request, log_level)
+            else:
+                try:
+                    outcome = futures[i].result()
+                except Exception as exc:  # the worker died: the run's outcome is unknown, so it failed
+                    outcome = RunOutcome(f"{first}..{last} ({type(exc).__name__}: {exc})", False, 0.0, {})
+                spent.update(outcome.spent)  # the worker's share of Quire's time, for --timings
+            report.run_ids.append(outcome.run_id)
+            report.busy_s += outcome.seconds
+            if not outcome.success:
+                report.failed.append(outcome.run_id)
+            if on_run:
+                on_run(first, last, outcome.success)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+            _inherited.clear()
     report.seconds = time.perf_counter() - start
     return report

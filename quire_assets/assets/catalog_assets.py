@@ -31,6 +31,7 @@ from quire_assets.catalog.base import Catalog, chunks
 from quire_assets.dicom import rollup
 from quire_assets.partitions import accession_partitions
 from quire_assets.resources import CatalogResource, DicomSource
+from quire_assets.sources import SourceIndex
 from quire_assets.timing import timed
 
 # Batched backfills are the point of this graph; Dagster marks the parameter beta.
@@ -219,20 +220,19 @@ def study_rollups(context: AssetExecutionContext, source: DicomSource, instance_
     return df
 
 
-def claimed_twice(cat: Catalog, instance_records: pd.DataFrame) -> list[str]:
-    """SOP Instance UIDs of a run's instance records that another accession holds too, in this
-    run or already in the catalog: found before the upserts would make it silent."""
-    owner: dict[str, str] = {}
-    shared = []
-    for key, uid in zip(instance_records["partition_key"], instance_records["sop_instance_uid"], strict=True):
-        if owner.setdefault(uid, key) != key:
-            shared.append(uid)
+def claimed_twice(cat: Catalog, index: SourceIndex, instance_records: pd.DataFrame) -> list[str]:
+    """SOP Instance UIDs of a run's instance records that another accession holds too: in the
+    source's index (this run or any other, also one running at the same time) or, from another
+    source, in the catalog. Found before the upserts would make it silent."""
+    owner = dict(zip(instance_records["sop_instance_uid"], instance_records["partition_key"], strict=True))
+    shared: set[str] = set()
     for chunk in chunks(list(owner)):
-        shared.extend(d["sop_instance_uid"] for d in cat.find(
+        shared.update(uid for uid, keys in index.partitions_holding(chunk).items() if len(keys) > 1)
+        shared.update(d["sop_instance_uid"] for d in cat.find(
             "instances", {"sop_instance_uid": {"$in": list(chunk)}}, projection={"sop_instance_uid": 1,
                                                                                "partition_key": 1})
             if d["partition_key"] != owner[d["sop_instance_uid"]])
-    return shared
+    return sorted(shared)
 
 
 CHECKS = [
@@ -270,7 +270,7 @@ def catalog_entries(
     error_docs: dict[str, list[dict]] = {}
     for record in index.records(list(dicom_files.loc[dicom_files["reason"].notna(), "uri"])):
         error_docs.setdefault(record["partition_key"], []).append(record)
-    stolen = claimed_twice(cat, instance_records)
+    stolen = claimed_twice(cat, index, instance_records)
     for key in context.partition_keys:
         instances = rollup.instance_documents(parsed(records.get(key, [])), features)
         counts = cat.replace_partition(key, instances, parsed(series.get(key, [])), parsed(studies.get(key, [])),

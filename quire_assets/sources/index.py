@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS files (
     uri TEXT PRIMARY KEY, size INTEGER, version TEXT, fingerprint TEXT, partition_key TEXT,
     study_instance_uid TEXT, series_instance_uid TEXT, sop_instance_uid TEXT, reason TEXT, record TEXT);
 CREATE INDEX IF NOT EXISTS files_partition ON files (partition_key);
+CREATE INDEX IF NOT EXISTS files_sop ON files (sop_instance_uid);
 CREATE TABLE IF NOT EXISTS partitions (partition_key TEXT PRIMARY KEY, version INTEGER NOT NULL, seq INTEGER,
     changed INTEGER);
 CREATE TABLE IF NOT EXISTS cataloged (catalog TEXT, partition_key TEXT, version INTEGER,
@@ -238,6 +239,17 @@ class SourceIndex:
         for chunk in chunks(list(uris), 500):
             marks = ",".join("?" * len(chunk))
             out.update(self.conn.execute(f"SELECT uri, record FROM files WHERE uri IN ({marks})", list(chunk)))
+        return out
+
+    def partitions_holding(self, sop_uids: Sequence[str]) -> dict[str, set[str]]:
+        """SOP Instance UID → the partitions whose readable files hold it (for these UIDs)."""
+        out: dict[str, set[str]] = {}
+        for chunk in chunks(list(sop_uids), 500):
+            marks = ",".join("?" * len(chunk))
+            for uid, key in self.conn.execute(
+                    f"SELECT DISTINCT sop_instance_uid, partition_key FROM files WHERE reason IS NULL "
+                    f"AND sop_instance_uid IN ({marks})", list(chunk)):
+                out.setdefault(uid, set()).add(key)
         return out
 
     def keys_holding(self, accessions: Sequence[str]) -> dict[str, str]:

@@ -67,7 +67,9 @@ def test_ingest_runs_land_in_postgres(postgres, sample_archive, tmp_path):
     check = subprocess.run(
         [str(Path(os.sys.executable)), "-c",
          "from dagster import DagsterInstance; i = DagsterInstance.get(); "
-         "print(type(i.run_storage).__name__, len(i.get_runs()), i.get_runs()[0].status.value)"],
+         "print(type(i.run_storage).__name__, *sorted({r.status.value for r in i.get_runs()}), len(i.get_runs()))"],
         env=env, capture_output=True, text=True, check=True)
-    assert check.stdout.split() == ["PostgresRunStorage", "1", "SUCCESS"]
+    storage, status, runs = check.stdout.split()
+    # Runs from the forked workers (one per core) all landed in PostgreSQL, all succeeded.
+    assert (storage, status) == ("PostgresRunStorage", "SUCCESS") and int(runs) >= min(2, os.cpu_count() or 1)
     assert not list(dagster_home.glob("history")), "runs must not fall back to SQLite files"
