@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from quire_assets.catalog.filters import validate_filter
 from quire_assets.dicom.rollup import patient_documents
 
 KEYS = {
@@ -91,12 +92,20 @@ def check_scalars(collection: str, doc: dict) -> None:
             raise CatalogError(f"{collection}.{field} must be a single value, got {doc[field]!r}"[:300])
 
 
-def apply_projection(doc: dict, projection: dict | list | None) -> dict:
-    """Mongo-style inclusion or exclusion projection on top-level and dotted fields."""
-    if not projection:
-        return doc
+def checked_projection(projection: dict | list | None) -> dict:
+    """A projection as ``{field: 1 or 0}``, its field names held to the filters' naming rules
+    (they may come from a user's ``--fields``)."""
     if isinstance(projection, list):
         projection = dict.fromkeys(projection, 1)
+    projection = dict(projection or {})
+    validate_filter(dict.fromkeys(projection, 1))
+    return projection
+
+
+def apply_projection(doc: dict, projection: dict) -> dict:
+    """Mongo-style inclusion or exclusion projection (a ``checked_projection``) on top-level and dotted fields."""
+    if not projection:
+        return doc
     include = [k for k, v in projection.items() if v and k != "_id"]
     exclude = [k for k, v in projection.items() if not v and k != "_id"]
     if include:

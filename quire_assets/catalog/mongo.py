@@ -9,7 +9,15 @@ from pymongo import ASCENDING, DESCENDING, ReplaceOne
 from pymongo.errors import BulkWriteError, ConfigurationError, PyMongoError
 from pymongo.uri_parser import parse_uri
 
-from quire_assets.catalog.base import COLLECTIONS, INDEXES, KEYS, Catalog, CatalogError, check_collection
+from quire_assets.catalog.base import (
+    COLLECTIONS,
+    INDEXES,
+    KEYS,
+    Catalog,
+    CatalogError,
+    check_collection,
+    checked_projection,
+)
 from quire_assets.catalog.filters import validate_filter
 
 DEFAULT_DATABASE = "quire"
@@ -53,9 +61,7 @@ class MongoCatalog(Catalog):
 
     def find(self, collection, flt=None, projection=None, sort=None, limit=0, skip=0) -> list[dict]:
         check_collection(collection)
-        if isinstance(projection, list):
-            projection = dict.fromkeys(projection, 1)
-        projection = {**(projection or {}), "_id": 0}
+        projection = {**checked_projection(projection), "_id": 0}
         cursor = self.db[collection].find(validate_filter(flt or {}), projection)
         order = [(f, DESCENDING if d < 0 else ASCENDING) for f, d in sort or []]
         cursor = cursor.sort([*order, ("_id", ASCENDING)])

@@ -25,6 +25,7 @@ from quire_assets.catalog.base import (
     CatalogError,
     apply_projection,
     check_collection,
+    checked_projection,
 )
 from quire_assets.catalog.filters import SqlFilter, json_path, regex_flags, validate_filter
 
@@ -64,6 +65,30 @@ def immediate(conn: sqlite3.Connection) -> Iterator[None]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _selected_fields(projection: dict) -> list[str] | None:
+    """The fields of an inclusion projection of top-level fields only; None for any other."""
+    fields = [k for k in projection if k != "_id"]
+    if not fields or not all(projection[f] for f in fields) or any("." in f for f in fields):
+        return None
+    return fields
+
+
+def _picked(row: Sequence[Any], fields: list[str]) -> dict:
+    """A projected document from (json_extract, json_type) pairs; a missing field stays missing."""
+    doc = {}
+    for i, field in enumerate(fields):
+        kind = row[2 * i + 1]
+        if kind is None:
+            continue
+        value = row[2 * i]
+        if kind in ("array", "object"):
+            value = json.loads(value)
+        elif kind in ("true", "false"):  # json_extract gives 1 and 0
+            value = kind == "true"
+        doc[field] = value
+    return doc
 
 
 class SqliteCatalog(Catalog):
@@ -124,16 +149,24 @@ class SqliteCatalog(Catalog):
     def find(self, collection, flt=None, projection=None, sort=None, limit=0, skip=0) -> list[dict]:
         check_collection(collection)
         where, params = self._where(collection, flt)
+        projection = checked_projection(projection)  # names checked: safe in a JSON path
+        fields = _selected_fields(projection)
+        # A few top-level fields are picked out by SQLite: the documents are not parsed whole.
+        columns = ", ".join(f"json_extract(doc, '{p}'), json_type(doc, '{p}')"
+                            for p in (json_path([f]) for f in fields)) if fields else "doc"
         order = []
         for field, direction in sort or []:
             validate_filter({field: 1})  # sort fields obey the same naming rules as filter fields
             order.append(f"json_extract(doc, '{json_path(field.split('.'))}') {'DESC' if direction < 0 else 'ASC'}")
         order.append("k ASC")
-        sql = f'SELECT doc FROM "{collection}" WHERE {where} ORDER BY {", ".join(order)}'
+        sql = f'SELECT {columns} FROM "{collection}" WHERE {where} ORDER BY {", ".join(order)}'
         if limit or skip:
             sql += " LIMIT ? OFFSET ?"
             params = [*params, limit if limit else -1, skip]
-        return [apply_projection(json.loads(row[0]), projection) for row in self.conn.execute(sql, params)]
+        rows = self.conn.execute(sql, params)
+        if fields:
+            return [_picked(row, fields) for row in rows]
+        return [apply_projection(json.loads(row[0]), projection) for row in rows]
 
     def keys(self, collection: str, flt: dict | None = None) -> list:
         # The key column itself: no document is parsed.

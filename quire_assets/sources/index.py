@@ -26,6 +26,9 @@ from quire_assets.sources.base import FileEntry, FileSource
 
 CHUNK = 32  # files per task handed to a worker
 INLINE_BELOW = 64  # fewer changed files than this are read in this process
+# Rows written per index transaction: a commit costs ~2 ms on the process that also feeds the
+# readers; an interrupted refresh reads at most this many files again next time.
+COMMIT_ROWS = 1024
 Progress = Callable[[int, int], None]
 
 _SCHEMA = """
@@ -93,9 +96,11 @@ class SourceIndex:
         workers: int | None = None,
         progress: Progress | None = None,
         first_bytes: int | None = None,
+        meanwhile: Callable[[], None] | None = None,
     ) -> RefreshResult:
         """List the source; read new and changed files; forget files that are gone."""
-        return self.update(self.source.list(), features, workers, progress, first_bytes, complete=True)
+        return self.update(self.source.list(), features, workers, progress, first_bytes, complete=True,
+                           meanwhile=meanwhile)
 
     def update(
         self,
@@ -105,9 +110,12 @@ class SourceIndex:
         progress: Progress | None = None,
         first_bytes: int | None = None,
         complete: bool = False,
+        meanwhile: Callable[[], None] | None = None,
     ) -> RefreshResult:
         """Read the new or changed files among ``entries``. With ``complete``, ``entries`` is the
-        whole source, and files of the index missing from it are removed."""
+        whole source, and files of the index missing from it are removed. ``meanwhile`` is called
+        once the readers are at work (after any worker process has been forked, so it may start
+        a thread), to do something else beside them."""
         start = time.perf_counter()
         first_bytes = first_bytes or self.source.first_bytes
         result = RefreshResult()
@@ -131,22 +139,33 @@ class SourceIndex:
             with immediate(self.conn):
                 self.conn.executemany("DELETE FROM files WHERE uri = ?", [(u,) for u in chunk])
         result.removed = len(gone)
-        for rows in self._read(todo, features, workers, progress, first_bytes):
+        pending: list[tuple] = []
+
+        def write() -> None:
+            with immediate(self.conn):
+                self.conn.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?)", pending)
+            result.read += len(pending)
+            pending.clear()
+
+        for rows in self._read(todo, features, workers, progress, first_bytes, meanwhile):
             for row in rows:
                 changed.add(row[4])
                 old = known.get(row[0])
                 if old and old[3] != row[4]:
                     changed.add(old[3])  # the file moved to another accession
-            with immediate(self.conn):
-                self.conn.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
-            result.read += len(rows)
+            pending.extend(rows)
+            if len(pending) >= COMMIT_ROWS:
+                write()
+        if pending:
+            write()
         self._bump(sorted(changed))
         result.changed_partitions = sorted(changed)
         result.seconds = time.perf_counter() - start
         return result
 
     def _read(self, todo: list[FileEntry], features: FeatureSets, workers: int | None,
-              progress: Progress | None, first_bytes: int) -> Iterator[list[tuple]]:
+              progress: Progress | None, first_bytes: int,
+              meanwhile: Callable[[], None] | None = None) -> Iterator[list[tuple]]:
         total, done = len(todo), 0
         if progress:
             progress(0, total)
@@ -161,8 +180,11 @@ class SourceIndex:
                 executor = ThreadPoolExecutor(max_workers=getattr(self.source, "threads", workers * 8))
             else:
                 executor = ProcessPoolExecutor(max_workers=workers)
+            # map submits every task now: a fork-based pool forks all its workers at the first one.
             results = executor.map(_extract_chunk, [self.source] * len(batches), batches,
                                    [features] * len(batches), [first_bytes] * len(batches))
+        if meanwhile:
+            meanwhile()
         try:
             for records in results:
                 done += len(records)

@@ -116,6 +116,19 @@ def test_projection_sort_limit_skip_distinct(loaded):
     assert loaded.get("series", "s1")["metadata"]["KVP"] == 120.0  # the stored document is untouched
 
 
+def test_projection_of_top_level_fields_keeps_every_type(catalog):
+    doc = {"uri": "u1", "reason": "empty", "n": 3, "x": 2.5, "yes": True, "no": False, "none": None,
+           "text": "é", "list": [1, "a", {"b": None}], "obj": {"k": [2.0]}, "empty_list": [], "empty_obj": {}}
+    catalog.upsert("errors", [doc])
+    fields = ["uri", "n", "x", "yes", "no", "none", "text", "list", "obj", "empty_list", "empty_obj", "absent"]
+    [found] = catalog.find("errors", {}, projection=dict.fromkeys(fields, 1))
+    assert found == {k: v for k, v in doc.items() if k != "reason"}
+    assert type(found["yes"]) is bool and type(found["n"]) is int and type(found["x"]) is float
+    assert catalog.find("errors", {}, projection=["none", "absent"]) == [{"none": None}]
+    with pytest.raises(FilterError):
+        catalog.find("errors", {}, projection={"uri') --": 1})
+
+
 def test_upsert_is_idempotent_and_replaces(loaded):
     loaded.upsert("series", SERIES)
     assert loaded.count("series") == 3
