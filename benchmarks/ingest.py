@@ -12,7 +12,8 @@ CT slices, then measures, each method in its own process on a warm page cache:
 - quire core: Quire's extraction of one record per file, one process (fast path and pydicom path);
 - quire ingest: the `quire ingest` command end to end (index, Dagster runs, catalog), with an
   ephemeral Dagster instance and with a DAGSTER_HOME on the default SQLite storage; its
-  ``--timings`` split the wall time into the index, Quire's code in the runs, and Dagster.
+  ``--timings`` split the wall time into the index, Quire's code in the runs, and Dagster (runs
+  overlap on one worker per core: their times are added up, then scaled to the runs' wall time).
 
 For each: files/s, CPU seconds, bytes read per file (rchar from /proc/self/io, which includes
 reaped children), and peak RSS. Nothing here is asserted; figures go in the table and the JSON.
@@ -236,7 +237,7 @@ def main() -> None:
             # the time the runs took, added up.
             in_runs = t["runs_s"] * t["dagster_overhead_s"] / max(t["runs_busy_s"], 1e-9)
             print(f"  {r['method']}: wall {wall:.1f} s = index {t['index_s']:.1f} s + Dagster set-up {setup:.1f} s "
-                  f"(imports, instance) + runs {t['runs_s']:.1f} s on {t['run_workers']} worker(s) (added up "
+                  f"(import left after the header reads, instance) + runs {t['runs_s']:.1f} s on {t['run_workers']} worker(s) (added up "
                   f"{t['runs_busy_s']:.1f} s: Quire code {t['in_quire_code_s']:.1f} s, Dagster "
                   f"{t['dagster_overhead_s']:.1f} s) + start and exit {rest:.1f} s. Dagster's share of the wall "
                   f"time: {100 * in_runs / wall:.0f}% in runs, {100 * (in_runs + setup) / wall:.0f}% with its set-up")

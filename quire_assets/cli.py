@@ -374,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="catalog everything under a folder or s3://bucket/prefix")
     p.add_argument("source")
     p.add_argument("--catalog", help="catalog URI (default: $QUIRE_CATALOG or sqlite:///$QUIRE_HOME/catalog.db)")
-    p.add_argument("--workers", type=int, help="parallel header readers (default: one per core)")
+    p.add_argument("--workers", type=int, help="parallel header readers and Dagster runs (default: one per core)")
     p.add_argument("--batch", type=int, help="accessions per Dagster run (default: 500)")
     p.add_argument("--features", help="a folder with your own study.txt / series.txt / instance.txt")
     p.add_argument("--timings", action="store_true", help="print where the time went (JSON, on stderr)")

@@ -12,12 +12,13 @@ import multiprocessing
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, RunRequest
+from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from quire_assets.partitions import accession_partitions
@@ -26,7 +27,7 @@ from quire_assets.timing import spent
 DEFAULT_BATCH = 500
 # A run holds its partitions' records in memory: bounding the files per run keeps the peak memory
 # of an ingest flat however large the archive is.
-DEFAULT_FILES_PER_RUN = 10_000
+DEFAULT_FILES_PER_RUN = 5_000
 
 
 def partition_ranges(
@@ -114,22 +115,59 @@ def _execute_one(defs: Definitions, instance: DagsterInstance, request: RunReque
     return RunOutcome(result.run_id, result.success, seconds, dict(Counter(spent) - before))
 
 
-# What a forked worker inherits from ``run_partitions``: the definitions, where the instance
-# lives, and the partitions in the instance's order (set just before the workers fork).
-_inherited: dict[str, Any] = {}
-
-
-def _execute_inherited(request: RunRequest) -> RunOutcome:
-    """A run in a forked worker. A persistent instance is opened again from its ref (nothing of the
-    parent's connections is used); for an ephemeral one, the worker makes its own with the same
-    partitions, and the run's events live as long as the worker."""
-    ref = _inherited["instance_ref"]
-    if ref is None:
+def _run_in_fork(defs: Definitions, instance_ref: InstanceRef | None, partitions: Sequence[str],
+                 request: RunRequest, log_level: str, conn: Connection) -> None:
+    """One run in a process forked for it alone (its arguments are inherited, not pickled). A
+    persistent instance is opened again from its ref, so no connection of the parent is used; for
+    an ephemeral one the process makes its own, with the same partitions. An exception ends the
+    process with a traceback on stderr and no outcome sent: the parent counts the run as failed."""
+    if instance_ref is None:
         instance = DagsterInstance.ephemeral()
-        instance.add_dynamic_partitions(accession_partitions.name, _inherited["partitions"])
+        instance.add_dynamic_partitions(accession_partitions.name, partitions)
     else:
-        instance = DagsterInstance.from_ref(ref)
-    return _execute_one(_inherited["defs"], instance, request, _inherited["log_level"])
+        instance = DagsterInstance.from_ref(instance_ref)
+    conn.send(_execute_one(defs, instance, request, log_level))
+
+
+def _forked_runs(defs: Definitions, instance: DagsterInstance, partitions: Sequence[str],
+                 requests: Sequence[RunRequest], workers: int, log_level: str) -> Iterator[RunOutcome]:
+    """Each run in a fresh fork of this process, ``workers`` at a time; outcomes in request order.
+
+    A fork per run, not a pool: a run's memory goes with its process, so a worker never grows
+    from run to run, and this process starts no helper thread that a fork could catch holding a lock.
+    """
+    context = multiprocessing.get_context("fork")
+    ref = None if instance.is_ephemeral else instance.get_ref()
+    waiting = list(enumerate(requests))
+    running: dict[Connection, tuple[int, BaseProcess]] = {}
+    done: dict[int, RunOutcome] = {}
+    try:
+        for i in range(len(requests)):
+            while i not in done:
+                while waiting and len(running) < workers:
+                    j, request = waiting.pop(0)
+                    reader, writer = context.Pipe(duplex=False)
+                    process = context.Process(target=_run_in_fork, daemon=True, name=f"quire-run-{j}",
+                                              args=(defs, ref, partitions, request, log_level, writer))
+                    process.start()
+                    writer.close()
+                    running[reader] = (j, process)
+                for reader in wait(list(running)):
+                    j, process = running.pop(reader)
+                    try:
+                        outcome = reader.recv()
+                    except EOFError:  # the process ended without an outcome
+                        outcome = None
+                    process.join()
+                    reader.close()
+                    tags = requests[j].tags
+                    done[j] = outcome or RunOutcome(
+                        f"{tags[ASSET_PARTITION_RANGE_START_TAG]}..{tags[ASSET_PARTITION_RANGE_END_TAG]} "
+                        f"(its process exited with status {process.exitcode})", False, 0.0, {})
+            yield done.pop(i)
+    finally:
+        for _, process in running.values():
+            process.terminate()
 
 
 def _can_fork() -> bool:
@@ -153,9 +191,10 @@ def run_partitions(
 ) -> RunsReport:
     """Execute ``job_name`` over ``keys``, in as few runs as the batch size allows.
 
-    With ``workers`` > 1 the runs execute side by side in that many forked processes (the work is
-    split into at least as many runs). Runs then land in a persistent instance as usual; with an
-    ephemeral instance each worker has its own, so only the report keeps the runs' outcomes.
+    With ``workers`` > 1 the runs execute side by side, that many at a time, each in a process
+    forked for it (the work is split into at least as many runs). Runs then land in a persistent
+    instance as usual; with an ephemeral instance each run has its own, so only the report keeps
+    the runs' outcomes.
     """
     start = time.perf_counter()
     report = RunsReport()
@@ -173,31 +212,18 @@ def run_partitions(
                 for first, last in ranges]
     workers = min(workers, len(requests))
     report.workers = workers
-    pool: ProcessPoolExecutor | None = None
     if workers > 1:
-        _inherited.update(defs=defs, instance_ref=None if instance.is_ephemeral else instance.get_ref(),
-                          partitions=ordered, log_level=log_level)
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-        futures = [pool.submit(_execute_inherited, request) for request in requests]
-    try:
-        for i, ((first, last), request) in enumerate(zip(ranges, requests, strict=True)):
-            if pool is None:
-                outcome = _execute_one(defs, instance, request, log_level)
-            else:
-                try:
-                    outcome = futures[i].result()
-                except Exception as exc:  # the worker died: the run's outcome is unknown, so it failed
-                    outcome = RunOutcome(f"{first}..{last} ({type(exc).__name__}: {exc})", False, 0.0, {})
-                spent.update(outcome.spent)  # the worker's share of Quire's time, for --timings
-            report.run_ids.append(outcome.run_id)
-            report.busy_s += outcome.seconds
-            if not outcome.success:
-                report.failed.append(outcome.run_id)
-            if on_run:
-                on_run(first, last, outcome.success)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-            _inherited.clear()
+        outcomes = _forked_runs(defs, instance, ordered, requests, workers, log_level)
+    else:
+        outcomes = (_execute_one(defs, instance, request, log_level) for request in requests)
+    for (first, last), outcome in zip(ranges, outcomes, strict=True):
+        if workers > 1:
+            spent.update(outcome.spent)  # the run's share of Quire's time, for --timings
+        report.run_ids.append(outcome.run_id)
+        report.busy_s += outcome.seconds
+        if not outcome.success:
+            report.failed.append(outcome.run_id)
+        if on_run:
+            on_run(first, last, outcome.success)
     report.seconds = time.perf_counter() - start
     return report

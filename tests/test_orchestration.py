@@ -105,6 +105,23 @@ def test_a_failed_run_on_a_worker_is_reported(sample_archive, tmp_path):
     assert report.workers == 2 and len(report.failed) == len(report.run_ids) >= 2
 
 
+def test_a_run_whose_process_dies_is_reported_failed(sample_archive, tmp_path, monkeypatch):
+    import os
+
+    from dagster import DagsterInstance
+
+    from quire_assets import orchestration
+
+    instance = DagsterInstance.ephemeral()
+    defs, _, keys = _indexed(sample_archive, tmp_path, instance)
+    # What the forked processes inherit: a run that kills its process before any outcome is sent.
+    monkeypatch.setattr(orchestration, "_execute_one", lambda *args: os._exit(3))
+    report = orchestration.run_partitions(defs, instance, keys, workers=2)
+    assert len(report.failed) == len(report.run_ids) >= 2
+    assert all(f.endswith("(its process exited with status 3)") for f in report.failed)
+    assert report.failed[0].startswith(f"{keys[0]}..")
+
+
 def test_an_sop_uid_in_two_accessions_is_caught_by_runs_that_overlap(tmp_path):
     """Two accessions holding one SOP Instance UID, cataloged by two runs at once: the check must
     not depend on which run writes first."""

@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS files (
     uri TEXT PRIMARY KEY, size INTEGER, version TEXT, fingerprint TEXT, partition_key TEXT,
     study_instance_uid TEXT, series_instance_uid TEXT, sop_instance_uid TEXT, reason TEXT, record TEXT);
 CREATE INDEX IF NOT EXISTS files_partition ON files (partition_key);
-CREATE INDEX IF NOT EXISTS files_sop ON files (sop_instance_uid);
+CREATE INDEX IF NOT EXISTS files_sop ON files (sop_instance_uid, partition_key, reason) WHERE reason IS NULL;
 CREATE TABLE IF NOT EXISTS partitions (partition_key TEXT PRIMARY KEY, version INTEGER NOT NULL, seq INTEGER,
     changed INTEGER);
 CREATE TABLE IF NOT EXISTS cataloged (catalog TEXT, partition_key TEXT, version INTEGER,
