@@ -1,9 +1,12 @@
 """Ingest speed, side by side on the same files, with the floors and the seed's way as baselines.
 
     python benchmarks/ingest.py [--files 10000] [--accessions 200] [--json results.json]
+    python benchmarks/ingest.py --shape dx [--accessions 5000]
 
-Generates (and caches under benchmarks/.cache) a synthetic LIDC-like archive of full-size 512 KiB
-CT slices, then measures, each method in its own process on a warm page cache:
+Generates (and caches under benchmarks/.cache) a synthetic archive: LIDC-like full-size 512 KiB CT
+slices (``--shape ct``, the default), or chest radiographs of 1 to 3 small DX images per accession
+(``--shape dx``: most radiology exams, where the cost per accession partition dominates), then
+measures, each method in its own process on a warm page cache:
 
 - walk: os.scandir + stat only (the floor of any ingest);
 - pydicom floor: dcmread(stop_before_pixels=True), one process;
@@ -56,6 +59,26 @@ def archive_for(files: int, accessions: int, matrix: int = 512) -> Path:
         write_series(root, study, study.series[0], matrix)
         written += n
     done.write_text(json.dumps({"files": files, "accessions": accessions, "seconds": time.perf_counter() - start}))
+    return root
+
+
+def dx_archive_for(accessions: int) -> Path:
+    """Chest radiographs as most radiology exams are: 1 to 3 small DX images (64×64, ~10 KiB) per
+    accession, one series each (PA, then lateral, then a repeat)."""
+    from quire_assets.dicom.sample import SeriesPlan, StudyPlan, write_series
+
+    root = CACHE / f"dx-{accessions}"
+    done = root / ".complete"
+    if done.exists():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    start = time.perf_counter()
+    for a in range(accessions):
+        study = StudyPlan(patient_index=a + 1, accession=f"XR{a + 1:06d}", date="2019-03-01",
+                          description="XR CHEST 2 VIEWS")
+        study.series.append(SeriesPlan(1, "CHEST", "DX", 1 + a % 3, None, 0.139))
+        write_series(root, study, study.series[0], 64, annotation=False)
+    done.write_text(json.dumps({"accessions": accessions, "seconds": time.perf_counter() - start}))
     return root
 
 
@@ -192,8 +215,9 @@ def run_one(name: str, root: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--files", type=int, default=10_000)
-    parser.add_argument("--accessions", type=int, default=200)
+    parser.add_argument("--shape", choices=["ct", "dx"], default="ct")
+    parser.add_argument("--files", type=int, default=10_000, help="CT only (a DX archive has ~2 per accession)")
+    parser.add_argument("--accessions", type=int, help="default: 200 CT studies, 5,000 DX exams")
     parser.add_argument("--matrix", type=int, default=512)
     parser.add_argument("--only", nargs="*", help="run only methods whose name contains one of these words")
     parser.add_argument("--json", type=Path, help="write the figures here (compare between commits)")
@@ -203,7 +227,10 @@ def main() -> None:
     if args.one:
         print(json.dumps(run_one(args.one, args.root)))
         return
-    root = archive_for(args.files, args.accessions, args.matrix)
+    if args.accessions is None:
+        args.accessions = 200 if args.shape == "ct" else 5_000
+    root = archive_for(args.files, args.accessions, args.matrix) if args.shape == "ct" else dx_archive_for(args.accessions)
+    files = len(dicom_paths(root))
     m_walk(root)
     m_pydicom(root)  # warm the page cache once, so every method reads from memory
     rows = []
@@ -218,7 +245,8 @@ def main() -> None:
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         print(f"  measured {name}", file=sys.stderr)
     size = sum(os.path.getsize(p) for p in dicom_paths(root)[:100]) / 100
-    print(f"\nIngest of {args.files:,} CT slices ({size / 1024:.0f} KiB each) in {args.accessions} accessions, "
+    what = "CT slices" if args.shape == "ct" else "DX images"
+    print(f"\nIngest of {files:,} {what} ({size / 1024:.0f} KiB each) in {args.accessions:,} accessions, "
           f"{os.cpu_count()} cores, warm page cache")
     print(f"{'method':<40}{'files/s':>10}{'CPU s':>9}{'KiB read/file':>15}{'peak RSS MB':>13}")
     for r in rows:
@@ -242,7 +270,8 @@ def main() -> None:
                   f"{t['dagster_overhead_s']:.1f} s) + start and exit {rest:.1f} s. Dagster's share of the wall "
                   f"time: {100 * in_runs / wall:.0f}% in runs, {100 * (in_runs + setup) / wall:.0f}% with its set-up")
     if args.json:
-        args.json.write_text(json.dumps({"files": args.files, "accessions": args.accessions, "rows": rows}, indent=2))
+        args.json.write_text(json.dumps({"shape": args.shape, "files": files, "accessions": args.accessions,
+                                         "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -123,13 +123,10 @@ def cmd_sample_archive(args: argparse.Namespace) -> int:
 
 
 def _dagster_instance():
-    from dagster import DagsterInstance
+    from quire_assets.instance import open_instance
 
-    home = os.environ.get("DAGSTER_HOME")
-    if home:
-        Path(home).mkdir(parents=True, exist_ok=True)
-        return DagsterInstance.get()
-    return DagsterInstance.ephemeral()
+    return open_instance(announce=lambda path: print(
+        f"wrote {path}: Dagster's default SQLite storage, with batched event writes", file=sys.stderr))
 
 
 def _source_uri(source: str) -> str:

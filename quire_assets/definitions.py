@@ -13,6 +13,7 @@ import os
 from dagster import Definitions, EnvVar
 
 from quire_assets.assets import all_assets
+from quire_assets.instance import enable_event_batches
 from quire_assets.jobs import all_jobs
 from quire_assets.resources import CatalogResource, DicomSource, LocalDicomSource, PartitionedParquetIOManager
 from quire_assets.sensors import all_sensors
@@ -28,6 +29,9 @@ PLANNED_EVENTS_SETTING = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
 # that creates runs: here for `quire` and `dagster job execute`; the webserver and daemon get it
 # from their environment (docker-compose.yml, README). Set it to "false" to keep per-partition events.
 os.environ.setdefault(PLANNED_EVENTS_SETTING, "true")
+# And a run's materializations of one output reach the event log storage as one batch, which
+# Quire's SQLite storage and dagster-postgres write in one transaction (quire_assets/instance.py).
+enable_event_batches()
 
 
 def source_resource(source_uri: str | None = None) -> DicomSource:

@@ -21,6 +21,7 @@ from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, RunReq
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from quire_assets.instance import ephemeral_instance
 from quire_assets.partitions import accession_partitions
 from quire_assets.timing import spent
 
@@ -122,7 +123,7 @@ def _run_in_fork(defs: Definitions, instance_ref: InstanceRef | None, partitions
     an ephemeral one the process makes its own, with the same partitions. An exception ends the
     process with a traceback on stderr and no outcome sent: the parent counts the run as failed."""
     if instance_ref is None:
-        instance = DagsterInstance.ephemeral()
+        instance = ephemeral_instance()
         instance.add_dynamic_partitions(accession_partitions.name, partitions)
     else:
         instance = DagsterInstance.from_ref(instance_ref)

@@ -1,0 +1,178 @@
+"""The Dagster instance Quire's runs write to, with event log storages that store a batch of
+events in one transaction.
+
+Why: a run over N accession partitions logs one materialization event per asset and partition.
+Dagster groups those of one output into a batch (``DAGSTER_EVENT_BATCH_SIZE``) and hands the batch
+to ``EventLogStorage.store_event_batch``, but its SQLite and in-memory storages then store the
+batch one event at a time: on SQLite each event opens two engines and commits two transactions
+(about 10 ms, measured: 90 % of a radiograph partition's cost). The storages here are Dagster's own
+classes, with ``store_event_batch`` writing the whole batch in one transaction per database and
+everything else inherited, so the tables, and every answer read from them (latest
+materialization, materialized partitions, event records, the UI's), are what the stock storage
+gives (``tests/instance`` compares both on the same runs). PostgreSQL needs no class of ours:
+``dagster-postgres`` already writes a batch of materializations in one statement.
+
+Every ``dagster._core`` import of the instance lives here: the storage classes and the ephemeral
+instance's parts have no public home, and subclassing them is how ``dagster.yaml``'s
+``event_log_storage: {module, class}`` is meant to be used.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from dagster import DagsterInstance
+from dagster._core.events import DagsterEventType
+from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log import InMemoryEventLogStorage, SqliteEventLogStorage
+from dagster._core.storage.event_log.base import EventLogCursor
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
+
+BATCH_SIZE_SETTING = "DAGSTER_EVENT_BATCH_SIZE"
+# One output's materializations over a run's partitions (at most 500 per run) fit in one batch.
+DEFAULT_BATCH_SIZE = "1000"
+
+# What ``quire`` writes into a DAGSTER_HOME that has no dagster.yaml yet: the default SQLite layout
+# (the same files under ``storage/``, so an existing history is kept), with batched event writes.
+LOCAL_INSTANCE_YAML = """\
+# Written by quire: Dagster's default SQLite storage, with event batches stored in one transaction
+# (quire_assets/instance.py). The webserver and daemon read this file too.
+run_storage:
+  module: dagster._core.storage.runs
+  class: SqliteRunStorage
+  config:
+    base_dir: {storage}
+event_log_storage:
+  module: quire_assets.instance
+  class: BatchedSqliteEventLogStorage
+  config:
+    base_dir: {storage}
+schedule_storage:
+  module: dagster._core.storage.schedules
+  class: SqliteScheduleStorage
+  config:
+    base_dir: {schedules}
+telemetry:
+  enabled: false
+"""
+
+# What the batched path stores: asset materializations, observations and planned events (other
+# batches, e.g. with planned check evaluations, are stored the stock way).
+_BATCHED_TYPES = frozenset({DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_OBSERVATION,
+                            DagsterEventType.ASSET_MATERIALIZATION_PLANNED})
+
+
+def enable_event_batches() -> None:
+    """Let Dagster hand an output's events to ``store_event_batch`` (it reads the setting at each
+    event, in the process that runs the step); an explicit setting, even "0", is kept."""
+    os.environ.setdefault(BATCH_SIZE_SETTING, DEFAULT_BATCH_SIZE)
+
+
+def _batchable(events: Sequence[EventLogEntry]) -> bool:
+    return len({e.run_id for e in events}) == 1 and all(
+        e.dagster_event is not None and e.dagster_event.asset_key is not None
+        and e.dagster_event.event_type in _BATCHED_TYPES for e in events)
+
+
+class _BatchedAssetEvents:
+    """``store_event_batch`` for Dagster's SQL event log storages: the rows go in with one
+    statement per database, and the asset index (tags, the asset's latest-event row) is updated in
+    the same transaction, with what storing the events one by one would leave there."""
+
+    def _index_asset_events(self, conn, events: Sequence[EventLogEntry], event_ids: Sequence[int]) -> None:
+        self._store_asset_event_tags(conn, events, event_ids)
+        # The asset's row keeps, per column, the value of the last event that sets it; a column is
+        # set by one event type or more, so replaying the last event of each type per asset, in the
+        # original order, leaves the row exactly as replaying every event would.
+        last: dict[tuple[str, DagsterEventType], int] = {}
+        for i, event in enumerate(events):
+            last[(event.dagster_event.asset_key.to_string(), event.dagster_event.event_type)] = i
+        for i in sorted(last.values()):
+            self._store_asset_event(conn, events[i], event_ids[i])
+
+    @staticmethod
+    def _insert_returning_ids(conn, rows: list[dict]) -> list[int]:
+        # One INSERT per row, inside the caller's transaction: the asset tables need each row's id.
+        return [conn.execute(SqlEventLogStorageTable.insert().values(**row)).inserted_primary_key[0]
+                for row in rows]
+
+
+class BatchedSqliteEventLogStorage(_BatchedAssetEvents, SqliteEventLogStorage):
+    """Dagster's default SQLite event log storage (a database per run, mirrored asset events in
+    ``index.db``), storing a batch in one transaction per database instead of two per event."""
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value) -> BatchedSqliteEventLogStorage:
+        # The parent names its own class here, not ``cls``.
+        return cls(inst_data=inst_data, **config_value)
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        if not _batchable(events):
+            return super().store_event_batch(events)
+        rows = [self._event_to_row(e) for e in events]  # serialized once, not once per database
+        with self.run_connection(events[0].run_id) as conn:
+            conn.execute(SqlEventLogStorageTable.insert(), rows)
+        with self.index_transaction() as conn:
+            self._index_asset_events(conn, events, self._insert_returning_ids(conn, rows))
+
+
+class BatchedInMemoryEventLogStorage(_BatchedAssetEvents, InMemoryEventLogStorage):
+    """The ephemeral instance's event log storage (one in-memory SQLite database), storing a batch
+    in one transaction; watchers are told of each event as ``store_event`` tells them."""
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        if not _batchable(events):
+            return super().store_event_batch(events)
+        with self.index_transaction() as conn:
+            self._index_asset_events(conn, events, self._insert_returning_ids(
+                conn, [self._event_to_row(e) for e in events]))
+        for event in events:
+            self._storage_id += 1
+            for handler in list(self._handlers[event.run_id]):
+                try:
+                    handler(event, str(EventLogCursor.from_storage_id(self._storage_id)))
+                except Exception:
+                    logging.exception("Exception in callback for event watch on run %s.", event.run_id)
+
+
+def ephemeral_instance() -> DagsterInstance:
+    """``DagsterInstance.ephemeral()``, with the batched in-memory event log storage."""
+    from dagster._core.instance import InstanceType
+    from dagster._core.launcher.sync_in_memory_run_launcher import SyncInMemoryRunLauncher
+    from dagster._core.run_coordinator import DefaultRunCoordinator
+    from dagster._core.storage.noop_compute_log_manager import NoOpComputeLogManager
+    from dagster._core.storage.root import TemporaryLocalArtifactStorage
+    from dagster._core.storage.runs import InMemoryRunStorage
+
+    return DagsterInstance(
+        instance_type=InstanceType.EPHEMERAL, local_artifact_storage=TemporaryLocalArtifactStorage(),
+        run_storage=InMemoryRunStorage(), event_storage=BatchedInMemoryEventLogStorage(),
+        compute_log_manager=NoOpComputeLogManager(), run_coordinator=DefaultRunCoordinator(),
+        run_launcher=SyncInMemoryRunLauncher())
+
+
+def open_instance(announce=None) -> DagsterInstance:
+    """The instance of ``$DAGSTER_HOME`` (where the Dagster UI reads), else an ephemeral one.
+
+    A DAGSTER_HOME with no ``dagster.yaml`` gets Quire's (``LOCAL_INSTANCE_YAML``): Dagster's
+    default storage layout with batched event writes; ``announce`` is told the file's path.
+    A ``dagster.yaml`` that exists is never changed.
+    """
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return ephemeral_instance()
+    path = Path(home)
+    path.mkdir(parents=True, exist_ok=True)
+    config = path / "dagster.yaml"
+    if not config.exists():
+        storage = path.resolve() / "storage"
+        # JSON strings are YAML strings: a folder name with ': ' or '#' stays one value.
+        config.write_text(LOCAL_INSTANCE_YAML.format(storage=json.dumps(storage.as_posix()),
+                                                     schedules=json.dumps((storage / "schedules").as_posix())))
+        if announce:
+            announce(config)
+    return DagsterInstance.get()

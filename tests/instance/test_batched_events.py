@@ -1,0 +1,176 @@
+"""Batched event writes keep Dagster's semantics: the same `quire ingest` on the stock storage
+(events stored one by one) and with batches (Quire's SQLite storage; dagster-postgres' own batch
+write on PostgreSQL) gives the same answers to what the Dagster UI asks of the instance."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, EventRecordsFilter
+
+from quire_assets.instance import (
+    BATCH_SIZE_SETTING,
+    BatchedInMemoryEventLogStorage,
+    BatchedSqliteEventLogStorage,
+    ephemeral_instance,
+)
+from quire_assets.partitions import accession_partitions
+from tests.cli.test_ingest_e2e import quire
+from tests.deploy.test_postgres_instance import postgres  # noqa: F401 (a fixture)
+
+ASSETS = ["source_index", "dicom_files", "instance_records", "series_rollups", "study_rollups", "catalog_entries"]
+ROOT = Path(__file__).resolve().parents[2]
+# The per-run figures differ between two runs of the same work; everything else must not.
+RUN_DEPENDENT = {"seconds", "read", "unchanged", "new_partitions", "changed_partitions"}
+
+
+def answers(instance: DagsterInstance) -> dict:
+    """What the UI reads: materialized partitions, the latest materialization per partition and
+    per asset, event records by type, the asset's latest-event row, and each run's event log."""
+    out: dict = {}
+    partitions = instance.get_dynamic_partitions(accession_partitions.name)
+    for name in ASSETS:
+        key = AssetKey(name)
+        latest_by_partition = {}
+        for partition in partitions if name != "source_index" else [None]:
+            records = instance.fetch_materializations(
+                AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1).records
+            if records:
+                mat = records[0].asset_materialization
+                latest_by_partition[partition] = (mat.partition, {
+                    k: v.value for k, v in mat.metadata.items() if k not in RUN_DEPENDENT})
+        latest = instance.get_latest_materialization_event(key)
+        records = instance.get_asset_records([key])
+        if not records:
+            out[name] = None
+            continue
+        entry = records[0].asset_entry
+        out[name] = {
+            "materialized_partitions": sorted(instance.get_materialized_partitions(key)),
+            "latest_by_partition": latest_by_partition,
+            "latest": latest.dagster_event.partition if latest else None,
+            "entry_partition": entry.last_materialization_record.event_log_entry.dagster_event.partition,
+            "entry_is_latest": entry.last_materialization_record.storage_id == instance.get_event_records(
+                EventRecordsFilter(DagsterEventType.ASSET_MATERIALIZATION, asset_key=key), limit=1)[0].storage_id,
+            "entry_run_is_last_run": entry.last_run_id == instance.get_runs(limit=1)[0].run_id,
+            **{f"records_{t.value}": len(instance.get_event_records(EventRecordsFilter(t, asset_key=key)))
+               for t in (DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_MATERIALIZATION_PLANNED)},
+        }
+    runs = sorted(instance.get_runs(), key=lambda r: r.tags.get("dagster/asset_partition_range_start", ""))
+    out["runs"] = [(r.job_name, r.status.value, [e.dagster_event_type.value for e in instance.all_logs(r.run_id)
+                                                if e.dagster_event_type]) for r in runs]
+    return out
+
+
+def _ingest(archive: Path, tmp_path: Path, name: str, yaml: str | None, batch: str, extra_env: dict | None = None):
+    home = tmp_path / name
+    home.mkdir()
+    if yaml is not None:
+        (home / "dagster.yaml").write_text(yaml)
+    # The same QUIRE_HOME (emptied) on both sides: the catalog's path is in the metadata compared.
+    shutil.rmtree(tmp_path / "quire", ignore_errors=True)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "QUIRE_HOME": str(tmp_path / "quire"),
+           BATCH_SIZE_SETTING: batch, **(extra_env or {})}
+    # One worker: the same runs over the same ranges, in the same order, on both sides.
+    proc = quire("ingest", str(archive), "--workers", "1", "--batch", "3", env=env, cwd=tmp_path)
+    return home, env, proc
+
+
+def _answers_in_subprocess(env: dict) -> dict:
+    code = ("import json, sys; from dagster import DagsterInstance; from tests.instance.test_batched_events "
+            "import answers; print(repr(answers(DagsterInstance.get())))")
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+                         capture_output=True, text=True, check=True)
+    return eval(out.stdout)  # noqa: S307 (our own repr of plain values)
+
+
+def test_sqlite_batched_storage_answers_as_the_stock_one(sample_archive, tmp_path):
+    stock_home, stock_env, _ = _ingest(sample_archive, tmp_path, "stock", "telemetry:\n  enabled: false\n", "0")
+    ours_home, ours_env, proc = _ingest(sample_archive, tmp_path, "ours", None, "1000")
+    assert "wrote" in proc.stderr and (ours_home / "dagster.yaml").exists()
+    stock, ours = _answers_in_subprocess(stock_env), _answers_in_subprocess(ours_env)
+    assert len(stock["runs"]) >= 3  # several runs over partition ranges, so the asset rows change hands
+    assert stock["catalog_entries"]["materialized_partitions"] == sorted(
+        stock["catalog_entries"]["latest_by_partition"])
+    assert ours == stock
+    kinds = subprocess.run([sys.executable, "-c", "from dagster import DagsterInstance; "
+                            "print(type(DagsterInstance.get().event_log_storage).__name__)"],
+                           env=ours_env, capture_output=True, text=True, check=True).stdout.split()
+    assert kinds == [BatchedSqliteEventLogStorage.__name__]
+    # The file quire wrote keeps Dagster's default layout: run and event databases under storage/.
+    assert (ours_home / "storage" / "runs.db").exists() and (ours_home / "storage" / "index.db").exists()
+
+
+def test_a_batch_is_stored_in_one_transaction_per_database(sample_archive, tmp_path):
+    """The batched path is the one taken: with batches on, the index database of a 7-partition run
+    sees a handful of transactions, not two per event."""
+    _, env, _ = _ingest(sample_archive, tmp_path, "ours", None, "1000")
+    code = (
+        "from dagster import DagsterInstance\n"
+        "from quire_assets.instance import BatchedSqliteEventLogStorage as S\n"
+        "calls = []\n"
+        "real = S._index_asset_events\n"
+        "def spy(self, conn, events, ids):\n"
+        "    calls.append(len(events)); return real(self, conn, events, ids)\n"
+        "S._index_asset_events = spy\n"
+        "from quire_assets.cli import main\n"
+        "import sys\n"
+        "main(['ingest', sys.argv[1], '--workers', '1'])\n"
+        "print('BATCHES', calls)\n")
+    fresh = tmp_path / "fresh"
+    (fresh / "dagster").mkdir(parents=True)
+    out = subprocess.run([sys.executable, "-c", code, str(sample_archive)], cwd=ROOT, capture_output=True, text=True,
+                         env={**env, "DAGSTER_HOME": str(fresh / "dagster"), "QUIRE_HOME": str(fresh / "quire"),
+                              "PYTHONPATH": str(ROOT)}, check=True)
+    batches = eval(out.stdout.split("BATCHES", 1)[1])  # noqa: S307
+    partitions = 8  # the sample archive's 7 studies and the partition of non-DICOM files
+    # One batch per output covering the run's partitions, for each of the 5 partitioned assets.
+    assert batches == [partitions] * 5, batches
+
+
+def test_in_memory_batched_storage_answers_as_the_stock_one(sample_archive, tmp_path, monkeypatch):
+    from quire_assets.definitions import build_definitions
+    from quire_assets.dicom.features import load_feature_sets
+    from quire_assets.orchestration import register_partitions, run_partitions
+    from quire_assets.sources import SourceIndex, source_from_uri
+
+    index = SourceIndex(source_from_uri(str(sample_archive)))
+    index.refresh(load_feature_sets(), workers=1)
+    keys = index.partition_keys()
+    index.close()
+    results = []
+    for instance, batch in ((DagsterInstance.ephemeral(), "0"), (ephemeral_instance(), "1000")):
+        monkeypatch.setenv(BATCH_SIZE_SETTING, batch)
+        shutil.rmtree(tmp_path / "catalog", ignore_errors=True)  # the same path on both sides (it is in metadata)
+        defs = build_definitions(str(sample_archive), f"sqlite:///{tmp_path / 'catalog' / 'catalog.db'}")
+        register_partitions(instance, keys)
+        report = run_partitions(defs, instance, keys, batch=3)
+        assert not report.failed
+        results.append(answers(instance))
+    assert isinstance(ephemeral_instance().event_log_storage, BatchedInMemoryEventLogStorage)
+    assert results[0] == results[1]
+
+
+def test_postgres_batched_writes_answer_as_one_by_one(postgres, sample_archive, tmp_path):  # noqa: F811
+    import psycopg2
+
+    results = []
+    for batch in ("0", "1000"):
+        db = f"dagster_batch_{batch}"
+        conn = psycopg2.connect(host="127.0.0.1", port=postgres, user="postgres", dbname="postgres")
+        conn.autocommit = True
+        conn.cursor().execute(f"CREATE DATABASE {db}")
+        conn.close()
+        yaml = (ROOT / "deploy" / "dagster.yaml").read_text()
+        _, env, _ = _ingest(sample_archive, tmp_path, f"pg{batch}", yaml, batch, {
+            "DAGSTER_POSTGRES_HOST": "127.0.0.1", "DAGSTER_POSTGRES_PORT": str(postgres),
+            "DAGSTER_POSTGRES_DB": db, "DAGSTER_POSTGRES_USER": "postgres", "DAGSTER_POSTGRES_PASSWORD": "x"})
+        results.append(_answers_in_subprocess(env))
+    assert Counter(r[1] for r in results[0]["runs"]) == {"SUCCESS": len(results[0]["runs"])}
+    assert results[0] == results[1]
+
