@@ -220,6 +220,26 @@ def study_rollups(context: AssetExecutionContext, source: DicomSource, instance_
     return df
 
 
+# Partitions are written to the catalog together, up to this many instance records at a time: a
+# few statements per group instead of per accession, with a run's memory still bounded.
+WRITE_GROUP_RECORDS = 2_000
+
+
+def write_groups(partition_keys: list[str], records: dict[str, list[str]]) -> list[list[str]]:
+    """The partition keys in groups of at most ``WRITE_GROUP_RECORDS`` records (a larger
+    accession is a group of its own)."""
+    groups: list[list[str]] = [[]]
+    size = 0
+    for key in partition_keys:
+        n = len(records.get(key, ()))
+        if groups[-1] and size + n > WRITE_GROUP_RECORDS:
+            groups.append([])
+            size = 0
+        groups[-1].append(key)
+        size += n
+    return [g for g in groups if g]
+
+
 def claimed_twice(cat: Catalog, index: SourceIndex, instance_records: pd.DataFrame) -> list[str]:
     """SOP Instance UIDs of a run's instance records that another accession holds too: in the
     source's index (this run or any other, also one running at the same time) or, from another
@@ -271,11 +291,12 @@ def catalog_entries(
     for record in index.records(list(dicom_files.loc[dicom_files["reason"].notna(), "uri"])):
         error_docs.setdefault(record["partition_key"], []).append(record)
     stolen = claimed_twice(cat, index, instance_records)
-    for key in context.partition_keys:
-        instances = rollup.instance_documents(parsed(records.get(key, [])), features)
-        counts = cat.replace_partition(key, instances, parsed(series.get(key, [])), parsed(studies.get(key, [])),
-                                       error_docs.get(key, []), source=index.source.uri)
-        totals.update(counts)
+    for keys in write_groups(context.partition_keys, records):
+        instances = [d for k in keys for d in rollup.instance_documents(parsed(records.get(k, [])), features)]
+        totals.update(cat.replace_partitions(
+            keys, instances, [d for k in keys for d in parsed(series.get(k, []))],
+            [d for k in keys for d in parsed(studies.get(k, []))], [d for k in keys for d in error_docs.get(k, [])],
+            source=index.source.uri))
     # Check: every listed file is accounted for, as the catalog now holds it.
     held: set[str] = set()
     for chunk in chunks(list(context.partition_keys), 500):

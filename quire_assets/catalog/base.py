@@ -1,7 +1,7 @@
 """The ``Catalog`` interface shared by the SQLite and MongoDB backends.
 
 Collections are keyed by natural keys, so every write is an idempotent upsert. Queries are
-MongoDB filter documents on both backends. The partition-level write (``replace_partition``)
+MongoDB filter documents on both backends. The partition-level write (``replace_partitions``)
 and the integrity report are written once, here, on top of the backend primitives.
 """
 
@@ -213,35 +213,42 @@ class Catalog(ABC):
         key = KEYS[check_collection(collection)]
         return [d[key] for d in self.find(collection, flt, projection={key: 1})]
 
-    def keys_in_partition(self, collection: str, partition_key: str, source: str | None = None) -> set:
-        flt = {"partition_key": partition_key, **({"source": source} if source else {})}
-        return set(self.keys(collection, flt))
+    def keys_in_partitions(self, collection: str, partition_keys: Sequence[str], source: str | None = None) -> set:
+        found: set = set()
+        for chunk in chunks(list(partition_keys)):
+            found.update(self.keys(collection, {"partition_key": {"$in": list(chunk)},
+                                                **({"source": source} if source else {})}))
+        return found
 
-    def replace_partition(
+    def replace_partitions(
         self,
-        partition_key: str,
+        partition_keys: Sequence[str],
         instances: Sequence[dict],
         series: Sequence[dict],
         studies: Sequence[dict],
         errors: Sequence[dict],
         source: str | None = None,
     ) -> dict[str, int]:
-        """Make the catalog hold exactly these documents for one accession partition (of one source).
+        """Make the catalog hold exactly these documents for these accession partitions (of one
+        source); each document names its partition in ``partition_key``.
 
-        Upserts by natural key, deletes what the partition held before and holds no longer
-        (files that disappeared), keeps the ``collection_ids`` researchers gave its studies, and
-        re-rolls the patients it touches. Running it twice changes nothing. With ``source``, the
+        Upserts by natural key, deletes what the partitions held before and hold no longer
+        (files that disappeared), keeps the ``collection_ids`` researchers gave their studies, and
+        re-rolls the patients they touch. Running it twice changes nothing. With ``source``, the
         documents carry it and only that source's documents can be removed, so two archives
         cataloged into one catalog do not erase each other's partitions (``no-accession:other-files``
-        above all).
+        above all). Many partitions go in one call, so a run of radiographs (one or two files per
+        accession) costs a few statements per collection, not a few per accession.
         """
+        keys = list(dict.fromkeys(partition_keys))
         if source:
             instances, series, studies, errors = ([{**d, "source": source} for d in docs]
                                                   for docs in (instances, series, studies, errors))
         new = {"instances": instances, "series": series, "studies": studies, "errors": errors}
-        mine = {"partition_key": partition_key, **({"source": source} if source else {})}
+        mine = [{"partition_key": {"$in": list(chunk)}, **({"source": source} if source else {})}
+                for chunk in chunks(keys)]
         with self.transaction():
-            old_patients = set(self.distinct("studies", "patient_id", mine))
+            old_patients = {p for flt in mine for p in self.distinct("studies", "patient_id", flt)}
             kept = self._collection_ids([s["study_instance_uid"] for s in studies])
             studies = [
                 {**s, "collection_ids": sorted(set(s.get("collection_ids", [])) | kept.get(s["study_instance_uid"], set()))}
@@ -251,7 +258,7 @@ class Catalog(ABC):
             removed = {}
             for collection, docs in new.items():
                 key = KEYS[collection]
-                stale = self.keys_in_partition(collection, partition_key, source) - {d[key] for d in docs}
+                stale = self.keys_in_partitions(collection, keys, source) - {d[key] for d in docs}
                 self.upsert(collection, docs)
                 for chunk in chunks(sorted(stale)):
                     self.delete(collection, {key: {"$in": list(chunk)}})

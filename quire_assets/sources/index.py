@@ -88,6 +88,12 @@ class SourceIndex:
     def close(self) -> None:
         self.conn.close()
 
+    def __enter__(self) -> SourceIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # ---- refresh ------------------------------------------------------------------------------
 
     def refresh(

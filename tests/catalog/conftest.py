@@ -33,3 +33,24 @@ def catalog(request, tmp_path):
     if request.param == "mongodb":
         cat.client.drop_database(cat.db.name)
     cat.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def catalog_factory(request, tmp_path):
+    """Makes several empty catalogs of one backend, for comparing two ways of writing."""
+    made = []
+
+    def make():
+        folder = tmp_path / f"catalog{len(made)}"
+        folder.mkdir()
+        cat = make_catalog(request.param, folder)
+        if request.param == "mongomock":
+            cat = MongoCatalog(cat.client, f"quire_test_{len(made)}")
+        made.append(cat)
+        return cat
+
+    yield make
+    for cat in made:
+        if request.param == "mongodb":
+            cat.client.drop_database(cat.db.name)
+        cat.close()

@@ -19,7 +19,7 @@ def _writer(uri: str, accession: str, n: int, barrier) -> None:
                       "round": round_} for i in range(n)]
         studies = [{"study_instance_uid": study, "accession_number": accession, "patient_id": f"P-{accession}",
                     "partition_key": accession, "num_series": 1, "num_instances": n, "modalities": ["CT"]}]
-        catalog.replace_partition(accession, instances, series, studies, [])
+        catalog.replace_partitions([accession], instances, series, studies, [])
     catalog.close()
 
 

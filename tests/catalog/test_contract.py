@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from quire_assets.catalog import CatalogError, FilterError
+from quire_assets.catalog import COLLECTIONS, CatalogError, FilterError
 from quire_assets.dicom import rollup
 from quire_assets.dicom.records import extract_file
 
@@ -159,7 +161,7 @@ def test_replace_partition_round_trip(catalog, sample_archive, features, tmp_pat
     # A copy of one slice elsewhere: one instance, both locations.
     copy = dict(mine[0], uri=mine[0]["uri"] + ".copy")
     mine.append(copy)
-    counts = catalog.replace_partition(key, *_partition_docs(mine, features))
+    counts = catalog.replace_partitions([key], *_partition_docs(mine, features))
     assert counts["instances"] == len(mine) - 1
     instance = catalog.get("instances", mine[0]["sop_instance_uid"])
     assert sorted(instance["uris"]) == sorted([mine[0]["uri"], copy["uri"]])
@@ -169,17 +171,40 @@ def test_replace_partition_round_trip(catalog, sample_archive, features, tmp_pat
     assert patient["num_studies"] == 1 and patient["accession_numbers"] == [key]
     # Researchers' collections survive a re-ingest.
     catalog.add_to_collection("cohort-1", [key])
-    catalog.replace_partition(key, *_partition_docs(mine, features))
+    catalog.replace_partitions([key], *_partition_docs(mine, features))
     assert catalog.get("studies", study["study_instance_uid"])["collection_ids"] == ["cohort-1"]
     # A file that disappeared disappears from the catalog.
     fewer = [r for r in mine if r is not copy and r["uri"] != mine[1]["uri"]]
-    catalog.replace_partition(key, *_partition_docs(fewer, features))
+    catalog.replace_partitions([key], *_partition_docs(fewer, features))
     assert catalog.get("instances", mine[1]["sop_instance_uid"]) is None
     assert catalog.get("instances", mine[0]["sop_instance_uid"])["uris"] == [mine[0]["uri"]]
     assert catalog.integrity()["ok"]
     # An empty partition leaves nothing behind, patients included.
-    catalog.replace_partition(key, [], [], [], [])
+    catalog.replace_partitions([key], [], [], [], [])
     assert catalog.count("instances") == catalog.count("studies") == catalog.count("patients") == 0
+
+
+def test_many_partitions_in_one_write_equal_one_write_each(catalog_factory, sample_archive, features):
+    """What a run does for a group of accessions at once leaves the catalog as one call per
+    accession would, removals and kept collections included."""
+    records = [extract_file(p, features) for p in sorted(sample_archive.rglob("*")) if p.is_file()]
+    keys = sorted({r["partition_key"] for r in records})
+    by_key = {k: [r for r in records if r["partition_key"] == k] for k in keys}
+    one_each, together = catalog_factory(), catalog_factory()
+    for round_ in range(2):  # the second round drops each partition's first file
+        docs = {k: _partition_docs(rs[round_:], features) for k, rs in by_key.items()}
+        for key in keys:
+            one_each.replace_partitions([key], *docs[key], source="archive")
+        together.replace_partitions(keys, *([d for k in keys for d in docs[k][i]] for i in range(4)), source="archive")
+        if round_ == 0:
+            for cat in (one_each, together):
+                cat.add_to_collection("cohort-1", keys[:2])
+    dumps = [{c: sorted(cat.find(c), key=lambda d: json.dumps(d, sort_keys=True, default=str)) for c in COLLECTIONS}
+             for cat in (one_each, together)]
+    assert dumps[0] == dumps[1]
+    assert len(dumps[0]["instances"]) == len(records) - len(keys) - sum(1 for r in records if "reason" in r) + sum(
+        1 for rs in by_key.values() if "reason" in rs[0])  # every partition's first file is gone
+    assert sum("cohort-1" in (s.get("collection_ids") or []) for s in dumps[1]["studies"]) >= 1
 
 
 def test_integrity_reports_orphans_and_mismatches(catalog):

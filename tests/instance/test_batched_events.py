@@ -75,7 +75,9 @@ def _ingest(archive: Path, tmp_path: Path, name: str, yaml: str | None, batch: s
     # The same QUIRE_HOME (emptied) on both sides: the catalog's path is in the metadata compared.
     shutil.rmtree(tmp_path / "quire", ignore_errors=True)
     env = {**os.environ, "DAGSTER_HOME": str(home), "QUIRE_HOME": str(tmp_path / "quire"),
-           BATCH_SIZE_SETTING: batch, **(extra_env or {})}
+           BATCH_SIZE_SETTING: batch, **(extra_env or {}),
+           # Dagster orders a run's partitions through a set: the same hash seed on both sides.
+           "PYTHONHASHSEED": "0"}
     # One worker: the same runs over the same ranges, in the same order, on both sides.
     proc = quire("ingest", str(archive), "--workers", "1", "--batch", "3", env=env, cwd=tmp_path)
     return home, env, proc
