@@ -82,6 +82,29 @@ def dx_archive_for(accessions: int) -> Path:
     return root
 
 
+LIDC_STUDIES, LIDC_FILES = 1_308, 244_527
+
+
+def lidc_archive_for() -> Path:
+    """LIDC-IDRI's size and shape: 1,308 CT studies and 244,527 files in NBIA's folder layout,
+    without accession numbers (so 1,308 ``no-accession:`` partitions), small 16×16 slices."""
+    from quire_assets.dicom.sample import SeriesPlan, StudyPlan, write_series
+
+    root = CACHE / "lidc-full"
+    done = root / ".complete"
+    if done.exists():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    start = time.perf_counter()
+    per, extra = divmod(LIDC_FILES, LIDC_STUDIES)
+    for s in range(LIDC_STUDIES):
+        study = StudyPlan(patient_index=s + 1, accession=None, date=f"2000-01-{1 + s % 28:02d}", description="CT CHEST")
+        study.series.append(SeriesPlan(3000 + s, "CHEST", "CT", per + (s < extra), [0.625, 1.25, 2.5][s % 3], 0.7, s % 4))
+        write_series(root, study, study.series[0], 16)
+    done.write_text(json.dumps({"files": LIDC_FILES, "seconds": time.perf_counter() - start}))
+    return root
+
+
 def dicom_paths(root: Path) -> list[str]:
     return sorted(str(p) for p in root.rglob("*.dcm"))
 
@@ -161,6 +184,12 @@ def m_core_pydicom(root: Path) -> int:
 
 
 TIMINGS: dict = {}
+DISK: dict = {}
+
+
+def _bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else (
+        path.stat().st_size if path.exists() else 0)
 
 
 def _ingest(root: Path, dagster_home: bool) -> int:
@@ -173,6 +202,9 @@ def _ingest(root: Path, dagster_home: bool) -> int:
         out = subprocess.run([str(Path(sys.executable).with_name("quire")), "ingest", str(root), "--timings"],
                              env=env, capture_output=True, text=True, check=True)
         TIMINGS.update(json.loads(out.stderr.strip().splitlines()[-1]))
+        home = Path(env["QUIRE_HOME"])
+        DISK.update({"catalog": _bytes(home / "catalog.db"), "index": _bytes(home / "index"),
+                     "storage": _bytes(home / "storage")})
     return len(dicom_paths(root))
 
 
@@ -209,13 +241,14 @@ def run_one(name: str, root: Path) -> dict:
         "cpu_s": own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime,
         "bytes_read_per_file": (after["rchar"] - before["rchar"]) / max(count, 1),
         "peak_rss_mb": max(own.ru_maxrss, kids.ru_maxrss) / 1024,
-        "timings": dict(TIMINGS),
+        "timings": dict(TIMINGS), "disk": dict(DISK),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shape", choices=["ct", "dx"], default="ct")
+    parser.add_argument("--shape", choices=["ct", "dx", "lidc"], default="ct",
+                        help="lidc: LIDC-IDRI's 244,527 files (run it with --only ingest)")
     parser.add_argument("--files", type=int, default=10_000, help="CT only (a DX archive has ~2 per accession)")
     parser.add_argument("--accessions", type=int, help="default: 200 CT studies, 5,000 DX exams")
     parser.add_argument("--matrix", type=int, default=512)
@@ -229,7 +262,10 @@ def main() -> None:
         return
     if args.accessions is None:
         args.accessions = 200 if args.shape == "ct" else 5_000
-    root = archive_for(args.files, args.accessions, args.matrix) if args.shape == "ct" else dx_archive_for(args.accessions)
+    root = (archive_for(args.files, args.accessions, args.matrix) if args.shape == "ct"
+            else dx_archive_for(args.accessions) if args.shape == "dx" else lidc_archive_for())
+    if args.shape == "lidc":
+        args.accessions = LIDC_STUDIES
     files = len(dicom_paths(root))
     m_walk(root)
     m_pydicom(root)  # warm the page cache once, so every method reads from memory
@@ -245,7 +281,7 @@ def main() -> None:
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         print(f"  measured {name}", file=sys.stderr)
     size = sum(os.path.getsize(p) for p in dicom_paths(root)[:100]) / 100
-    what = "CT slices" if args.shape == "ct" else "DX images"
+    what = "DX images" if args.shape == "dx" else "CT slices"
     print(f"\nIngest of {files:,} {what} ({size / 1024:.0f} KiB each) in {args.accessions:,} accessions, "
           f"{os.cpu_count()} cores, warm page cache")
     print(f"{'method':<40}{'files/s':>10}{'CPU s':>9}{'KiB read/file':>15}{'peak RSS MB':>13}")
@@ -269,6 +305,12 @@ def main() -> None:
                   f"{t['runs_busy_s']:.1f} s: Quire code {t['in_quire_code_s']:.1f} s, Dagster "
                   f"{t['dagster_overhead_s']:.1f} s) + start and exit {rest:.1f} s. Dagster's share of the wall "
                   f"time: {100 * in_runs / wall:.0f}% in runs, {100 * (in_runs + setup) / wall:.0f}% with its set-up")
+        disk = r.get("disk") or {}
+        if disk:
+            per = {k: v / r["files"] for k, v in disk.items()}
+            print(f"  {r['method']}: bytes per file on disk: catalog {per['catalog']:,.0f} + source index "
+                  f"{per['index']:,.0f} = {per['catalog'] + per['index']:,.0f} (+ the IO manager's Parquet files "
+                  f"{per['storage']:,.0f})")
     if args.json:
         args.json.write_text(json.dumps({"shape": args.shape, "files": files, "accessions": args.accessions,
                                          "rows": rows}, indent=2))

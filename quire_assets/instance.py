@@ -96,9 +96,11 @@ class _BatchedAssetEvents:
 
     @staticmethod
     def _insert_returning_ids(conn, rows: list[dict]) -> list[int]:
-        # One INSERT per row, inside the caller's transaction: the asset tables need each row's id.
-        return [conn.execute(SqlEventLogStorageTable.insert().values(**row)).inserted_primary_key[0]
-                for row in rows]
+        # One statement for the batch (SQLAlchemy's "insertmanyvalues"), returning each row's id in
+        # the order of the rows: the asset tables need them.
+        result = conn.execute(SqlEventLogStorageTable.insert().returning(
+            SqlEventLogStorageTable.c.id, sort_by_parameter_order=True), rows)
+        return [row[0] for row in result]
 
 
 class BatchedSqliteEventLogStorage(_BatchedAssetEvents, SqliteEventLogStorage):

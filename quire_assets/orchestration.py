@@ -25,7 +25,7 @@ from quire_assets.instance import ephemeral_instance
 from quire_assets.partitions import accession_partitions
 from quire_assets.timing import spent
 
-DEFAULT_BATCH = 500
+DEFAULT_BATCH = 2_500
 # A run holds its partitions' records in memory: bounding the files per run keeps the peak memory
 # of an ingest flat however large the archive is.
 DEFAULT_FILES_PER_RUN = 5_000

@@ -281,6 +281,7 @@ def catalog_entries(
     study_rollups: pd.DataFrame,
 ) -> MaterializeResult:
     features = source.features()
+    keys = context.partition_keys  # resolved once: each call reads every registered partition
     cat = catalog.open()
     catalog_name = catalog.resolved_uri().split("@")[-1]  # never the credentials of a MongoDB URI
     totals: Counter = Counter()
@@ -291,20 +292,20 @@ def catalog_entries(
     for record in index.records(list(dicom_files.loc[dicom_files["reason"].notna(), "uri"])):
         error_docs.setdefault(record["partition_key"], []).append(record)
     stolen = claimed_twice(cat, index, instance_records)
-    for keys in write_groups(context.partition_keys, records):
-        instances = [d for k in keys for d in rollup.instance_documents(parsed(records.get(k, [])), features)]
+    for group in write_groups(keys, records):
+        instances = [d for k in group for d in rollup.instance_documents(parsed(records.get(k, [])), features)]
         totals.update(cat.replace_partitions(
-            keys, instances, [d for k in keys for d in parsed(series.get(k, []))],
-            [d for k in keys for d in parsed(studies.get(k, []))], [d for k in keys for d in error_docs.get(k, [])],
+            group, instances, [d for k in group for d in parsed(series.get(k, []))],
+            [d for k in group for d in parsed(studies.get(k, []))], [d for k in group for d in error_docs.get(k, [])],
             source=index.source.uri))
     # Check: every listed file is accounted for, as the catalog now holds it.
     held: set[str] = set()
-    for chunk in chunks(list(context.partition_keys), 500):
+    for chunk in chunks(list(keys), 500):
         in_run = {"partition_key": {"$in": list(chunk)}}
         held.update(u for d in cat.find("instances", in_run, projection={"uris": 1}) for u in d["uris"])
         held.update(d["uri"] for d in cat.find("errors", in_run, projection={"uri": 1}))
     unaccounted = sorted(set(dicom_files["uri"]) - held)
-    integrity = cat.integrity(context.partition_keys)
+    integrity = cat.integrity(keys)
     cat.close()
     index.mark_cataloged(catalog.resolved_uri(), {
         k: int(v) for k, v in dicom_files.groupby("partition_key")["partition_version"].max().items()
@@ -327,7 +328,7 @@ def catalog_entries(
     ]
     return MaterializeResult(
         metadata={
-            **run_metadata(totals["instances"], len(context.partition_keys), (
+            **run_metadata(totals["instances"], len(keys), (
                 f"{totals['studies']:,} studies, {totals['series']:,} series, {totals['instances']:,} instances, "
                 f"{totals['errors']:,} errors written to {catalog_name}; removed {totals['removed']:,} documents "
                 "no longer in the source.")),
