@@ -36,8 +36,9 @@ BATCH_SIZE_SETTING = "DAGSTER_EVENT_BATCH_SIZE"
 # One output's materializations over a run's partitions (at most 500 per run) fit in one batch.
 DEFAULT_BATCH_SIZE = "1000"
 
-# What ``quire`` writes into a DAGSTER_HOME that has no dagster.yaml yet: the default SQLite layout
-# (the same files under ``storage/``, so an existing history is kept), with batched event writes.
+# What ``quire`` writes into a DAGSTER_HOME that has no dagster.yaml yet: Dagster's default SQLite
+# layout (the same files: ``history/runs.db``, ``history/runs/*.db``, ``schedules/schedules.db``, so
+# an existing history is kept), with batched event writes.
 LOCAL_INSTANCE_YAML = """\
 # Written by quire: Dagster's default SQLite storage, with event batches stored in one transaction
 # (quire_assets/instance.py). The webserver and daemon read this file too.
@@ -45,12 +46,12 @@ run_storage:
   module: dagster._core.storage.runs
   class: SqliteRunStorage
   config:
-    base_dir: {storage}
+    base_dir: {runs}
 event_log_storage:
   module: quire_assets.instance
   class: BatchedSqliteEventLogStorage
   config:
-    base_dir: {storage}
+    base_dir: {events}
 schedule_storage:
   module: dagster._core.storage.schedules
   class: SqliteScheduleStorage
@@ -171,10 +172,10 @@ def open_instance(announce=None) -> DagsterInstance:
     path.mkdir(parents=True, exist_ok=True)
     config = path / "dagster.yaml"
     if not config.exists():
-        storage = path.resolve() / "storage"
+        home = path.resolve()
         # JSON strings are YAML strings: a folder name with ': ' or '#' stays one value.
-        config.write_text(LOCAL_INSTANCE_YAML.format(storage=json.dumps(storage.as_posix()),
-                                                     schedules=json.dumps((storage / "schedules").as_posix())))
+        config.write_text(LOCAL_INSTANCE_YAML.format(**{k: json.dumps((home / v).as_posix()) for k, v in (
+            ("runs", "history"), ("events", "history/runs"), ("schedules", "schedules"))}))
         if announce:
             announce(config)
     return DagsterInstance.get()

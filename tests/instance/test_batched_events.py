@@ -104,8 +104,10 @@ def test_sqlite_batched_storage_answers_as_the_stock_one(sample_archive, tmp_pat
                             "print(type(DagsterInstance.get().event_log_storage).__name__)"],
                            env=ours_env, capture_output=True, text=True, check=True).stdout.split()
     assert kinds == [BatchedSqliteEventLogStorage.__name__]
-    # The file quire wrote keeps Dagster's default layout: run and event databases under storage/.
-    assert (ours_home / "storage" / "runs.db").exists() and (ours_home / "storage" / "index.db").exists()
+    # The file quire wrote keeps Dagster's default layout: the same databases in the same places.
+    def layout(home):
+        return sorted(str(p.relative_to(home)) for p in home.rglob("*.db") if len(p.stem) < 30)  # not per-run files
+    assert layout(ours_home) == layout(stock_home) and "history/runs.db" in layout(ours_home)
 
 
 def test_a_batch_is_stored_in_one_transaction_per_database(sample_archive, tmp_path):
@@ -176,3 +178,21 @@ def test_postgres_batched_writes_answer_as_one_by_one(postgres, sample_archive, 
     assert Counter(r[1] for r in results[0]["runs"]) == {"SUCCESS": len(results[0]["runs"])}
     assert results[0] == results[1]
 
+
+
+def test_the_dagster_yaml_quire_writes_validates_and_is_never_overwritten(tmp_path, monkeypatch):
+    from dagster._core.instance.config import dagster_instance_config
+
+    from quire_assets.instance import open_instance
+
+    home = tmp_path / "dagster home: #1"  # characters YAML would misread unquoted
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    told = []
+    instance = open_instance(announce=told.append)
+    assert told == [home / "dagster.yaml"] and isinstance(instance.event_log_storage, BatchedSqliteEventLogStorage)
+    config, _ = dagster_instance_config(str(home), "dagster.yaml")
+    assert config["event_log_storage"]["config"]["base_dir"] == str(home.resolve() / "history" / "runs")
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    told.clear()
+    assert type(open_instance(announce=told.append).event_log_storage).__name__ == "SqliteEventLogStorage"
+    assert told == [] and (home / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
