@@ -8,29 +8,21 @@ from dagster import DagsterInstance, materialize
 
 from quire_assets.assets import all_assets, ingest_assets, source_index, study_rollups
 from quire_assets.catalog import quire_home
-from quire_assets.partitions import accession_partitions
-from quire_assets.resources import CatalogResource, LocalDicomSource, PartitionedParquetIOManager
 from quire_assets.resources.io_manager import files_of
+from tests.assets.test_materialize import _resources as resources_for
+from tests.assets.test_materialize import indexed
 
 
 def _resources(archive, tmp_path):
-    return {
-        "source": LocalDicomSource(root=str(archive)),
-        "catalog": CatalogResource(uri=f"sqlite:///{tmp_path / 'catalog.db'}"),
-        # Where the definitions' own IO manager writes too ($QUIRE_HOME, a temporary folder here).
-        "parquet_io_manager": PartitionedParquetIOManager(base_dir=str(quire_home() / "storage")),
-    }
+    # Where the definitions' own IO manager writes too ($QUIRE_HOME, a temporary folder here).
+    return resources_for(archive, tmp_path, quire_home() / "storage")
 
 
 def test_a_run_writes_one_file_per_asset_and_a_later_run_reads_partitions_back(sample_archive, tmp_path):
-    from quire_assets.definitions import build_definitions
     from quire_assets.orchestration import run_partitions
 
-    instance = DagsterInstance.ephemeral()
-    resources = _resources(sample_archive, tmp_path)
-    assert materialize([source_index], instance=instance, resources=resources).success
-    keys = instance.get_dynamic_partitions(accession_partitions.name)
-    defs = build_definitions(str(sample_archive), resources["catalog"].uri)
+    # The definitions' own IO manager writes under $QUIRE_HOME (a temporary folder here): so do these.
+    instance, resources, keys, defs = indexed(sample_archive, tmp_path, quire_home() / "storage")
     # Run twice over all partitions in ranges of 3: 3 runs each time, and the first set of files goes.
     for _ in range(2):
         report = run_partitions(defs, instance, keys, batch=3)

@@ -10,11 +10,11 @@ from quire_assets.partitions import accession_partitions
 from quire_assets.resources import CatalogResource, LocalDicomSource, PartitionedParquetIOManager
 
 
-def _resources(archive, tmp_path):
+def _resources(archive, tmp_path, storage=None):
     return {
         "source": LocalDicomSource(root=str(archive)),
         "catalog": CatalogResource(uri=f"sqlite:///{tmp_path / 'catalog.db'}"),
-        "parquet_io_manager": PartitionedParquetIOManager(base_dir=str(tmp_path / "storage")),
+        "parquet_io_manager": PartitionedParquetIOManager(base_dir=str(storage or tmp_path / "storage")),
     }
 
 
@@ -45,15 +45,21 @@ def test_materialize_one_accession_partition(sample_archive, tmp_path):
     assert len(stored) == 1 and stored[0].startswith(result.run_id) and stored[0].endswith(".parquet")
 
 
-def test_one_run_covers_a_range_of_partitions(sample_archive, tmp_path):
+def indexed(archive, tmp_path, storage=None):
+    """An ephemeral instance with the archive's partitions registered, resources, and definitions."""
     from quire_assets.definitions import build_definitions
-    from quire_assets.orchestration import run_partitions
 
     instance = DagsterInstance.ephemeral()
-    resources = _resources(sample_archive, tmp_path)
+    resources = _resources(archive, tmp_path, storage)
     assert materialize([source_index], instance=instance, resources=resources).success
     keys = instance.get_dynamic_partitions(accession_partitions.name)
-    defs = build_definitions(str(sample_archive), resources["catalog"].uri)
+    return instance, resources, keys, build_definitions(str(archive), resources["catalog"].uri)
+
+
+def test_one_run_covers_a_range_of_partitions(sample_archive, tmp_path):
+    from quire_assets.orchestration import run_partitions
+
+    instance, resources, keys, defs = indexed(sample_archive, tmp_path)
     report = run_partitions(defs, instance, keys)
     assert len(report.run_ids) == 1 and not report.failed
     run = instance.get_run_by_id(report.run_ids[0])
