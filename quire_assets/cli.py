@@ -148,13 +148,26 @@ def ingest(source: str, catalog_uri: str | None, workers: int | None = None, bat
 
     source_uri = _source_uri(source)
     catalog_uri = catalog_uri or default_catalog_uri()
-    open_catalog(catalog_uri).close()  # fail early, with a clear message, on a bad catalog URI
+    try:
+        open_catalog(catalog_uri, must_exist=True).close()
+        created = None
+    except CatalogError:  # none there yet: ingest is what makes one (a bad URI fails here, clearly)
+        with open_catalog(catalog_uri) as catalog:
+            created = getattr(catalog, "path", None)
     index = SourceIndex(source_from_uri(source_uri))
     # Importing Dagster takes seconds of one core: it happens while the reader processes work.
     dagster_import = threading.Thread(target=importlib.import_module, args=("quire_assets.definitions",),
                                       name="import-dagster", daemon=True)
-    refresh = index.refresh(load_feature_sets(), workers=workers,
-                            progress=None if quiet else Progress("reading headers"), meanwhile=dagster_import.start)
+    try:
+        refresh = index.refresh(load_feature_sets(), workers=workers, meanwhile=dagster_import.start,
+                                progress=None if quiet else Progress("reading headers"))
+    except BaseException:
+        if created:  # nothing was written: leave no empty catalog behind for a reader to mistake
+            for path in (created, *(created.with_name(created.name + x) for x in ("-wal", "-shm"))):
+                path.unlink(missing_ok=True)
+        raise
+    if created and not quiet:
+        print(f"created the catalog {catalog_uri}", file=sys.stderr)
     pending = index.pending(catalog_uri)
     setup_start = time.perf_counter()
     dagster_import.join()
@@ -207,7 +220,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     for item in args.sort or []:
         field, _, direction = item.partition(":")
         sort.append((field, -1 if direction.lower() in ("desc", "-1") else 1))
-    with open_catalog(args.catalog) as catalog:
+    with open_catalog(args.catalog, must_exist=True) as catalog:
         docs = catalog.find(args.level, where, sort=sort, limit=args.limit)
     columns = args.fields.split(",") if args.fields else TABLE_COLUMNS.get(args.level, [])
     print(format_docs(docs, args.format, columns if args.format != "json" else []))
@@ -251,7 +264,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from quire_assets.report import write_report
 
     where = _parse_where(args.where)
-    with open_catalog(args.catalog) as catalog:
+    with open_catalog(args.catalog, must_exist=True) as catalog:
         stats = summary_statistics(catalog, where)
     path = write_report(stats, args.out, where or None)
     print(f"{path}: {stats['total_studies']:,} studies, {stats['total_slices']:,} slices, "
@@ -335,7 +348,7 @@ def cmd_jobs_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs_list(args: argparse.Namespace) -> int:
-    with open_catalog(args.catalog) as catalog:
+    with open_catalog(args.catalog, must_exist=True) as catalog:
         flt = {"researcher_id": args.researcher} if args.researcher else {}
         jobs = catalog.find("jobs", flt, sort=[("created_at", -1)])
     if args.format == "json":
@@ -346,7 +359,7 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs_show(args: argparse.Namespace) -> int:
-    with open_catalog(args.catalog) as catalog:
+    with open_catalog(args.catalog, must_exist=True) as catalog:
         job = catalog.get("jobs", args.job_id)
     if job is None:
         raise UserError(f"no job {args.job_id!r} (see `quire jobs list`)")

@@ -67,7 +67,12 @@ class CatalogError(Exception):
 
 
 def quire_home() -> Path:
-    return Path(os.environ.get("QUIRE_HOME") or ".quire")
+    """Where the embedded catalog, the source indexes and the IO manager's files live:
+    ``$QUIRE_HOME``, else this user's data folder (``~/.local/share/quire`` on Linux), the same
+    from every working directory."""
+    from platformdirs import user_data_dir
+
+    return Path(os.environ.get("QUIRE_HOME") or user_data_dir("quire", appauthor=False)).expanduser().resolve()
 
 
 def default_catalog_uri() -> str:

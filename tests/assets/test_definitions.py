@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from dagster import AssetKey
 
 from quire_assets.definitions import build_definitions, defs
@@ -26,3 +28,18 @@ def test_build_definitions_takes_source_and_catalog(tmp_path):
     resources = built.resources
     assert resources["source"].root == str(tmp_path)
     assert resources["catalog"].uri.endswith("c.db")
+
+
+def test_ingest_job_runs_in_process_unless_the_deployment_says_otherwise():
+    import subprocess
+    import sys
+
+    assert defs.resolve_job_def("ingest_job").executor_def.name == "in_process"
+    code = "from quire_assets.definitions import defs; print(defs.resolve_job_def('ingest_job').executor_def.name)"
+    for value, expected in (("multiprocess", "multiprocess"), ("", "in_process")):
+        out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "QUIRE_EXECUTOR": value},
+                             capture_output=True, text=True, check=True)
+        assert out.stdout.split() == [expected]
+    bad = subprocess.run([sys.executable, "-c", code], env={**os.environ, "QUIRE_EXECUTOR": "celery-ish"},
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "QUIRE_EXECUTOR='celery-ish' is not an executor Quire knows" in bad.stderr

@@ -40,3 +40,6 @@ def test_dagster_job_execute(sample_archive, tmp_path, monkeypatch):
     [ingest_run] = [r for r in instance.get_runs() if r.job_name == "ingest_job"]
     planned = instance.get_records_for_run(ingest_run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
     assert len(planned.records) == 5
+    # Every step ran in the run's own process (the in-process executor), not one process per step.
+    starts = instance.get_records_for_run(ingest_run.run_id, of_type=DagsterEventType.STEP_START).records
+    assert len(starts) == 5 and len({r.event_log_entry.dagster_event.pid for r in starts}) == 1

@@ -117,6 +117,8 @@ def test_missing_bucket_and_bad_credentials_fail_clearly(s3, proxy, tmp_path, aw
     out = quire("ingest", "s3://no-such-bucket-here/x", env=env, cwd=tmp_path, check=False)
     assert out.returncode == 2
     assert out.stderr.strip() == "error: s3://no-such-bucket-here: the bucket does not exist"
+    # Nothing was written: the catalog made for this ingest is gone again (no empty catalog to misread).
+    assert not (tmp_path / "home" / "catalog.db").exists()
     name = bucket(s3)
     proxy.reset(deny=True)
     out = quire("ingest", f"s3://{name}/", env=env, cwd=tmp_path, check=False)
