@@ -12,15 +12,17 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from quire_assets.catalog import CatalogError, FilterError, default_catalog_uri, open_catalog, quire_home
+from quire_assets.catalog.fields import LEVELS
 from quire_assets.dicom.features import FeatureSetError
 from quire_assets.sources.base import SourceError
 
-LEVELS = ("patients", "studies", "series", "instances", "errors")
+# Columns whose values are identifiers or locations: a cut one is useless, so tables never cut them.
+WHOLE_COLUMNS = ("uid", "uri", "uris", "partition_key", "job_id", "path")
 TABLE_COLUMNS = {
     "patients": ["patient_id", "patient_name", "patient_sex", "patient_birth_date", "num_studies", "num_instances"],
     "studies": ["accession_number", "patient_id", "study_date", "study_description", "modalities", "num_series",
@@ -52,8 +54,22 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def value_at(doc: dict, path: str) -> Any:
+    """The value at a dotted path (``metadata.KVP``), or None."""
+    node: Any = doc
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def _fitted(text: str, column: str, width: int) -> str:
+    if len(text) <= width or column.endswith(WHOLE_COLUMNS):
+        return text
+    return text[: width - 1] + "…"  # marked: a cut value never passes for a whole one
+
+
 def format_table(docs: Sequence[dict], columns: Sequence[str], width: int = 60) -> str:
-    rows = [[_cell(d.get(c))[:width] for c in columns] for d in docs]
+    rows = [[_fitted(_cell(value_at(d, c)), c, width) for c in columns] for d in docs]
     widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
              "  ".join("-" * w for w in widths)]
@@ -70,8 +86,9 @@ def format_docs(docs: Sequence[dict], fmt: str, columns: Sequence[str]) -> str:
         writer = csv.writer(out)
         writer.writerow(keys)
         for d in docs:
-            writer.writerow([json.dumps(d.get(k), ensure_ascii=False) if isinstance(d.get(k), list | dict)
-                             else ("" if d.get(k) is None else d.get(k)) for k in keys])
+            values = [value_at(d, k) for k in keys]
+            writer.writerow([json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict)
+                             else ("" if v is None else v) for v in values])
         return out.getvalue().rstrip("\n")
     return format_table(docs, columns)
 
@@ -214,15 +231,47 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_query(args: argparse.Namespace) -> int:
-    where = _parse_where(args.where)
+SORT_DIRECTIONS = {"": 1, "asc": 1, "1": 1, "desc": -1, "-1": -1}
+
+
+def _parse_sort(items: Sequence[str] | None) -> list[tuple[str, int]]:
     sort = []
-    for item in args.sort or []:
+    for item in items or []:
         field, _, direction = item.partition(":")
-        sort.append((field, -1 if direction.lower() in ("desc", "-1") else 1))
+        if not field or direction.lower() not in SORT_DIRECTIONS:
+            raise UserError(f"--sort {item!r}: write FIELD, FIELD:asc or FIELD:desc")
+        sort.append((field, SORT_DIRECTIONS[direction.lower()]))
+    return sort
+
+
+def check_fields(catalog, level: str, paths: Sequence[str], what: str) -> None:
+    """Refuse fields that no document of the level has, saying where they are instead."""
+    from quire_assets.catalog.fields import unknown_fields
+
+    unknown = unknown_fields(catalog, level, paths)
+    if unknown:
+        path, elsewhere = next(iter(unknown.items()))
+        hint = f" ({', '.join(elsewhere)} documents have it)" if elsewhere else ""
+        more = f" and {len(unknown) - 1} more" if len(unknown) > 1 else ""
+        raise UserError(f"{what}: no {level} document has a field {path!r}{hint}{more}; "
+                        f"`quire fields {level}` lists the fields")
+
+
+def _columns(args: argparse.Namespace) -> list[str]:
+    return [c.strip() for c in args.fields.split(",") if c.strip()] if args.fields else []
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from quire_assets.catalog.fields import filter_fields
+
+    where = _parse_where(args.where)
+    sort = _parse_sort(args.sort)
     with open_catalog(args.catalog, must_exist=True) as catalog:
+        check_fields(catalog, args.level, filter_fields(where), "--where")
+        check_fields(catalog, args.level, [f for f, _ in sort], "--sort")
+        check_fields(catalog, args.level, _columns(args), "--fields")
         docs = catalog.find(args.level, where, sort=sort, limit=args.limit)
-    columns = args.fields.split(",") if args.fields else TABLE_COLUMNS.get(args.level, [])
+    columns = _columns(args) or TABLE_COLUMNS.get(args.level, [])
     print(format_docs(docs, args.format, columns if args.format != "json" else []))
     if args.format == "table":
         print(f"({len(docs)} {args.level})", file=sys.stderr)
@@ -259,14 +308,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 1 if report["failed_runs"] else 0
 
 
+def cmd_count(args: argparse.Namespace) -> int:
+    from quire_assets.catalog.fields import filter_fields
+
+    where = _parse_where(args.where)
+    with open_catalog(args.catalog, must_exist=True) as catalog:
+        check_fields(catalog, args.level, filter_fields(where), "--where")
+        print(catalog.count(args.level, where))
+    return 0
+
+
+def cmd_fields(args: argparse.Namespace) -> int:
+    from quire_assets.catalog.fields import level_fields
+
+    with open_catalog(args.catalog, must_exist=True) as catalog:
+        print("\n".join(level_fields(catalog, args.level)))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
+    from quire_assets.catalog.fields import filter_fields
     from quire_assets.catalog.stats import summary_statistics
     from quire_assets.report import write_report
 
     where = _parse_where(args.where)
     with open_catalog(args.catalog, must_exist=True) as catalog:
+        check_fields(catalog, "studies", filter_fields(where), "--where (on studies)")
         stats = summary_statistics(catalog, where)
-    path = write_report(stats, args.out, where or None)
+    try:
+        path = write_report(stats, args.out, where or None)
+    except OSError as exc:
+        raise UserError(f"cannot write the report to {args.out}: {exc.strerror or exc}") from exc
     print(f"{path}: {stats['total_studies']:,} studies, {stats['total_slices']:,} slices, "
           f"{stats['average_slices_per_study']:g} slices per study")
     return 0
@@ -370,22 +442,45 @@ def cmd_jobs_show(args: argparse.Namespace) -> int:
 # ---- parser -------------------------------------------------------------------------------------
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (and exit status 2), as every other error here."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def whole_number(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is less than {low}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="quire", description="Catalog DICOM archives with Dagster.")
+    from importlib.metadata import version
+
+    parser = OneLineParser(prog="quire", description="Catalog DICOM archives with Dagster.")
+    parser.add_argument("--version", action="version", version=f"quire {version('quire')}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("sample-archive", help="write a small synthetic LIDC-IDRI-shaped archive")
     p.add_argument("directory")
-    p.add_argument("--patients", type=int, default=6)
-    p.add_argument("--slices", type=int, default=8, help="slices per CT series")
-    p.add_argument("--matrix", type=int, default=16, help="rows and columns of each image (512: full size)")
+    p.add_argument("--patients", type=whole_number(1), default=6)
+    p.add_argument("--slices", type=whole_number(1), default=8, help="slices per CT series")
+    p.add_argument("--matrix", type=whole_number(8), default=16, help="rows and columns of each image (512: full size)")
     p.set_defaults(func=cmd_sample_archive)
 
     p = sub.add_parser("ingest", help="catalog everything under a folder or s3://bucket/prefix")
     p.add_argument("source")
     p.add_argument("--catalog", help="catalog URI (default: $QUIRE_CATALOG or sqlite:///$QUIRE_HOME/catalog.db)")
-    p.add_argument("--workers", type=int, help="parallel header readers and Dagster runs (default: one per core)")
-    p.add_argument("--batch", type=int, help="accessions per Dagster run (default: 500)")
+    p.add_argument("--workers", type=whole_number(1), help="parallel header readers and Dagster runs (default: one per core)")
+    p.add_argument("--batch", type=whole_number(1), help="accessions per Dagster run (default: 2,500)")
     p.add_argument("--features", help="a folder with your own study.txt / series.txt / instance.txt")
     p.add_argument("--timings", action="store_true", help="print where the time went (JSON, on stderr)")
     p.set_defaults(func=cmd_ingest)
@@ -393,12 +488,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("query", help="query the catalog with a MongoDB filter document")
     p.add_argument("level", choices=LEVELS)
     p.add_argument("--where", help='a MongoDB filter, e.g. \'{"modality": "CT", "slice_thickness": {"$lt": 1.5}}\'')
-    p.add_argument("--limit", type=int, default=0)
-    p.add_argument("--sort", action="append", help="FIELD or FIELD:desc (repeatable)")
-    p.add_argument("--fields", help="comma-separated columns for table and csv output")
+    p.add_argument("--limit", type=whole_number(0), default=0, help="at most this many (default 0: all)")
+    p.add_argument("--sort", action="append", help="FIELD, FIELD:asc or FIELD:desc (repeatable)")
+    p.add_argument("--fields", help="comma-separated columns for table and csv output, dotted paths too "
+                                    "(metadata.KVP)")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument("--catalog")
     p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("count", help="how many documents of a level match a filter")
+    p.add_argument("level", choices=LEVELS)
+    p.add_argument("--where", help="a MongoDB filter, as for query")
+    p.add_argument("--catalog")
+    p.set_defaults(func=cmd_count)
+
+    p = sub.add_parser("fields", help="the fields of a level's documents (for --where, --sort and --fields)")
+    p.add_argument("level", choices=LEVELS)
+    p.add_argument("--catalog")
+    p.set_defaults(func=cmd_fields)
 
     p = sub.add_parser("report", help="an offline HTML report of summary statistics with plotly charts")
     p.add_argument("--out", default=".", help="folder to write quire-report.html to")

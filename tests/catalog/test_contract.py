@@ -223,3 +223,16 @@ def test_integrity_reports_orphans_and_mismatches(catalog):
 def test_unknown_collection(catalog):
     with pytest.raises(CatalogError, match="unknown collection"):
         catalog.find("nope")
+
+
+def test_unknown_fields_and_level_fields(catalog):
+    from quire_assets.catalog.fields import filter_fields, level_fields, unknown_fields
+
+    assert unknown_fields(catalog, "series", ["anything"]) == {}  # an empty level refuses nothing
+    catalog.upsert("studies", [{"study_instance_uid": "st1", "study_date": "2000-01-01", "metadata": {"StudyID": "7"}}])
+    catalog.upsert("series", [{"series_instance_uid": "s1", "modality": "CT", "kvp": None, "metadata": {"KVP": 120}}])
+    flt = {"$or": [{"modality": "CT"}, {"metadata.KVP": {"$gt": 100}}], "study_date": {"$gte": "2000"}}
+    assert filter_fields(flt) == ["modality", "metadata.KVP", "study_date"]
+    assert unknown_fields(catalog, "series", [*filter_fields(flt), "kvp", "metadata.Nope"]) == {
+        "study_date": ["studies"], "metadata.Nope": []}
+    assert level_fields(catalog, "series") == ["kvp", "metadata.KVP", "modality", "series_instance_uid"]
