@@ -155,6 +155,18 @@ def _source_uri(source: str) -> str:
     return str(path.resolve())
 
 
+def report_index_refresh(instance, index, refresh, new_partitions: Sequence[str]) -> None:
+    """The index was refreshed here rather than by the ``source_index`` asset: tell Dagster, so the
+    asset shows this refresh (with the metadata the asset reports) instead of "never materialized"."""
+    from dagster import AssetMaterialization
+
+    from quire_assets.assets.catalog_assets import source_index_metadata
+
+    instance.report_runless_asset_event(AssetMaterialization(
+        "source_index", metadata=source_index_metadata(index.summary(), refresh, len(new_partitions)),
+        description="The source index, refreshed by the quire command."))
+
+
 def ingest(source: str, catalog_uri: str | None, workers: int | None = None, batch: int | None = None,
            quiet: bool = False) -> dict[str, Any]:
     """Index the source, then catalog every partition the catalog does not hold yet."""
@@ -192,7 +204,7 @@ def ingest(source: str, catalog_uri: str | None, workers: int | None = None, bat
     from quire_assets.orchestration import DEFAULT_BATCH, register_partitions, run_partitions
 
     instance = _dagster_instance()
-    register_partitions(instance, index.partition_keys())
+    report_index_refresh(instance, index, refresh, register_partitions(instance, index.partition_keys()))
     defs = build_definitions(source_uri, catalog_uri)
     setup_s = time.perf_counter() - setup_start  # the rest of Dagster's import, the instance, the definitions
 
@@ -335,8 +347,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     with open_catalog(args.catalog, must_exist=True) as catalog:
         check_fields(catalog, "studies", filter_fields(where), "--where (on studies)")
         stats = summary_statistics(catalog, where)
+        about = {"catalog": catalog.uri, "source": ", ".join(map(str, catalog.distinct("studies", "source", where)))
+                 or "(none)"}
     try:
-        path = write_report(stats, args.out, where or None)
+        path = write_report(stats, args.out, where or None, about)
     except OSError as exc:
         raise UserError(f"cannot write the report to {args.out}: {exc.strerror or exc}") from exc
     print(f"{path}: {stats['total_studies']:,} studies, {stats['total_slices']:,} slices, "
@@ -380,13 +394,13 @@ def run_job_in_foreground(catalog, job: dict, source: str, catalog_uri: str, qui
     from quire_assets.sources import SourceIndex, source_from_uri
 
     index = SourceIndex(source_from_uri(source))
-    index.refresh(load_feature_sets(), progress=None if quiet else Progress("reading headers"))
+    refresh = index.refresh(load_feature_sets(), progress=None if quiet else Progress("reading headers"))
     instance = _dagster_instance()
     existing = list(instance.get_dynamic_partitions(accession_partitions.name))
     plan = plan_researcher_jobs(catalog, index, existing, job_ids=[job["job_id"]])
-    index.close()
     apply_updates(catalog, plan)
-    register_partitions(instance, plan.new_keys)
+    report_index_refresh(instance, index, refresh, register_partitions(instance, plan.new_keys))
+    index.close()
     defs = build_definitions(source, catalog_uri)
     results = execute_run_requests(defs, instance, plan.run_requests)
     ordered = list(instance.get_dynamic_partitions(accession_partitions.name))

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from dagster import (
+    AssetSelection,
+    AutomationConditionSensorDefinition,
     DagsterRun,
     DagsterRunStatus,
     DefaultSensorStatus,
@@ -229,4 +231,9 @@ def s3_arrival(context: SensorEvaluationContext, source: DicomSource, catalog: C
                            f"{len(objects)} object(s) listed, none new or changed")
 
 
-all_sensors = [researcher_jobs, researcher_job_done, researcher_job_failed, folder_arrival, s3_arrival]
+# Evaluates summary_statistics' automation condition (refresh after catalog writes), on by default.
+summary_refresh = AutomationConditionSensorDefinition(
+    "summary_refresh", target=AssetSelection.assets("summary_statistics"), default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60, description="Refreshes summary_statistics once catalog writes have finished.")
+
+all_sensors = [researcher_jobs, researcher_job_done, researcher_job_failed, folder_arrival, s3_arrival, summary_refresh]

@@ -32,6 +32,7 @@ from quire_assets.dicom import rollup
 from quire_assets.partitions import accession_partitions
 from quire_assets.resources import CatalogResource, DicomSource
 from quire_assets.sources import SourceIndex
+from quire_assets.sources.index import RefreshResult
 from quire_assets.timing import timed
 
 # Batched backfills are the point of this graph; Dagster marks the parameter beta.
@@ -126,17 +127,22 @@ def source_index(context: AssetExecutionContext, source: DicomSource) -> Materia
         context.instance.add_dynamic_partitions(accession_partitions.name, new)
     summary = index.summary()
     index.close()
-    return MaterializeResult(metadata={
+    return MaterializeResult(metadata=source_index_metadata(summary, result, len(new)))
+
+
+def source_index_metadata(summary: dict, result: RefreshResult, new_partitions: int) -> dict:
+    """What a refresh of the index reports, the same whether the asset or ``quire ingest`` ran it."""
+    return {
         "dagster/row_count": summary["files"],
         "dagster/column_schema": INDEX_SCHEMA,
         "files": summary["files"], "read": result.read, "unchanged": result.unchanged,
         "removed": result.removed, "changed_partitions": len(result.changed_partitions),
-        "new_partitions": len(new), "seconds": round(result.seconds, 2),
+        "new_partitions": new_partitions, "seconds": round(result.seconds, 2),
         "summary": MetadataValue.md(
             f"**{summary['files']:,}** files: {summary['instances']:,} instances, {summary['series']:,} series, "
             f"{summary['studies']:,} studies, {summary['errors']:,} errors. Read {result.read:,} new or changed "
-            f"files in {result.seconds:.1f} s; {len(new):,} new accession partitions."),
-    })
+            f"files in {result.seconds:.1f} s; {new_partitions:,} new accession partitions."),
+    }
 
 
 @asset(deps=[source_index], kinds={"python", "pandas"}, **BATCHED, metadata=schema(

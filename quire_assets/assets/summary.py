@@ -1,7 +1,7 @@
 """Summary statistics over the catalog, as numbers and markdown tables in the Dagster UI, and
 as the offline HTML report ``quire report`` also writes."""
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AutomationCondition, MaterializeResult, MetadataValue, asset
 
 from quire_assets.assets.catalog_assets import GROUP, catalog_entries
 from quire_assets.catalog import quire_home
@@ -14,7 +14,15 @@ def markdown_table(title: str, counts: dict, key: str, value: str) -> str:
     return f"**{title}**\n\n| {key} | {value} |\n|---|---:|\n{rows}\n"
 
 
-@asset(deps=[catalog_entries], group_name=GROUP, kinds={"python", "plotly"}, description=(
+# Refreshed once after catalog writes, however many accession partitions a run or a backfill wrote,
+# and not while a write is still running (eager() would also wait for every registered partition to
+# have been cataloged, which an archive still being ingested never is).
+AFTER_CATALOG_WRITES = (AutomationCondition.any_deps_updated().since_last_handled()
+                        & ~AutomationCondition.any_deps_in_progress() & ~AutomationCondition.in_progress())
+
+
+@asset(deps=[catalog_entries], group_name=GROUP, kinds={"python", "plotly"}, automation_condition=AFTER_CATALOG_WRITES,
+       description=(
     "Total studies, total slices, average slices per study, slice thickness and sex distributions, "
     "and more, over the whole catalog; also written as an offline HTML report."))
 def summary_statistics(context: AssetExecutionContext, catalog: CatalogResource) -> MaterializeResult:
@@ -22,7 +30,8 @@ def summary_statistics(context: AssetExecutionContext, catalog: CatalogResource)
 
     with catalog.open() as cat:
         stats = compute_statistics(cat)
-    report = write_report(stats, quire_home() / "reports")
+        about = {"catalog": cat.uri, "source": ", ".join(map(str, cat.distinct("studies", "source"))) or "(none)"}
+    report = write_report(stats, quire_home() / "reports", about=about)
     tables = [
         markdown_table("Slice thickness distribution", stats["slice_thickness_distribution"]["series"],
                        "slice thickness (mm)", "series"),

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -48,3 +50,18 @@ def test_reading_a_catalog_that_is_not_there_exits_2_and_creates_nothing(args, t
     assert len(lines) == 1 and lines[0].startswith("error: no catalog at ") and "quire ingest" in lines[0]
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
+
+
+def test_ingest_materializes_source_index_in_the_instance(sample_archive, tmp_path):
+    env = {**_env(tmp_path), "DAGSTER_HOME": str(tmp_path / "dagster")}
+    for _ in range(2):
+        quire("ingest", str(sample_archive), env=env, cwd=tmp_path)
+    code = ("import json; from dagster import AssetKey, AssetRecordsFilter, DagsterInstance; i = DagsterInstance.get(); "
+            "r = i.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey('source_index')), limit=10).records; "
+            "print(json.dumps([{k: v.value for k, v in x.asset_materialization.metadata.items() "
+            "if k in ('files', 'read', 'new_partitions')} for x in r]))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    latest, first = json.loads(out.stdout)
+    files = sum(1 for p in sample_archive.rglob("*") if p.is_file())
+    assert first == {"files": files, "read": files, "new_partitions": 8}
+    assert latest == {"files": files, "read": 0, "new_partitions": 0}

@@ -25,6 +25,12 @@ def charts(html: str) -> dict[str, list[dict]]:
     return found
 
 
+def tiles(html: str) -> dict[str, float]:
+    """Tile title → its number, from the row of tiles at the top."""
+    return {t: float(v.replace(",", "")) for t, v in re.findall(
+        r'<div class="tile" data-title="([^"]+)"><span class="value">([^<]+)</span>', html)}
+
+
 def expected_from_files(archive):
     studies, series_thickness, sex = set(), {}, {}
     slices = 0
@@ -42,18 +48,29 @@ def test_report_html(sample_archive, tmp_path, monkeypatch):
     monkeypatch.setenv("QUIRE_HOME", str(tmp_path / "home"))
     assert not ingest(str(sample_archive), None, quiet=True)["failed_runs"]
     env = {**os.environ, "QUIRE_HOME": str(tmp_path / "home")}
-    out = quire("report", "--out", str(tmp_path / "report"), env=env, cwd=tmp_path)
-    assert "7 studies" in out.stdout
+    out = quire("report", "--out", "report", env=env, cwd=tmp_path)  # a relative folder
+    # The path printed is where the report is, whatever the working directory.
+    assert out.stdout.startswith(f"{tmp_path / 'report' / 'quire-report.html'}: 7 studies")
     html = (tmp_path / "report" / "quire-report.html").read_text()
     found = charts(html)
+    numbers = tiles(html)
     n_studies, n_slices, thickness, sexes = expected_from_files(sample_archive)
-    assert found["Total studies"][0]["value"] == n_studies == 7
-    assert found["Total slices"][0]["value"] == n_slices
-    assert found["Average slices per study"][0]["value"] == round(n_slices / n_studies, 2)
+    assert numbers["Total studies"] == n_studies == 7
+    assert numbers["Total slices"] == n_slices
+    assert numbers["Average slices per study"] == round(n_slices / n_studies, 2)
+    assert list(numbers) == ["Total studies", "Total series", "Total slices", "Total patients",
+                             "Average slices per study"]
     bars = found["Slice thickness distribution"][0]
     assert dict(zip(bars["x"], bars["y"], strict=True)) == dict(thickness)
     pie = found["Sex distribution"][0]
-    assert dict(zip(pie["labels"], pie["values"], strict=True)) == dict(sexes)
+    words = {"M": "male", "F": "female"}
+    assert dict(zip(pie["labels"], pie["values"], strict=True)) == {words[k]: v for k, v in sexes.items()}
+    # The header says what was summarized, from where, and when.
+    header = html.split("</header>")[0]
+    assert "catalog.db" in header and str(sample_archive) in header and "none (the whole catalog)" in header
+    assert re.search(r"<dt>generated</dt><dd>\d{4}-\d\d-\d\d \d\d:\d\d UTC</dd>", header)
+    # Count axes show whole numbers.
+    assert html.count('"tickformat":",d"') == len(found) - 1  # every bar chart (not the pie)
     # Offline: plotly.js is inlined, no script comes from the network.
     assert not re.search(r"<script[^>]+src=", html)
     assert not re.search(r"<link[^>]+href=[\"']https?:", html)
@@ -70,10 +87,22 @@ def test_report_restricted_to_a_collection(sample_archive, tmp_path, monkeypatch
         catalog.add_to_collection("cohort", ["LIDC0001A", "RAD/2019/0042"])
     env = {**os.environ, "QUIRE_HOME": str(tmp_path / "home")}
     quire("report", "--out", str(tmp_path), "--where", '{"collection_ids": "cohort"}', env=env, cwd=tmp_path)
-    found = charts((tmp_path / "quire-report.html").read_text())
-    assert found["Total studies"][0]["value"] == 2
+    html = (tmp_path / "quire-report.html").read_text()
+    found = tiles(html)
+    assert found["Total studies"] == 2
+    assert 'on studies: {&quot;collection_ids&quot;: &quot;cohort&quot;}' in html
     per_study = defaultdict(int)
     for path in sample_archive.rglob("*.dcm"):
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         per_study[ds.AccessionNumber] += 1
-    assert found["Total slices"][0]["value"] == per_study["LIDC0001A"] + per_study["RAD/2019/0042"]
+    assert found["Total slices"] == per_study["LIDC0001A"] + per_study["RAD/2019/0042"]
+
+
+def test_report_with_nothing_to_chart_says_so(sample_archive, tmp_path, monkeypatch):
+    monkeypatch.setenv("QUIRE_HOME", str(tmp_path / "home"))
+    ingest(str(sample_archive), None, quiet=True)
+    env = {**os.environ, "QUIRE_HOME": str(tmp_path / "home")}
+    quire("report", "--out", str(tmp_path), "--where", '{"collection_ids": "nobody"}', env=env, cwd=tmp_path)
+    html = (tmp_path / "quire-report.html").read_text()
+    assert '<p class="empty">No studies match this filter' in html and not charts(html)
+    assert tiles(html)["Total studies"] == 0
