@@ -42,8 +42,10 @@ def answers(instance: DagsterInstance) -> dict:
                 AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1).records
             if records:
                 mat = records[0].asset_materialization
-                latest_by_partition[partition] = (mat.partition, {
-                    k: v.value for k, v in mat.metadata.items() if k not in RUN_DEPENDENT})
+                latest_by_partition[partition] = (mat.partition, {  # plain values, compared across processes
+                    k: v.value if isinstance(v.value, int | float | str | bool | None) else repr(v.value)
+                    for k, v in mat.metadata.items()
+                    if k not in RUN_DEPENDENT and not (name == "source_index" and k == "summary")})  # it has seconds
         latest = instance.get_latest_materialization_event(key)
         records = instance.get_asset_records([key])
         if not records:
