@@ -326,6 +326,13 @@ class SourceIndex:
                 out.setdefault(uid, set()).add(key)
         return out
 
+    def shared_sop_uids(self) -> list[str]:
+        """Every SOP Instance UID that readable files of more than one partition hold (read from
+        the covering index ``files_sop``, not from the rows)."""
+        return [uid for (uid,) in self.conn.execute(
+            "SELECT sop_instance_uid FROM files WHERE reason IS NULL GROUP BY sop_instance_uid "
+            "HAVING count(DISTINCT partition_key) > 1 ORDER BY sop_instance_uid")]
+
     def keys_holding(self, accessions: Sequence[str]) -> dict[str, str]:
         """Accession number → partition key, for the accessions that have files here."""
         from quire_assets.dicom.records import partition_key

@@ -131,3 +131,9 @@ def test_sop_uid_claimed_by_two_accessions_fails_its_check(tmp_path):
     assert not checks["unique_sop_instance_uids"].passed
     assert checks["unique_sop_instance_uids"].metadata["shared_across_accessions"].value == 1
     assert checks["every_file_accounted_for"].passed is False  # the relabeled copy took the instance over
+    # A later run over an accession not involved: the duplicate is still there, and so is the verdict.
+    later = materialize(all_assets, selection=ingest_assets, instance=instance, resources=resources,
+                        partition_key="no-accession:other-files")
+    [verdict] = [e for e in later.get_asset_check_evaluations() if e.check_name == "unique_sop_instance_uids"]
+    assert not verdict.passed and verdict.metadata["shared_across_accessions"].value == 1
+    assert verdict.metadata["involving_this_run"].value == 0
