@@ -273,13 +273,20 @@ def _columns(args: argparse.Namespace) -> list[str]:
     return [c.strip() for c in args.fields.split(",") if c.strip()] if args.fields else []
 
 
-def cmd_query(args: argparse.Namespace) -> int:
+def _selection(catalog, args: argparse.Namespace) -> dict:
+    """``--where``, checked against the level's fields, narrowed to ``--collection`` if given."""
+    from quire_assets.catalog.cohort import in_collection
     from quire_assets.catalog.fields import filter_fields
 
     where = _parse_where(args.where)
+    check_fields(catalog, args.level, filter_fields(where), "--where")
+    return in_collection(catalog, args.collection, where) if getattr(args, "collection", None) else where
+
+
+def cmd_query(args: argparse.Namespace) -> int:
     sort = _parse_sort(args.sort)
     with open_catalog(args.catalog, must_exist=True) as catalog:
-        check_fields(catalog, args.level, filter_fields(where), "--where")
+        where = _selection(catalog, args)
         check_fields(catalog, args.level, [f for f, _ in sort], "--sort")
         check_fields(catalog, args.level, _columns(args), "--fields")
         docs = catalog.find(args.level, where, sort=sort, limit=args.limit)
@@ -321,12 +328,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_count(args: argparse.Namespace) -> int:
-    from quire_assets.catalog.fields import filter_fields
-
-    where = _parse_where(args.where)
     with open_catalog(args.catalog, must_exist=True) as catalog:
-        check_fields(catalog, args.level, filter_fields(where), "--where")
-        print(catalog.count(args.level, where))
+        print(catalog.count(args.level, _selection(catalog, args)))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from quire_assets.catalog.cohort import EXPORT_COLUMNS, cohort_files
+
+    with open_catalog(args.catalog, must_exist=True) as catalog:
+        rows = list(cohort_files(catalog, args.level, _selection(catalog, args)))
+    text = format_docs(rows, args.format, EXPORT_COLUMNS) + "\n"
+    if args.out:
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"cannot write {args.out}: {exc.strerror or exc}") from exc
+        print(f"{Path(args.out).resolve()}: {len(rows):,} files", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -507,14 +527,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fields", help="comma-separated columns for table and csv output, dotted paths too "
                                     "(metadata.KVP)")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--collection", help="only the studies of this collection (and their series and instances)")
     p.add_argument("--catalog")
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser("count", help="how many documents of a level match a filter")
     p.add_argument("level", choices=LEVELS)
     p.add_argument("--where", help="a MongoDB filter, as for query")
+    p.add_argument("--collection", help="only the studies of this collection (and their series and instances)")
     p.add_argument("--catalog")
     p.set_defaults(func=cmd_count)
+
+    p = sub.add_parser("export", help="a cohort's files: one row per file with its accession, patient and UIDs")
+    p.add_argument("level", choices=("studies", "series", "instances"))
+    p.add_argument("--where", help="a MongoDB filter on that level, as for query")
+    p.add_argument("--collection", help="only the studies of this collection (and their series and instances)")
+    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--out", help="write here instead of standard output")
+    p.add_argument("--catalog")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("fields", help="the fields of a level's documents (for --where, --sort and --fields)")
     p.add_argument("level", choices=LEVELS)

@@ -236,3 +236,20 @@ def test_unknown_fields_and_level_fields(catalog):
     assert unknown_fields(catalog, "series", [*filter_fields(flt), "kvp", "metadata.Nope"]) == {
         "study_date": ["studies"], "metadata.Nope": []}
     assert level_fields(catalog, "series") == ["kvp", "metadata.KVP", "modality", "series_instance_uid"]
+
+
+def test_cohort_files_and_collection_membership(catalog, sample_archive, features):
+    from quire_assets.catalog.cohort import cohort_files, in_collection
+
+    records = [extract_file(p, features) for p in sorted(sample_archive.rglob("*.dcm"))]
+    keys = sorted({r["partition_key"] for r in records})
+    for key in keys:
+        catalog.replace_partitions([key], *_partition_docs([r for r in records if r["partition_key"] == key], features))
+    catalog.add_to_collection("c1", [keys[0]])
+    mine = {r["uri"] for r in records if r["partition_key"] == keys[0]}
+    rows = list(cohort_files(catalog, "series", in_collection(catalog, "c1")))
+    assert {r["uri"] for r in rows} == mine and all(r["patient_id"] for r in rows)
+    assert catalog.count("instances", in_collection(catalog, "c1", {"instance_number": 1})) == len(
+        {r["series_instance_uid"] for r in records if r["partition_key"] == keys[0]})
+    with pytest.raises(CatalogError, match="no collection 'nope'"):
+        in_collection(catalog, "nope")
