@@ -4,20 +4,15 @@ never a traceback, and what it prints is whole (no silently cut UIDs or paths)."
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
-from tests.cli.test_ingest_e2e import quire
+from tests.cli.test_ingest_e2e import ingested_home, quire
 
 
 @pytest.fixture(scope="module")
 def ingested(sample_archive, tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    env = {**os.environ, "QUIRE_HOME": str(home)}
-    env.pop("QUIRE_CATALOG", None)
-    quire("ingest", str(sample_archive), env=env, cwd=home)
-    return env, home
+    return ingested_home(sample_archive, tmp_path_factory)
 
 
 @pytest.mark.parametrize("args, says", [

@@ -5,21 +5,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 
 import pydicom
 import pytest
 
 from quire_assets.catalog import open_catalog
-from tests.cli.test_ingest_e2e import quire
+from tests.cli.test_ingest_e2e import ingested_home, quire
 
 
 @pytest.fixture(scope="module")
 def cohort(sample_archive, tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    env = {**os.environ, "QUIRE_HOME": str(home)}
-    env.pop("QUIRE_CATALOG", None)
-    quire("ingest", str(sample_archive), env=env, cwd=home)
+    env, home = ingested_home(sample_archive, tmp_path_factory)
     with open_catalog(f"sqlite:///{home / 'catalog.db'}") as catalog:
         catalog.add_to_collection("cohort-1", ["LIDC0001A", "RAD/2019/0042"])
     files = {}

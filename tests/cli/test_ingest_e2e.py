@@ -30,6 +30,15 @@ def quire(*args: str, env: dict, cwd: Path, check: bool = True) -> subprocess.Co
     return proc
 
 
+def ingested_home(archive: Path, tmp_path_factory) -> tuple[dict, Path]:
+    """A new QUIRE_HOME with the archive ingested into its default catalog: (environment, home)."""
+    home = tmp_path_factory.mktemp("home")
+    env = {**os.environ, "QUIRE_HOME": str(home)}
+    env.pop("QUIRE_CATALOG", None)
+    quire("ingest", str(archive), env=env, cwd=home)
+    return env, home
+
+
 def _restamp(source: Path, target: Path, **values: str) -> None:
     ds = pydicom.dcmread(source)
     for key, value in values.items():
