@@ -17,6 +17,7 @@ from quire_assets.instance import enable_event_batches
 from quire_assets.jobs import all_jobs
 from quire_assets.resources import CatalogResource, DicomSource, LocalDicomSource, PartitionedParquetIOManager
 from quire_assets.sensors import all_sensors
+from quire_assets.sources.base import parse_source_uri
 
 DEFAULT_SOURCE = "archive"
 PLANNED_EVENTS_SETTING = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
@@ -38,12 +39,13 @@ def source_resource(source_uri: str | None = None) -> DicomSource:
     """The source resource for a folder or an ``s3://`` URI (default: ``$QUIRE_SOURCE``)."""
     uri = source_uri if source_uri is not None else os.environ.get("QUIRE_SOURCE", DEFAULT_SOURCE)
     from_env = source_uri is None and "QUIRE_SOURCE" in os.environ
-    if uri.startswith("s3://"):
+    where = parse_source_uri(uri)
+    if where.kind == "s3":
         from quire_assets.resources.s3 import S3DicomSource
 
-        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-        return S3DicomSource(bucket=bucket, prefix=prefix)
-    return LocalDicomSource(root=EnvVar("QUIRE_SOURCE") if from_env else uri)
+        return S3DicomSource(bucket=where.bucket, prefix=where.prefix)
+    # A folder named in the environment stays an EnvVar: read at run time, never stored in the definitions.
+    return LocalDicomSource(root=EnvVar("QUIRE_SOURCE") if from_env else where.root)
 
 
 def catalog_resource(catalog_uri: str | None = None) -> CatalogResource:

@@ -46,13 +46,32 @@ class FileSource(ABC):
     first_bytes = LOCAL_PREFIX
 
 
+@dataclass(frozen=True)
+class SourceLocation:
+    """What a source URI names: ``kind`` "s3" (``bucket`` and ``prefix``) or "local" (``root``)."""
+
+    kind: str
+    root: str = ""
+    bucket: str = ""
+    prefix: str = ""
+
+
+def parse_source_uri(uri: str) -> SourceLocation:
+    """``s3://bucket/prefix``, ``file:///folder`` or a folder: the one parser of source URIs (the
+    Dagster resources and the command line both go through it)."""
+    if uri.startswith("s3://"):
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        return SourceLocation("s3", bucket=bucket, prefix=prefix)
+    return SourceLocation("local", root=uri.removeprefix("file://"))
+
+
 def source_from_uri(uri: str) -> FileSource:
     """``s3://bucket/prefix`` or a local directory."""
-    if uri.startswith("s3://"):
+    where = parse_source_uri(uri)
+    if where.kind == "s3":
         from quire_assets.sources.s3 import S3Files
 
-        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-        return S3Files(bucket=bucket, prefix=prefix)
+        return S3Files(bucket=where.bucket, prefix=where.prefix)
     from quire_assets.sources.local import LocalFiles
 
-    return LocalFiles(uri.removeprefix("file://"))
+    return LocalFiles(where.root)
