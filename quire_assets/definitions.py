@@ -12,7 +12,7 @@ import os
 
 from dagster import Definitions, EnvVar
 
-from quire_assets.assets import all_assets
+from quire_assets.assets import all_assets, catalog_checks
 from quire_assets.instance import enable_event_batches
 from quire_assets.jobs import all_jobs
 from quire_assets.resources import CatalogResource, DicomSource, LocalDicomSource, PartitionedParquetIOManager
@@ -59,6 +59,7 @@ def catalog_resource(catalog_uri: str | None = None) -> CatalogResource:
 def build_definitions(source_uri: str | None = None, catalog_uri: str | None = None) -> Definitions:
     return Definitions(
         assets=all_assets,
+        asset_checks=catalog_checks,
         jobs=all_jobs,
         sensors=all_sensors,
         resources={

@@ -17,7 +17,7 @@ from dagster import (
     multiprocess_executor,
 )
 
-from quire_assets.assets import ingest_assets, source_index, summary_statistics
+from quire_assets.assets import catalog_integrity, ingest_assets, source_index, summary_statistics
 from quire_assets.partitions import accession_partitions
 
 index_job = define_asset_job(
@@ -40,7 +40,8 @@ def ingest_executor() -> ExecutorDefinition:
 
 ingest_job = define_asset_job(
     "ingest_job",
-    selection=AssetSelection.assets(*ingest_assets),
+    # The whole-catalog check reads every document: it runs after ingests (report_job, summary_refresh).
+    selection=AssetSelection.assets(*ingest_assets) - AssetSelection.checks(catalog_integrity),
     partitions_def=accession_partitions,
     executor_def=ingest_executor(),
     description="Catalog accession partitions (one run takes a range of many partitions).",
@@ -48,8 +49,8 @@ ingest_job = define_asset_job(
 
 report_job = define_asset_job(
     "report_job",
-    selection=AssetSelection.assets(summary_statistics),
-    description="Summary statistics over the catalog, and the HTML report.",
+    selection=AssetSelection.assets(summary_statistics) | AssetSelection.checks(catalog_integrity),
+    description="Summary statistics over the catalog, the HTML report, and the whole-catalog checks.",
 )
 
 all_jobs = [index_job, ingest_job, report_job]

@@ -29,6 +29,7 @@ from dagster._core.storage.tags import (
     PARTITION_NAME_TAG,
 )
 
+from quire_assets.assets import catalog_integrity
 from quire_assets.catalog import Catalog
 from quire_assets.catalog.jobs import update_accessions
 from quire_assets.dicom.records import partition_key
@@ -233,7 +234,8 @@ def s3_arrival(context: SensorEvaluationContext, source: DicomSource, catalog: C
 
 # Evaluates summary_statistics' automation condition (refresh after catalog writes), on by default.
 summary_refresh = AutomationConditionSensorDefinition(
-    "summary_refresh", target=AssetSelection.assets("summary_statistics"), default_status=DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=60, description="Refreshes summary_statistics once catalog writes have finished.")
+    "summary_refresh", target=AssetSelection.assets("summary_statistics") | AssetSelection.checks(catalog_integrity),
+    default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=60,
+    description="Refreshes summary_statistics and the whole-catalog checks once catalog writes have finished.")
 
 all_sensors = [researcher_jobs, researcher_job_done, researcher_job_failed, folder_arrival, s3_arrival, summary_refresh]

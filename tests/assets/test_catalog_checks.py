@@ -1,0 +1,47 @@
+"""The whole-catalog check: evaluated after ingests (report_job), never inside an ingest run, and
+it sees what is wrong anywhere in the catalog, not only in the last run's accessions."""
+
+from __future__ import annotations
+
+from dagster import AssetCheckKey, AssetKey, DagsterEventType
+
+from quire_assets.catalog import open_catalog
+from quire_assets.sensors import summary_refresh
+from tests.assets.test_materialize import indexed
+
+INTEGRITY = AssetCheckKey(AssetKey("catalog_entries"), "catalog_integrity")
+
+
+def _evaluations(instance, run_id) -> dict:
+    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records
+    return {r.event_log_entry.dagster_event.event_specific_data.check_name:
+            r.event_log_entry.dagster_event.event_specific_data for r in records}
+
+
+def test_catalog_integrity_runs_after_ingests_over_the_whole_catalog(sample_archive, tmp_path):
+    from quire_assets.orchestration import run_partitions
+
+    instance, resources, keys, defs = indexed(sample_archive, tmp_path)
+    report = run_partitions(defs, instance, keys, batch=3)
+    assert not report.failed
+    for run_id in report.run_ids:  # the ingest runs evaluate their own checks, not the whole catalog
+        assert set(_evaluations(instance, run_id)) == {"every_file_accounted_for", "referential_integrity",
+                                                       "unique_sop_instance_uids"}
+    result = defs.resolve_job_def("report_job").execute_in_process(instance=instance)
+    [verdict] = [e for e in result.get_asset_check_evaluations() if e.check_name == "catalog_integrity"]
+    assert verdict.passed and verdict.metadata["studies_checked"].value == 7
+    assert verdict.metadata["instances_checked"].value == 79
+
+    # Something wrong in an accession no later run touches: the next evaluation still sees it.
+    with open_catalog(resources["catalog"].uri) as catalog:
+        catalog.upsert("instances", [{"sop_instance_uid": "9.9.9", "series_instance_uid": "gone",
+                                      "study_instance_uid": "gone", "partition_key": keys[0]}])
+    result = defs.resolve_job_def("report_job").execute_in_process(instance=instance)
+    [verdict] = [e for e in result.get_asset_check_evaluations() if e.check_name == "catalog_integrity"]
+    assert not verdict.passed and verdict.metadata["orphan_instances"].value == 1
+
+
+def test_the_refresh_sensor_evaluates_the_check_too():
+    from quire_assets.definitions import defs
+
+    assert INTEGRITY in summary_refresh.asset_selection.resolve_checks(defs.resolve_asset_graph())
