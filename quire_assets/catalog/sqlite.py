@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -49,7 +50,18 @@ def connect(path: Path) -> sqlite3.Connection:
     """A connection several processes can write through at once: WAL, and a long busy timeout."""
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode=WAL")
+    # Switching a new database to WAL needs it to itself, and SQLite fails the switch at once
+    # ("database is locked") rather than waiting when another process opens it at the same moment
+    # (two runs forked side by side, both creating the catalog): try again until it is WAL.
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
 

@@ -41,21 +41,28 @@ def _manifest(directory: Path) -> sqlite3.Connection:
     # The rollback journal, not WAL: runs forked side by side create the manifest at the same time,
     # and switching a new database to WAL fails at once ("database is locked") instead of waiting.
     conn = sqlite3.connect(directory / MANIFEST, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-    conn.execute("CREATE TABLE IF NOT EXISTS partitions (partition_key TEXT PRIMARY KEY, file TEXT NOT NULL)")
-    conn.execute("CREATE INDEX IF NOT EXISTS partitions_file ON partitions (file)")
+    # In a write transaction taken up front: two connections that both read the schema and then
+    # both try to write it can deadlock, and SQLite then fails one at once instead of waiting.
+    with immediate(conn):
+        conn.execute("CREATE TABLE IF NOT EXISTS partitions (partition_key TEXT PRIMARY KEY, file TEXT NOT NULL)")
+        conn.execute("CREATE INDEX IF NOT EXISTS partitions_file ON partitions (file)")
     return conn
+
+
+def _held(conn: sqlite3.Connection, keys: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for chunk in chunks(keys, 500):
+        found.update(conn.execute(f"SELECT partition_key, file FROM partitions WHERE partition_key IN "
+                                  f"({','.join('?' * len(chunk))})", list(chunk)).fetchall())
+    return found
 
 
 def files_of(directory: Path, keys: list[str]) -> dict[str, str]:
     """The file holding each partition's rows, for the keys that have one."""
     if not (directory / MANIFEST).exists():
         return {}
-    found: dict[str, str] = {}
     with closing(_manifest(directory)) as conn:
-        for chunk in chunks(keys, 500):
-            found.update(conn.execute(f"SELECT partition_key, file FROM partitions WHERE partition_key IN "
-                                      f"({','.join('?' * len(chunk))})", list(chunk)).fetchall())
-    return found
+        return _held(conn, keys)
 
 
 class PartitionedParquetIOManager(ConfigurableIOManager):
@@ -86,9 +93,7 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
         pq.write_table(table, temporary)
         os.replace(temporary, directory / name)
         with closing(_manifest(directory)) as conn, immediate(conn):
-            before = {f for chunk in chunks(keys, 500) for (f,) in conn.execute(
-                f"SELECT DISTINCT file FROM partitions WHERE partition_key IN ({','.join('?' * len(chunk))})",
-                list(chunk))}
+            before = set(_held(conn, keys).values())
             conn.executemany("INSERT INTO partitions VALUES (?, ?) ON CONFLICT(partition_key) DO UPDATE "
                              "SET file = excluded.file", [(k, name) for k in keys])
             unused = [f for f in before - {name}

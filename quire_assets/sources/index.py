@@ -110,11 +110,18 @@ class SourceIndex:
         self.path = directory / f"{source.key}.sqlite"
         self.conn = connect(self.path)
         self.conn.executescript(_SCHEMA)
-        row = self.conn.execute("SELECT value FROM settings WHERE name = ?", (DICTIONARY,)).fetchone()
-        self.dictionary: bytes | None = row[0] if row else None
+        self._dictionary: bytes | None = None
 
     def close(self) -> None:
         self.conn.close()
+
+    @property
+    def dictionary(self) -> bytes | None:
+        """The record dictionary, once chosen (by this object or by another process since)."""
+        if self._dictionary is None:
+            row = self.conn.execute("SELECT value FROM settings WHERE name = ?", (DICTIONARY,)).fetchone()
+            self._dictionary = row[0] if row else None
+        return self._dictionary
 
     def __enter__(self) -> SourceIndex:
         return self
@@ -210,9 +217,10 @@ class SourceIndex:
             if rows[-1][8] is None:  # no error reason: a record of a DICOM file
                 break
         readable = [r for r in rows if r[8] is None]
-        self.dictionary = (readable or rows)[0][9].encode()
         with immediate(self.conn):
-            self.conn.execute("INSERT INTO settings VALUES (?, ?)", (DICTIONARY, self.dictionary))
+            # Another process refreshing the same new index may have chosen first: theirs is kept.
+            self.conn.execute("INSERT OR IGNORE INTO settings VALUES (?, ?)",
+                              (DICTIONARY, (readable or rows)[0][9].encode()))
         return [(*r[:9], pack(r[9], self.dictionary)) for r in rows]
 
     def _read(self, todo: list[FileEntry], features: FeatureSets, workers: int | None,
@@ -309,9 +317,10 @@ class SourceIndex:
     def records_json(self, uris: Sequence[str]) -> dict[str, str]:
         """uri → the record of that file, as JSON text (unpacked, not parsed)."""
         out: dict[str, str] = {}
+        dictionary = self.dictionary
         for chunk in chunks(list(uris), 500):
             marks = ",".join("?" * len(chunk))
-            out.update((uri, unpack(record, self.dictionary)) for uri, record in self.conn.execute(
+            out.update((uri, unpack(record, dictionary)) for uri, record in self.conn.execute(
                 f"SELECT uri, record FROM files WHERE uri IN ({marks})", list(chunk)))
         return out
 

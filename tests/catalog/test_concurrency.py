@@ -39,3 +39,30 @@ def test_two_processes_write_at_once(tmp_path):
     assert catalog.count("instances", {"partition_key": "ACC-A", "round": 2}) == 3000
     assert catalog.count("patients") == 2
     assert catalog.integrity()["ok"]
+
+
+def _open_new_catalog(uri: str, barrier) -> None:
+    from quire_assets.catalog import open_catalog
+
+    barrier.wait()  # all open it at the same moment
+    with open_catalog(uri) as catalog:
+        catalog.upsert("studies", [{"study_instance_uid": "x"}])
+
+
+def test_processes_opening_a_new_catalog_at_once_all_succeed(tmp_path):
+    """Runs forked side by side may both create the catalog: switching a new database to WAL fails
+    at once for all but one of them unless the switch is tried again (3 of 120 failed before)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    failed = 0
+    for trial in range(20):
+        barrier = context.Barrier(6)
+        uri = f"sqlite:///{tmp_path / str(trial) / 'catalog.db'}"
+        processes = [context.Process(target=_open_new_catalog, args=(uri, barrier)) for _ in range(6)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+        failed += sum(p.exitcode != 0 for p in processes)
+    assert failed == 0

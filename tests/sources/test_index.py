@@ -63,3 +63,16 @@ def test_an_index_with_records_kept_as_text_still_reads(sample_archive, tmp_path
         index.conn.execute("DELETE FROM settings")
     with SourceIndex(source_from_uri(str(sample_archive)), home=tmp_path) as old:
         assert old.records_json(uris) == texts
+
+
+def test_an_index_opened_before_the_dictionary_was_chosen_reads_with_it(sample_archive, tmp_path):
+    features = load_feature_sets()
+    first = SourceIndex(source_from_uri(str(sample_archive)), home=tmp_path)
+    second = SourceIndex(source_from_uri(str(sample_archive)), home=tmp_path)  # as another process would
+    with first, second:
+        assert second.dictionary is None
+        first.refresh(features, workers=1)  # chooses the dictionary and packs every record with it
+        assert second.refresh(features, workers=1).read == 0
+        assert second.dictionary == first.dictionary is not None
+        uris = [u for (u,) in first.conn.execute("SELECT uri FROM files")]
+        assert first.records_json(uris) == second.records_json(uris)
