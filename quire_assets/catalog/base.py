@@ -311,7 +311,8 @@ class Catalog(ABC):
 
     def integrity(self, partition_keys: Sequence[str] | None = None) -> dict[str, Any]:
         """Orphans and count mismatches (meta_db's ``/link`` check), over the whole catalog or the
-        documents of some partitions (a study's series and instances share its partition)."""
+        documents of some partitions (a study's series and instances share its partition), and how
+        many documents of each level were checked."""
         studies = {d["study_instance_uid"]: d for d in self._find_in("studies", partition_keys, {
             "study_instance_uid": 1, "num_series": 1, "num_instances": 1})}
         series = {d["series_instance_uid"]: d for d in self._find_in("series", partition_keys, {
@@ -351,6 +352,7 @@ class Catalog(ABC):
             "orphan_instances": sorted(orphan_instances),
             "count_mismatches": mismatches,
             "ok": not (orphan_series or orphan_instances or mismatches),
+            "checked": {"studies": len(studies), "series": len(series), "instances": sum(instance_counts.values())},
         }
 
     def __enter__(self) -> Catalog:

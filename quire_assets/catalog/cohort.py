@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from quire_assets.catalog.base import Catalog, CatalogError, chunks
+from quire_assets.catalog.base import KEYS, Catalog, CatalogError, chunks
 
 EXPORT_COLUMNS = ["accession_number", "patient_id", "study_instance_uid", "series_instance_uid",
                   "sop_instance_uid", "uri"]
@@ -27,7 +27,7 @@ def cohort_files(catalog: Catalog, level: str, where: dict | None = None) -> Ite
     files), in ``EXPORT_COLUMNS``."""
     if level not in ("studies", "series", "instances"):
         raise CatalogError(f"export takes studies, series or instances, not {level!r}")
-    key = {"studies": "study_instance_uid", "series": "series_instance_uid", "instances": "sop_instance_uid"}[level]
+    key = KEYS[level]
     selected = [d[key] for d in catalog.find(level, where or {}, projection={key: 1}, sort=[(key, 1)])]
     patients = {}
     for chunk in chunks(selected):
