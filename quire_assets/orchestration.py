@@ -17,11 +17,16 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
-from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, RunRequest
-from dagster._core.instance.ref import InstanceRef
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster import DagsterInstance, DagsterRunStatus, Definitions, RunRequest
 
-from quire_assets.instance import ephemeral_instance
+from quire_assets.instance import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    InstanceRef,
+    create_located_run,
+    ephemeral_instance,
+    execute_located_run,
+)
 from quire_assets.partitions import accession_partitions
 from quire_assets.timing import spent
 
@@ -76,15 +81,23 @@ def register_partitions(instance: DagsterInstance, keys: Sequence[str]) -> list[
     return new
 
 
+@dataclass
+class RunResult:
+    run_id: str
+    success: bool
+
+
 def execute_run_requests(defs: Definitions, instance: DagsterInstance, run_requests: Sequence[RunRequest],
-                         log_level: str = "WARNING") -> list[ExecuteInProcessResult]:
-    """Execute run requests (a sensor's, or ``run_partitions``') here, in the foreground."""
+                         log_level: str = "WARNING") -> list[RunResult]:
+    """Execute run requests (a sensor's, or ``run_partitions``') here, in the foreground, as runs of
+    the ``quire`` code location (``instance.create_located_run``)."""
     results = []
     for request in run_requests:
         job = defs.resolve_job_def(request.job_name or "ingest_job")
-        results.append(job.execute_in_process(
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-            instance=instance, tags=dict(request.tags), raise_on_error=False))
+        run = create_located_run(instance, job, request.tags,
+                                 {"loggers": {"console": {"config": {"log_level": log_level}}}})
+        status = execute_located_run(instance, job, run)
+        results.append(RunResult(run.run_id, status == DagsterRunStatus.SUCCESS))
     return results
 
 

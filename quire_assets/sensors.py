@@ -23,16 +23,16 @@ from dagster import (
     run_status_sensor,
     sensor,
 )
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    PARTITION_NAME_TAG,
-)
 
 from quire_assets.assets import catalog_integrity
 from quire_assets.catalog import Catalog
 from quire_assets.catalog.jobs import update_accessions
 from quire_assets.dicom.records import partition_key
+from quire_assets.instance import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
 from quire_assets.jobs import ingest_job
 from quire_assets.orchestration import DEFAULT_BATCH, partition_ranges, range_tags
 from quire_assets.partitions import accession_partitions

@@ -185,11 +185,22 @@ def test_second_run_changes_nothing(ingested):
 
 
 def test_runs_land_in_dagster_home(ingested, monkeypatch):
-    from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
+    from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
     monkeypatch.setenv("DAGSTER_HOME", ingested["env"]["DAGSTER_HOME"])
     instance = DagsterInstance.get()
     runs = instance.get_runs()
+    # Found by job name, and carrying the code location's origin: the UI lists them under the job.
+    assert {r.run_id for r in instance.get_runs(RunsFilter(job_name="ingest_job"))} == {r.run_id for r in runs}
+    assert {r.remote_job_origin.location_name for r in runs} == {"quire"}
+    # The filter the UI's job page uses: the job's name and its repository's label.
+    assert len(instance.get_runs(RunsFilter(job_name="ingest_job", tags={
+        ".dagster/repository": "__repository__@quire"}))) == len(runs)
+    # The index the command refreshed shows as a materialization of source_index, with its figures.
+    index_event = instance.get_latest_materialization_event(AssetKey("source_index"))
+    assert index_event is not None
+    files = sum(1 for p in ingested["archive"].rglob("*") if p.is_file())
+    assert index_event.asset_materialization.metadata["files"].value == files
     # The runs executed side by side on the machine's cores, from forked workers, into this instance.
     assert len(runs) >= min(2, os.cpu_count() or 1)
     assert all(r.status == DagsterRunStatus.SUCCESS for r in runs)

@@ -76,7 +76,7 @@ def test_job_through_the_sensors(sample_archive, tmp_path, instance):
     assert catalog.get("researchers", "alice") is not None
 
 
-def test_submit_wait_in_a_subprocess(sample_archive, tmp_path):
+def test_submit_wait_in_a_subprocess(sample_archive, tmp_path, monkeypatch):
     env = {**os.environ, "QUIRE_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dagster")}
     accessions = tmp_path / "cases.csv"
     accessions.write_text("PatientID,AccessionNumber\nLIDC-IDRI-0003,LIDC0003A\nLIDC-IDRI-0006,LIDC0006A\nX,ABSENT-1\n")
@@ -85,7 +85,12 @@ def test_submit_wait_in_a_subprocess(sample_archive, tmp_path):
     job = json.loads(out.stdout)
     assert {a: s["status"] for a, s in job["accessions"].items()} == {
         "LIDC0003A": "done", "LIDC0006A": "done", "ABSENT-1": "not_found"}
-    assert job["accessions"]["LIDC0003A"]["run_id"]
+    run_id = job["accessions"]["LIDC0003A"]["run_id"]
+    # The run executed in the foreground belongs to the code location like a daemon-launched one.
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
+    run = DagsterInstance.get().get_run_by_id(run_id)
+    assert run.job_name == "ingest_job" and run.remote_job_origin.location_name == "quire"
+    assert run.tags["quire/job_id"] == job["job_id"]
     shown = json.loads(quire("jobs", "show", job["job_id"], "--format", "json", env=env, cwd=tmp_path).stdout)
     assert shown == job
     studies = json.loads(quire("query", "studies", "--where", '{"collection_ids": "cohort-b"}', "--format", "json",
