@@ -14,14 +14,17 @@ from collections import Counter
 
 import pandas as pd
 from dagster import (
+    AssetCheckEvaluation,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetKey,
     BackfillPolicy,
     BetaWarning,
     MaterializeResult,
     MetadataValue,
+    PreviewWarning,
     TableColumn,
     TableSchema,
     asset,
@@ -35,8 +38,10 @@ from quire_assets.sources import SourceIndex
 from quire_assets.sources.index import RefreshResult
 from quire_assets.timing import timed
 
-# Batched backfills are the point of this graph; Dagster marks the parameter beta.
+# Batched backfills are the point of this graph; Dagster marks the parameter beta. Checks evaluated
+# per accession partition are how a partition's page shows its own verdict; Dagster marks them preview.
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=BetaWarning)
+warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*", category=PreviewWarning)
 
 GROUP = "dicom_catalog"
 MAX_PARTITIONS_PER_RUN = 500
@@ -261,11 +266,40 @@ def claimed_twice(cat: Catalog, index: SourceIndex, instance_records: pd.DataFra
     return sorted(shared)
 
 
+CATALOG_KEY = AssetKey("catalog_entries")
+# Judged per accession partition: a partition's page shows its own verdict and figures, and a
+# later run over other accessions leaves it as it is.
+PARTITION_CHECKS = [
+    AssetCheckSpec("every_file_accounted_for", asset="catalog_entries", partitions_def=accession_partitions,
+                   description="Every file listed for the accession is an instance location or an error record "
+                               "in the catalog."),
+    AssetCheckSpec("rollup_counts", asset="catalog_entries", partitions_def=accession_partitions,
+                   description="The accession's study and series documents count the series and instances "
+                               "present, and none of its series or instances is an orphan."),
+]
+def partition_verdicts(keys: list[str], listed: dict[str, set[str]], held: dict[str, set[str]],
+                       integrity: dict[str, dict[str, int]]) -> list[AssetCheckEvaluation]:
+    """The per-partition checks' evaluations for each of a run's accessions, with that accession's
+    own figures (Quire's storage writes them in one transaction: ``instance.py``)."""
+    verdicts = []
+    for key in keys:
+        missing = sorted(listed.get(key, set()) - held.get(key, set()))
+        counts = integrity.get(key, {})
+        verdicts += [
+            AssetCheckEvaluation(asset_key=CATALOG_KEY, check_name="every_file_accounted_for", partition=key,
+                                 passed=not missing, metadata={"files": len(listed.get(key, ())), "unaccounted": len(
+                                     missing), **({"examples": MetadataValue.json(missing[:20])} if missing else {})}),
+            AssetCheckEvaluation(asset_key=CATALOG_KEY, check_name="rollup_counts", partition=key,
+                                 passed=not counts.get("problems"), metadata={
+                                     **{f"{level}_checked": counts.get(level, 0)
+                                        for level in ("studies", "series", "instances")},
+                                     "problems": counts.get("problems", 0)}),
+        ]
+    return verdicts
+
+
 CHECKS = [
-    AssetCheckSpec("every_file_accounted_for", asset="catalog_entries",
-                   description="Every listed file is an instance location or an error record in the catalog."),
-    AssetCheckSpec("referential_integrity", asset="catalog_entries",
-                   description="No orphan series or instances; counts match what is present."),
+    *PARTITION_CHECKS,
     AssetCheckSpec("unique_sop_instance_uids", asset="catalog_entries",
                    description="No SOP Instance UID is claimed by two accessions, anywhere in the source (not "
                                "only in the run that evaluates it)."),
@@ -308,29 +342,39 @@ def catalog_entries(
             group, instances, [d for k in group for d in parsed(series.get(k, []))],
             [d for k in group for d in parsed(studies.get(k, []))], [d for k in group for d in error_docs.get(k, [])],
             source=index.source.uri))
-    # Check: every listed file is accounted for, as the catalog now holds it.
-    held: set[str] = set()
+    # Checks, per accession, of what the catalog now holds.
+    held: dict[str, set[str]] = {}
     for chunk in chunks(list(keys), 500):
         in_run = {"partition_key": {"$in": list(chunk)}}
-        held.update(u for d in cat.find("instances", in_run, projection={"uris": 1}) for u in d["uris"])
-        held.update(d["uri"] for d in cat.find("errors", in_run, projection={"uri": 1}))
-    unaccounted = sorted(set(dicom_files["uri"]) - held)
+        for d in cat.find("instances", in_run, projection={"uris": 1, "partition_key": 1}):
+            held.setdefault(d["partition_key"], set()).update(d["uris"])
+        for d in cat.find("errors", in_run, projection={"uri": 1, "partition_key": 1}):
+            held.setdefault(d["partition_key"], set()).add(d["uri"])
+    listed = dicom_files.groupby("partition_key")["uri"].agg(set).to_dict()
     integrity = cat.integrity(keys)
     cat.close()
     index.mark_cataloged(catalog.resolved_uri(), {
         k: int(v) for k, v in dicom_files.groupby("partition_key")["partition_version"].max().items()
         if pd.notna(v)})
     index.close()
+    verdicts = partition_verdicts(keys, listed, held, integrity["partitions"])
+    if len(keys) > 1:  # one partition: the run's results below are that partition's
+        for verdict in verdicts:
+            context.log_event(verdict)
+    failing = {name: [v.partition for v in verdicts if v.check_name == name and not v.passed]
+               for name in ("every_file_accounted_for", "rollup_counts")}
+    unaccounted = sorted(u for k in keys for u in listed.get(k, set()) - held.get(k, set()))
     checks = [
-        AssetCheckResult(check_name="every_file_accounted_for", passed=not unaccounted,
-                         metadata={"files": len(dicom_files), "unaccounted": len(unaccounted),
-                                   "examples": MetadataValue.json(unaccounted[:20])}),
-        AssetCheckResult(check_name="referential_integrity", passed=integrity["ok"],
-                         metadata={"orphan_series": len(integrity["orphan_series"]),
-                                   "orphan_instances": len(integrity["orphan_instances"]),
-                                   "count_mismatches": len(integrity["count_mismatches"]),
-                                   "examples": MetadataValue.json({k: v[:10] for k, v in integrity.items()
-                                                                   if isinstance(v, list)})}),
+        AssetCheckResult(check_name="every_file_accounted_for", passed=not unaccounted, metadata={
+            **({"files": len(dicom_files)} if len(keys) == 1 else {
+                "files_in_run": len(dicom_files), "accessions_failing": len(failing["every_file_accounted_for"])}),
+            "unaccounted": len(unaccounted), "examples": MetadataValue.json(unaccounted[:20])}),
+        AssetCheckResult(check_name="rollup_counts", passed=integrity["ok"], metadata={
+            **({f"{level}_checked": n for level, n in integrity["checked"].items()} if len(keys) == 1 else {
+                "accessions_failing": len(failing["rollup_counts"])}),
+            "orphan_series": len(integrity["orphan_series"]), "orphan_instances": len(integrity["orphan_instances"]),
+            "count_mismatches": len(integrity["count_mismatches"]),
+            "examples": MetadataValue.json({k: v[:10] for k, v in integrity.items() if isinstance(v, list)})}),
         AssetCheckResult(check_name="unique_sop_instance_uids", passed=not shared,
                          severity=AssetCheckSeverity.WARN,
                          metadata={"shared_across_accessions": len(shared), "involving_this_run": len(stolen),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -311,48 +312,64 @@ class Catalog(ABC):
 
     def integrity(self, partition_keys: Sequence[str] | None = None) -> dict[str, Any]:
         """Orphans and count mismatches (meta_db's ``/link`` check), over the whole catalog or the
-        documents of some partitions (a study's series and instances share its partition), and how
-        many documents of each level were checked."""
+        documents of some partitions (a study's series and instances share its partition), how
+        many documents of each level were checked, and the same per partition (``partitions``:
+        key → documents checked per level and ``problems`` found)."""
+        per: dict[str, Counter] = {}
+
+        def note(doc: dict, what: str) -> None:
+            per.setdefault(doc.get("partition_key"), Counter())[what] += 1
+
         studies = {d["study_instance_uid"]: d for d in self._find_in("studies", partition_keys, {
-            "study_instance_uid": 1, "num_series": 1, "num_instances": 1})}
+            "study_instance_uid": 1, "num_series": 1, "num_instances": 1, "partition_key": 1})}
         series = {d["series_instance_uid"]: d for d in self._find_in("series", partition_keys, {
-            "series_instance_uid": 1, "study_instance_uid": 1, "num_instances": 1})}
+            "series_instance_uid": 1, "study_instance_uid": 1, "num_instances": 1, "partition_key": 1})}
         instance_counts: dict[str, int] = {}
         study_instance_counts: dict[str, int] = {}
         orphan_instances = []
         for doc in self._find_in("instances", partition_keys, {"sop_instance_uid": 1, "series_instance_uid": 1,
-                                                                 "study_instance_uid": 1}):
+                                                                 "study_instance_uid": 1, "partition_key": 1}):
+            note(doc, "instances")
             s = doc.get("series_instance_uid")
             instance_counts[s] = instance_counts.get(s, 0) + 1
             st = doc.get("study_instance_uid")
             study_instance_counts[st] = study_instance_counts.get(st, 0) + 1
             if s not in series:
                 orphan_instances.append(doc["sop_instance_uid"])
+                note(doc, "problems")
         series_per_study: dict[str, int] = {}
         orphan_series = []
         for uid, doc in series.items():
+            note(doc, "series")
             st = doc.get("study_instance_uid")
             series_per_study[st] = series_per_study.get(st, 0) + 1
             if st not in studies:
                 orphan_series.append(uid)
+                note(doc, "problems")
         mismatches = []
         for uid, doc in series.items():
             if doc.get("num_instances") != instance_counts.get(uid, 0):
                 mismatches.append({"series_instance_uid": uid, "num_instances": doc.get("num_instances"),
                                    "present": instance_counts.get(uid, 0)})
+                note(doc, "problems")
         for uid, doc in studies.items():
+            note(doc, "studies")
             if doc.get("num_series") != series_per_study.get(uid, 0):
                 mismatches.append({"study_instance_uid": uid, "num_series": doc.get("num_series"),
                                    "present": series_per_study.get(uid, 0)})
+                note(doc, "problems")
             if doc.get("num_instances") != study_instance_counts.get(uid, 0):
                 mismatches.append({"study_instance_uid": uid, "num_instances": doc.get("num_instances"),
                                    "present": study_instance_counts.get(uid, 0)})
+                note(doc, "problems")
         return {
             "orphan_series": sorted(orphan_series),
             "orphan_instances": sorted(orphan_instances),
             "count_mismatches": mismatches,
             "ok": not (orphan_series or orphan_instances or mismatches),
             "checked": {"studies": len(studies), "series": len(series), "instances": sum(instance_counts.values())},
+            "partitions": {k: {level: c[level] for level in ("studies", "series", "instances", "problems")}
+                           for k, c in per.items()},
         }
 
     def __enter__(self) -> Catalog:

@@ -20,7 +20,7 @@ def test_definitions_load_and_every_job_resolves():
     for name in ("dicom_files", "instance_records", "series_rollups", "study_rollups", "catalog_entries"):
         assert graph.get(AssetKey(name)).partitions_def == accession_partitions
     checks = {k.name for k in graph.asset_check_keys}
-    assert {"every_file_accounted_for", "referential_integrity", "unique_sop_instance_uids"} <= checks
+    assert {"every_file_accounted_for", "rollup_counts", "unique_sop_instance_uids"} <= checks
 
 
 def test_build_definitions_takes_source_and_catalog(tmp_path):

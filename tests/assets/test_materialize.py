@@ -29,7 +29,7 @@ def test_materialize_one_accession_partition(sample_archive, tmp_path):
                          instance=instance, resources=resources)
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"every_file_accounted_for": True, "referential_integrity": True,
+    assert checks == {"every_file_accounted_for": True, "rollup_counts": True,
                       "unique_sop_instance_uids": True}
     catalog = open_catalog(resources["catalog"].uri)
     assert catalog.distinct("studies", "accession_number") == ["RAD/2019/0042"]
@@ -131,9 +131,35 @@ def test_sop_uid_claimed_by_two_accessions_fails_its_check(tmp_path):
     assert not checks["unique_sop_instance_uids"].passed
     assert checks["unique_sop_instance_uids"].metadata["shared_across_accessions"].value == 1
     assert checks["every_file_accounted_for"].passed is False  # the relabeled copy took the instance over
+    # Judged per accession too: the one that lost its file fails, with its own figures; the others pass.
+    failing = _partition_verdicts(instance, "every_file_accounted_for")
+    assert set(failing) == set(keys)
+    [loser] = [k for k, v in failing.items() if not v.passed]
+    assert loser in {"LIDC0001A", "RELABELED"}
+    assert failing[loser].metadata["unaccounted"].value == 1
+    assert failing[loser].metadata["files"].value == {"LIDC0001A": 2, "RELABELED": 1}[loser]
+    # Two accessions now share a series and an instance: their rollups disagree, and only theirs.
+    rollups = _partition_verdicts(instance, "rollup_counts")
+    assert set(rollups) == set(keys)
+    assert {k for k in keys if not rollups[k].passed} & {"LIDC0001A", "RELABELED"}
+    assert all(rollups[k].passed for k in keys if k not in {"LIDC0001A", "RELABELED"})
     # A later run over an accession not involved: the duplicate is still there, and so is the verdict.
     later = materialize(all_assets, selection=ingest_assets, instance=instance, resources=resources,
                         partition_key="no-accession:other-files")
     [verdict] = [e for e in later.get_asset_check_evaluations() if e.check_name == "unique_sop_instance_uids"]
     assert not verdict.passed and verdict.metadata["shared_across_accessions"].value == 1
     assert verdict.metadata["involving_this_run"].value == 0
+    assert not _partition_verdicts(instance, "every_file_accounted_for")[loser].passed
+
+
+def _partition_verdicts(instance, check_name: str) -> dict:
+    """The latest evaluation of a per-partition check, by partition, as the instance stores it."""
+    from dagster import AssetCheckKey, AssetKey
+
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        AssetCheckKey(AssetKey("catalog_entries"), check_name), limit=1_000)
+    latest: dict = {}
+    for record in history:  # newest first
+        if record.partition is not None and record.evaluation is not None:
+            latest.setdefault(record.partition, record.evaluation)
+    return latest

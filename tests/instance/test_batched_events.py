@@ -11,7 +11,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, EventRecordsFilter
+from dagster import AssetCheckKey, AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, EventRecordsFilter
 
 from quire_assets.instance import (
     BATCH_SIZE_SETTING,
@@ -27,6 +27,13 @@ ASSETS = ["source_index", "dicom_files", "instance_records", "series_rollups", "
 ROOT = Path(__file__).resolve().parents[2]
 # The per-run figures differ between two runs of the same work; everything else must not.
 RUN_DEPENDENT = {"seconds", "read", "unchanged", "new_partitions", "changed_partitions"}
+CHECKS = ["every_file_accounted_for", "rollup_counts", "unique_sop_instance_uids"]
+
+
+def plain(metadata: dict) -> dict:
+    """Metadata as plain values, compared across processes."""
+    return {k: v.value if isinstance(v.value, int | float | str | bool | None) else repr(v.value)
+            for k, v in metadata.items()}
 
 
 def answers(instance: DagsterInstance) -> dict:
@@ -42,9 +49,8 @@ def answers(instance: DagsterInstance) -> dict:
                 AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1).records
             if records:
                 mat = records[0].asset_materialization
-                latest_by_partition[partition] = (mat.partition, {  # plain values, compared across processes
-                    k: v.value if isinstance(v.value, int | float | str | bool | None) else repr(v.value)
-                    for k, v in mat.metadata.items()
+                latest_by_partition[partition] = (mat.partition, {
+                    k: v for k, v in plain(mat.metadata).items()
                     if k not in RUN_DEPENDENT and not (name == "source_index" and k == "summary")})  # it has seconds
         latest = instance.get_latest_materialization_event(key)
         records = instance.get_asset_records([key])
@@ -63,6 +69,12 @@ def answers(instance: DagsterInstance) -> dict:
             **{f"records_{t.value}": len(instance.get_event_records(EventRecordsFilter(t, asset_key=key)))
                for t in (DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_MATERIALIZATION_PLANNED)},
         }
+    # The checks' executions, per partition for the per-accession ones: status and figures.
+    for name in CHECKS:
+        history = instance.event_log_storage.get_asset_check_execution_history(
+            AssetCheckKey(AssetKey("catalog_entries"), name), limit=10_000)
+        out[f"check_{name}"] = sorted((r.partition or "", r.status.value, sorted(plain(r.evaluation.metadata).items())
+                                       if r.evaluation else None) for r in history)
     runs = sorted(instance.get_runs(), key=lambda r: r.tags.get("dagster/asset_partition_range_start", ""))
     out["runs"] = [(r.job_name, r.status.value, [e.dagster_event_type.value for e in instance.all_logs(r.run_id)
                                                 if e.dagster_event_type]) for r in runs]
@@ -101,6 +113,9 @@ def test_sqlite_batched_storage_answers_as_the_stock_one(sample_archive, tmp_pat
     assert len(stock["runs"]) >= 3  # several runs over partition ranges, so the asset rows change hands
     assert stock["catalog_entries"]["materialized_partitions"] == sorted(
         stock["catalog_entries"]["latest_by_partition"])
+    # Each accession has its own evaluation of the per-partition checks, passed, on both storages.
+    evaluated = {p for p, status, _ in stock["check_every_file_accounted_for"] if p and status == "SUCCEEDED"}
+    assert evaluated == set(stock["catalog_entries"]["materialized_partitions"])
     assert ours == stock
     kinds = subprocess.run([sys.executable, "-c", "from dagster import DagsterInstance; "
                             "print(type(DagsterInstance.get().event_log_storage).__name__)"],
