@@ -37,6 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, JobDefinition, in_process_executor
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 from dagster._core.events import DagsterEventType
 from dagster._core.events.log import EventLogEntry
@@ -113,6 +116,9 @@ def _naive_utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC).replace(tzinfo=None)
 
 
+_BETWEEN_OUTPUT_AND_MATERIALIZATION = frozenset({DagsterEventType.STEP_OUTPUT, DagsterEventType.HANDLED_OUTPUT})
+
+
 def _partition_check_evaluation(event: EventLogEntry) -> bool:
     return bool(event.run_id) and event.dagster_event is not None and (
         event.dagster_event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
@@ -125,9 +131,10 @@ class _BatchedAssetEvents:
     the same transaction, with what storing the events one by one would leave there.
 
     Per-partition check evaluations (a run over N accessions logs N per check, one at a time:
-    Dagster batches only materializations) are held back and stored in one transaction with the
-    next event of their run, which always comes: the step's outputs, its success or failure. The
-    step's own events are therefore stored before it ends, as they would be one by one.
+    Dagster batches only materializations) are held back and stored in one transaction after the
+    step's materializations, each pointing at its partition's new materialization (what makes the
+    UI count a partition's verdict as current), or with the next other event of their run, which
+    always comes (the step's success or failure): the step's events are stored before it ends.
     """
 
     def _hold(self, event: EventLogEntry) -> bool:
@@ -136,9 +143,41 @@ class _BatchedAssetEvents:
         self.__dict__.setdefault("_held_checks", {}).setdefault(event.run_id, []).append(event)
         return True
 
-    def _take_held(self, run_ids: set[str]) -> list[EventLogEntry]:
+    def _take_held(self, run_ids: set[str], targets: dict | None = None) -> list[EventLogEntry]:
+        """The held evaluations of these runs, each given the materialization it judges when
+        ``targets`` ((asset key, partition) → (storage id, event)) has it."""
         held = self.__dict__.get("_held_checks", {})
-        return [e for run_id in run_ids for e in held.pop(run_id, [])]
+        events = [e for run_id in run_ids for e in held.pop(run_id, [])]
+        if not targets:
+            return events
+        out = []
+        for event in events:
+            evaluation = event.dagster_event.event_specific_data
+            target = targets.get((evaluation.asset_key.to_string(), evaluation.partition))
+            if target and evaluation.target_materialization_data is None:
+                storage_id, materialization = target
+                event = event._replace(dagster_event=event.dagster_event._replace(event_specific_data=copy(
+                    evaluation, target_materialization_data=AssetCheckEvaluationTargetMaterializationData(
+                        storage_id=storage_id, run_id=materialization.run_id, timestamp=materialization.timestamp))))
+            out.append(event)
+        return out
+
+    @staticmethod
+    def _materialization_targets(events: Sequence[EventLogEntry], event_ids: Sequence[int]) -> dict:
+        return {(e.dagster_event.asset_key.to_string(), e.dagster_event.partition): (i, e)
+                for e, i in zip(events, event_ids, strict=True)
+                if e.dagster_event.event_type == DagsterEventType.ASSET_MATERIALIZATION}
+
+    def _judged(self, event: EventLogEntry) -> bool:
+        """A materialization that held evaluations of its run wait for."""
+        return (event.dagster_event is not None
+                and event.dagster_event.event_type == DagsterEventType.ASSET_MATERIALIZATION
+                and bool(self.__dict__.get("_held_checks", {}).get(event.run_id)))
+
+    @staticmethod
+    def _passes_held(event: EventLogEntry) -> bool:
+        # The events a step logs between its check evaluations and its materializations.
+        return event.dagster_event is not None and event.dagster_event.event_type in _BETWEEN_OUTPUT_AND_MATERIALIZATION
 
     def _index_asset_events(self, conn, events: Sequence[EventLogEntry], event_ids: Sequence[int]) -> None:
         self._store_asset_event_tags(conn, events, event_ids)
@@ -217,23 +256,29 @@ class BatchedSqliteEventLogStorage(_BatchedAssetEvents, SqliteEventLogStorage):
         return cls(inst_data=inst_data, **config_value)
 
     def store_event(self, event: EventLogEntry) -> None:
-        if not self._hold(event):
+        if self._hold(event):
+            return
+        if self._judged(event):  # a run of one partition: its materialization comes alone
+            return self.store_event_batch([event])
+        if not self._passes_held(event):
             self._store_held({event.run_id})
-            super().store_event(event)
+        super().store_event(event)
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        self._store_held({e.run_id for e in events})
         if not _batchable(events):
+            self._store_held({e.run_id for e in events})
             return super().store_event_batch(events)
         rows = [self._event_to_row(e) for e in events]  # serialized once, not once per database
         with self.run_connection(events[0].run_id) as conn:
             conn.execute(SqlEventLogStorageTable.insert(), rows)
         with self.index_transaction() as conn:
-            self._index_asset_events(conn, events, self._insert_returning_ids(conn, rows))
+            ids = self._insert_returning_ids(conn, rows)
+            self._index_asset_events(conn, events, ids)
+        self._store_held({events[0].run_id}, self._materialization_targets(events, ids))
 
-    def _store_held(self, run_ids: set[str]) -> None:
+    def _store_held(self, run_ids: set[str], targets: dict | None = None) -> None:
         for run_id in run_ids:
-            held = self._take_held({run_id})
+            held = self._take_held({run_id}, targets)
             if not held:
                 continue
             rows = [self._event_to_row(e) for e in held]
@@ -248,21 +293,26 @@ class BatchedInMemoryEventLogStorage(_BatchedAssetEvents, InMemoryEventLogStorag
     in one transaction; watchers are told of each event as ``store_event`` tells them."""
 
     def store_event(self, event: EventLogEntry) -> None:
-        if not self._hold(event):
+        if self._hold(event):
+            return
+        if self._judged(event):  # a run of one partition: its materialization comes alone
+            return self.store_event_batch([event])
+        if not self._passes_held(event):
             self._store_held({event.run_id})
-            super().store_event(event)
+        super().store_event(event)
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        self._store_held({e.run_id for e in events})
         if not _batchable(events):
+            self._store_held({e.run_id for e in events})
             return super().store_event_batch(events)
         with self.index_transaction() as conn:
-            self._index_asset_events(conn, events, self._insert_returning_ids(
-                conn, [self._event_to_row(e) for e in events]))
+            ids = self._insert_returning_ids(conn, [self._event_to_row(e) for e in events])
+            self._index_asset_events(conn, events, ids)
         self._tell_watchers(events)
+        self._store_held({events[0].run_id}, self._materialization_targets(events, ids))
 
-    def _store_held(self, run_ids: set[str]) -> None:
-        held = self._take_held(run_ids)
+    def _store_held(self, run_ids: set[str], targets: dict | None = None) -> None:
+        held = self._take_held(run_ids, targets)
         if held:
             rows = [self._event_to_row(e) for e in held]
             with self.index_transaction() as conn:

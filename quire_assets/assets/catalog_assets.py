@@ -358,7 +358,10 @@ def catalog_entries(
         if pd.notna(v)})
     index.close()
     verdicts = partition_verdicts(keys, listed, held, integrity["partitions"])
-    if len(keys) > 1:  # one partition: the run's results below are that partition's
+    # A run of one partition key gets its results below stamped with it; a run over a range (even
+    # a range of one) gets them unstamped, so each partition's verdict is logged here.
+    single = context.has_partition_key
+    if not single:
         for verdict in verdicts:
             context.log_event(verdict)
     failing = {name: [v.partition for v in verdicts if v.check_name == name and not v.passed]
@@ -366,11 +369,11 @@ def catalog_entries(
     unaccounted = sorted(u for k in keys for u in listed.get(k, set()) - held.get(k, set()))
     checks = [
         AssetCheckResult(check_name="every_file_accounted_for", passed=not unaccounted, metadata={
-            **({"files": len(dicom_files)} if len(keys) == 1 else {
+            **({"files": len(dicom_files)} if single else {
                 "files_in_run": len(dicom_files), "accessions_failing": len(failing["every_file_accounted_for"])}),
             "unaccounted": len(unaccounted), "examples": MetadataValue.json(unaccounted[:20])}),
         AssetCheckResult(check_name="rollup_counts", passed=integrity["ok"], metadata={
-            **({f"{level}_checked": n for level, n in integrity["checked"].items()} if len(keys) == 1 else {
+            **({f"{level}_checked": n for level, n in integrity["checked"].items()} if single else {
                 "accessions_failing": len(failing["rollup_counts"])}),
             "orphan_series": len(integrity["orphan_series"]), "orphan_instances": len(integrity["orphan_instances"]),
             "count_mismatches": len(integrity["count_mismatches"]),

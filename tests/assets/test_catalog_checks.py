@@ -45,3 +45,29 @@ def test_the_refresh_sensor_evaluates_the_check_too():
     from quire_assets.definitions import defs
 
     assert INTEGRITY in summary_refresh.asset_selection.resolve_checks(defs.resolve_asset_graph())
+
+
+def test_per_partition_checks_judge_every_accession_of_every_run_shape(sample_archive, tmp_path):
+    """Runs over ranges of several accessions and of one: each accession gets its own passed
+    verdict, with its own figures (a range of one is not stamped with its partition by Dagster),
+    judging that partition's new materialization (what makes the UI show it as current)."""
+    from quire_assets.instance import ephemeral_instance
+    from quire_assets.orchestration import run_partitions
+    from tests.assets.test_materialize import _partition_verdicts
+
+    instance, resources, keys, defs = indexed(sample_archive, tmp_path, instance=ephemeral_instance())
+    report = run_partitions(defs, instance, keys, batch=len(keys) - 1)  # a range of 7, then a range of 1
+    assert not report.failed and len(report.run_ids) == 2
+    with open_catalog(resources["catalog"].uri) as catalog:
+        for name in ("every_file_accounted_for", "rollup_counts"):
+            verdicts = _partition_verdicts(instance, name)
+            assert set(verdicts) == set(keys) and all(v.passed for v in verdicts.values())
+            infos = instance.event_log_storage.get_asset_check_partition_info(
+                [AssetCheckKey(AssetKey("catalog_entries"), name)], after_storage_id=None)
+            assert {i.partition_key for i in infos if i.is_current and i.partition_key} == set(keys)
+        files = _partition_verdicts(instance, "every_file_accounted_for")
+        for key in keys:
+            held = catalog.count("instances", {"partition_key": key}) + catalog.count("errors", {"partition_key": key})
+            assert files[key].metadata["files"].value >= held > 0
+            assert _partition_verdicts(instance, "rollup_counts")[key].metadata["studies_checked"].value == (
+                catalog.count("studies", {"partition_key": key}))

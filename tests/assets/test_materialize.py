@@ -45,11 +45,11 @@ def test_materialize_one_accession_partition(sample_archive, tmp_path):
     assert len(stored) == 1 and stored[0].startswith(result.run_id) and stored[0].endswith(".parquet")
 
 
-def indexed(archive, tmp_path, storage=None):
+def indexed(archive, tmp_path, storage=None, instance=None):
     """An ephemeral instance with the archive's partitions registered, resources, and definitions."""
     from quire_assets.definitions import build_definitions
 
-    instance = DagsterInstance.ephemeral()
+    instance = instance or DagsterInstance.ephemeral()
     resources = _resources(archive, tmp_path, storage)
     assert materialize([source_index], instance=instance, resources=resources).success
     keys = instance.get_dynamic_partitions(accession_partitions.name)

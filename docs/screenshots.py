@@ -1,0 +1,100 @@
+"""The screenshots in docs/, taken from a real ingest in headless Chromium.
+
+    pip install -e ".[docs]"; apt-get install chromium
+    python docs/screenshots.py [--chromium /usr/bin/chromium]
+
+Writes a sample archive, runs ``quire ingest`` with a DAGSTER_HOME, starts ``dagster dev`` on
+127.0.0.1 over that instance, and captures: ingest_job's Runs tab, catalog_entries' page for one
+accession partition, catalog_entries' checks, and the page ``quire report`` writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def quire(*args: str, env: dict) -> None:
+    subprocess.run([str(BIN / "quire"), *args], env=env, check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(tmp) / "archive"
+        env = {**os.environ, "QUIRE_HOME": str(Path(tmp) / "quire"), "DAGSTER_HOME": str(Path(tmp) / "dagster"),
+               "QUIRE_SOURCE": str(archive), "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
+        env.pop("QUIRE_CATALOG", None)
+        quire("sample-archive", str(archive), env=env)
+        quire("ingest", str(archive), "--workers", "2", "--batch", "4", env=env)
+        quire("report", "--out", str(Path(tmp) / "report"), env=env)
+        # What the summary_refresh sensor does after ingests, done now: the whole-catalog check.
+        subprocess.run([str(BIN / "dagster"), "job", "execute", "-m", "quire_assets.definitions", "-j", "report_job"],
+                       cwd=ROOT, env=env, check=True, capture_output=True)
+        port = free_port()
+        server = subprocess.Popen([str(BIN / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port), "-w",
+                                   str(ROOT / "workspace.yaml")], cwd=ROOT, env=env, start_new_session=True,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + 120
+            while True:
+                try:
+                    urllib.request.urlopen(f"{base}/server_info", timeout=2)
+                    break
+                except OSError:
+                    if time.time() > deadline:
+                        raise
+                    time.sleep(1)
+            pages = {
+                "dagster-job-runs.png": f"{base}/locations/quire/jobs/ingest_job/runs",
+                "dagster-partition.png": f"{base}/assets/catalog_entries?view=partitions&partition=LIDC0001A",
+                "dagster-checks.png": f"{base}/assets/catalog_entries?view=checks",
+                "report.png": (Path(tmp) / "report" / "quire-report.html").as_uri(),
+            }
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
+                page = browser.new_page(viewport={"width": 1440, "height": 900})
+                for name, url in pages.items():
+                    page.goto(url, wait_until="networkidle")
+                    skip = page.get_by_role("button", name="Skip")  # the UI's first-visit newsletter dialog
+                    if skip.count():
+                        skip.click()
+                    if name == "dagster-checks.png":  # a per-accession check, with its partitions
+                        page.get_by_text("every_file_accounted_for").first.click()
+                        page.wait_for_load_state("networkidle")
+                        page.get_by_text("Partitions", exact=True).last.click()  # the check's, not the asset's
+                        page.wait_for_load_state("networkidle")
+                    page.wait_for_timeout(2500)  # the UI renders after its last GraphQL answer
+                    page.screenshot(path=str(DOCS / name), full_page=name == "report.png")
+                    print(f"wrote docs/{name}")
+                browser.close()
+        finally:
+            os.killpg(server.pid, 15)
+            server.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()
