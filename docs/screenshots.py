@@ -87,6 +87,8 @@ def main() -> None:
                         page.wait_for_load_state("networkidle")
                         page.get_by_text("Partitions", exact=True).last.click()  # the check's, not the asset's
                         page.wait_for_load_state("networkidle")
+                        page.get_by_text("LIDC0001A", exact=True).filter(visible=True).last.click()  # one accession's verdict
+                        page.wait_for_load_state("networkidle")
                     page.wait_for_timeout(2500)  # the UI renders after its last GraphQL answer
                     page.screenshot(path=str(DOCS / name), full_page=name == "report.png")
                     print(f"wrote docs/{name}")

@@ -11,7 +11,14 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from dagster import AssetCheckKey, AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, EventRecordsFilter
+from dagster import (
+    AssetCheckKey,
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterEventType,
+    DagsterInstance,
+    EventRecordsFilter,
+)
 
 from quire_assets.instance import (
     BATCH_SIZE_SETTING,
