@@ -9,8 +9,10 @@ batch one event at a time: on SQLite each event opens two engines and commits tw
 classes, with ``store_event_batch`` writing the whole batch in one transaction per database and
 everything else inherited, so the tables, and every answer read from them (latest
 materialization, materialized partitions, event records, the UI's), are what the stock storage
-gives (``tests/instance`` compares both on the same runs). PostgreSQL needs no class of ours:
-``dagster-postgres`` already writes a batch of materializations in one statement.
+gives (``tests/instance`` compares both on the same runs). They also store a run's per-partition
+check verdicts together, pointing at the materializations they judge, and plan partitioned checks
+in O(N) (see ``_BatchedAssetEvents``). On PostgreSQL, ``dagster-postgres`` already writes a batch
+of materializations in one statement; its check verdicts go one by one (no class of ours there yet).
 
 Runs: the ``quire`` command executes runs itself (a fork per run, no daemon needed), but creates
 them as the webserver and the daemon do, with the ``quire`` code location's origin, so they are
