@@ -1,6 +1,6 @@
-"""Sensors: researcher job requests, run status back to the jobs collection, folder arrival.
+"""Sensors: researcher requests, run status back to the jobs collection, folder arrival.
 
-The planning and bookkeeping live in plain functions (``plan_researcher_jobs``,
+The planning and bookkeeping live in plain functions (``plan_requests``,
 ``record_run_outcome``, ``plan_arrivals``) so that ``quire jobs submit --wait`` runs the same
 logic in the foreground, without a daemon.
 """
@@ -26,7 +26,7 @@ from dagster import (
 
 from quire_assets.assets import catalog_integrity
 from quire_assets.catalog import Catalog
-from quire_assets.catalog.jobs import update_accessions
+from quire_assets.catalog.requests import update_accessions
 from quire_assets.dicom.records import partition_key
 from quire_assets.instance import (
     ASSET_PARTITION_RANGE_END_TAG,
@@ -39,7 +39,7 @@ from quire_assets.partitions import accession_partitions
 from quire_assets.resources import CatalogResource, DicomSource
 from quire_assets.sources import SourceIndex
 
-JOB_TAG = "quire/job_id"
+REQUEST_TAG = "quire/job_id"
 RESEARCHER_TAG = "quire/researcher_id"
 
 
@@ -50,7 +50,7 @@ class Plan:
     updates: dict[str, dict[str, dict]] = field(default_factory=dict)  # job id → accession → change
 
 
-def plan_researcher_jobs(catalog: Catalog, index: SourceIndex, existing_keys: list[str],
+def plan_requests(catalog: Catalog, index: SourceIndex, existing_keys: list[str],
                          batch: int = DEFAULT_BATCH, job_ids: list[str] | None = None) -> Plan:
     """Runs for the pending accessions of pending jobs on this source; ``not_found`` for the rest."""
     plan = Plan()
@@ -77,7 +77,7 @@ def plan_researcher_jobs(catalog: Catalog, index: SourceIndex, existing_keys: li
             plan.run_requests.append(RunRequest(
                 job_name=ingest_job.name,
                 run_key=f"{job['job_id']}:{first}:{last}",
-                tags={JOB_TAG: job["job_id"], RESEARCHER_TAG: job["researcher_id"], **range_tags(first, last)},
+                tags={REQUEST_TAG: job["job_id"], RESEARCHER_TAG: job["researcher_id"], **range_tags(first, last)},
             ))
         changes.update({a: {"status": "running", "detail": "run requested"} for a in found})
         plan.updates[job["job_id"]] = changes
@@ -102,7 +102,7 @@ def run_partition_keys(run: DagsterRun, ordered: list[str]) -> list[str]:
 def record_run_outcome(catalog: Catalog, run: DagsterRun, ordered: list[str], success: bool,
                        detail: str | None = None) -> dict | None:
     """Write a researcher run's outcome to its job: done (and the job's collection on the studies) or failed."""
-    job_id = run.tags.get(JOB_TAG)
+    job_id = run.tags.get(REQUEST_TAG)
     job = catalog.get("jobs", job_id) if job_id else None
     if job is None:
         return None
@@ -117,14 +117,15 @@ def record_run_outcome(catalog: Catalog, run: DagsterRun, ordered: list[str], su
 
 
 @sensor(job=ingest_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
-        description="Turns pending researcher jobs into partitioned runs; marks absent accessions not_found.")
-def researcher_jobs(context: SensorEvaluationContext, source: DicomSource, catalog: CatalogResource):
+        description="Turns pending researcher requests (`quire jobs submit`) into partitioned runs; marks absent "
+                    "accessions not_found.")
+def researcher_requests(context: SensorEvaluationContext, source: DicomSource, catalog: CatalogResource):
     index = source.index()
     if not index.partition_keys():
         index.close()
         return SkipReason(f"the source {index.source.uri} is not indexed yet: run index_job or `quire ingest`")
     cat = catalog.open()
-    plan = plan_researcher_jobs(cat, index, list(context.instance.get_dynamic_partitions(accession_partitions.name)))
+    plan = plan_requests(cat, index, list(context.instance.get_dynamic_partitions(accession_partitions.name)))
     index.close()
     if not plan.updates:
         cat.close()
@@ -144,17 +145,17 @@ def _outcome(context: RunStatusSensorContext, catalog: CatalogResource, success:
     cat.close()
 
 
-@run_status_sensor(run_status=DagsterRunStatus.SUCCESS, monitored_jobs=[ingest_job], name="researcher_job_done",
+@run_status_sensor(run_status=DagsterRunStatus.SUCCESS, monitored_jobs=[ingest_job], name="researcher_request_done",
                    default_status=DefaultSensorStatus.RUNNING,
-                   description="Marks a researcher job's accessions done when their run succeeds.")
-def researcher_job_done(context: RunStatusSensorContext, catalog: CatalogResource):
+                   description="Marks a researcher request's accessions done when their run succeeds.")
+def researcher_request_done(context: RunStatusSensorContext, catalog: CatalogResource):
     _outcome(context, catalog, True, None)
 
 
-@run_status_sensor(run_status=DagsterRunStatus.FAILURE, monitored_jobs=[ingest_job], name="researcher_job_failed",
+@run_status_sensor(run_status=DagsterRunStatus.FAILURE, monitored_jobs=[ingest_job], name="researcher_request_failed",
                    default_status=DefaultSensorStatus.RUNNING,
-                   description="Marks a researcher job's accessions failed when their run fails.")
-def researcher_job_failed(context: RunStatusSensorContext, catalog: CatalogResource):
+                   description="Marks a researcher request's accessions failed when their run fails.")
+def researcher_request_failed(context: RunStatusSensorContext, catalog: CatalogResource):
     _outcome(context, catalog, False, f"run {context.dagster_run.run_id} failed")
 
 
@@ -238,4 +239,4 @@ summary_refresh = AutomationConditionSensorDefinition(
     default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=60,
     description="Refreshes summary_statistics and the whole-catalog checks once catalog writes have finished.")
 
-all_sensors = [researcher_jobs, researcher_job_done, researcher_job_failed, folder_arrival, s3_arrival, summary_refresh]
+all_sensors = [researcher_requests, researcher_request_done, researcher_request_failed, folder_arrival, s3_arrival, summary_refresh]

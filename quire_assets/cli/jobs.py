@@ -14,7 +14,7 @@ from quire_assets.cli.ingest import checked_source_uri, report_index_refresh
 
 
 def _read_accessions(args: argparse.Namespace) -> list[str]:
-    from quire_assets.catalog.jobs import parse_accessions
+    from quire_assets.catalog.requests import parse_accessions
 
     if args.accessions_file:
         try:
@@ -29,7 +29,7 @@ def _read_accessions(args: argparse.Namespace) -> list[str]:
     return parse_accessions(args.accessions.replace(",", "\n"))
 
 
-def _print_job(job: dict, fmt: str) -> None:
+def _print_request(job: dict, fmt: str) -> None:
     if fmt == "json":
         print(json.dumps(job, ensure_ascii=False, indent=2))
         return
@@ -39,20 +39,20 @@ def _print_job(job: dict, fmt: str) -> None:
     print(format_table(rows, ["accession", "status", "run_id", "detail"]))
 
 
-def run_job_in_foreground(catalog, job: dict, source: str, catalog_uri: str, quiet: bool = False) -> dict:
+def run_request_in_foreground(catalog, job: dict, source: str, catalog_uri: str, quiet: bool = False) -> dict:
     """``--wait``: the sensors' logic and the same runs, executed here without a daemon."""
     from quire_assets.definitions import build_definitions
     from quire_assets.dicom.features import load_feature_sets
     from quire_assets.orchestration import execute_run_requests, register_partitions
     from quire_assets.partitions import accession_partitions
-    from quire_assets.sensors import apply_updates, plan_researcher_jobs, record_run_outcome
+    from quire_assets.sensors import apply_updates, plan_requests, record_run_outcome
     from quire_assets.sources import SourceIndex, source_from_uri
 
     index = SourceIndex(source_from_uri(source))
     refresh = index.refresh(load_feature_sets(), progress=None if quiet else Progress("reading headers"))
     instance = dagster_instance()
     existing = list(instance.get_dynamic_partitions(accession_partitions.name))
-    plan = plan_researcher_jobs(catalog, index, existing, job_ids=[job["job_id"]])
+    plan = plan_requests(catalog, index, existing, job_ids=[job["job_id"]])
     apply_updates(catalog, plan)
     report_index_refresh(instance, index, refresh, register_partitions(instance, plan.new_keys))
     index.close()
@@ -67,7 +67,7 @@ def run_job_in_foreground(catalog, job: dict, source: str, catalog_uri: str, qui
 
 
 def cmd_jobs_submit(args: argparse.Namespace) -> int:
-    from quire_assets.catalog.jobs import submit_job
+    from quire_assets.catalog.requests import submit_request
 
     accessions = _read_accessions(args)
     source = args.source or os.environ.get("QUIRE_SOURCE")
@@ -76,14 +76,14 @@ def cmd_jobs_submit(args: argparse.Namespace) -> int:
         raise UserError("--wait needs the archive: give --source (a folder or s3://bucket/prefix) or set QUIRE_SOURCE")
     catalog_uri = args.catalog or default_catalog_uri()
     with open_catalog(catalog_uri) as catalog:
-        job = submit_job(catalog, args.researcher, accessions, name=args.name, collection=args.collection,
+        job = submit_request(catalog, args.researcher, accessions, name=args.name, collection=args.collection,
                          source=source)
         if args.wait:
-            job = run_job_in_foreground(catalog, job, source, catalog_uri, quiet=args.format == "json")
+            job = run_request_in_foreground(catalog, job, source, catalog_uri, quiet=args.format == "json")
         elif args.format != "json":
-            print("submitted: the researcher_jobs sensor (dagster dev, or the daemon) will run it; "
+            print("submitted: the researcher_requests sensor (dagster dev, or the daemon) will run it; "
                   f"`quire jobs show {job['job_id']}` follows it", file=sys.stderr)
-    _print_job(job, args.format)
+    _print_request(job, args.format)
     # Accessions absent from the archive are an answer, not an error; a failed run is.
     return 1 if any(state["status"] == "failed" for state in job["accessions"].values()) else 0
 
@@ -104,7 +104,7 @@ def cmd_jobs_show(args: argparse.Namespace) -> int:
         job = catalog.get("jobs", args.job_id)
     if job is None:
         raise UserError(f"no job {args.job_id!r} (see `quire jobs list`)")
-    _print_job(job, args.format)
+    _print_request(job, args.format)
     return 0
 
 

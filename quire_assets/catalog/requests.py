@@ -1,8 +1,10 @@
-"""Researchers, collections and jobs (meta_db's shapes), kept in the catalog.
+"""Researchers, collections and researcher requests (meta_db's shapes), kept in the catalog.
 
-A job belongs to a researcher and lists accession numbers to extract; each accession carries
+In code, "job" means a Dagster job; what a researcher submits is a *request* (the ``quire jobs``
+command and the ``jobs`` collection keep the name researchers know, ``job_id`` included).
+A request belongs to a researcher and lists accession numbers to extract; each accession carries
 its own status (``pending → running → done | failed``, or ``not_found`` when the archive has no
-such accession) and the job's status follows from them. The job's collection lists the same
+such accession) and the request's status follows from them. Its collection lists the same
 accessions as its cases; cataloged studies of those accessions carry the collection in
 ``collection_ids``.
 """
@@ -51,7 +53,7 @@ def check_id(kind: str, value: str) -> str:
     return value
 
 
-def job_status(accessions: dict[str, dict[str, Any]]) -> str:
+def request_status(accessions: dict[str, dict[str, Any]]) -> str:
     statuses = [a["status"] for a in accessions.values()]
     if not statuses or all(s == "pending" for s in statuses):
         return "pending"
@@ -64,7 +66,7 @@ def job_status(accessions: dict[str, dict[str, Any]]) -> str:
     return "failed"
 
 
-def submit_job(
+def submit_request(
     catalog: Catalog,
     researcher_id: str,
     accessions: Iterable[str],
@@ -72,7 +74,8 @@ def submit_job(
     collection: str | None = None,
     source: str | None = None,
 ) -> dict:
-    """Create the researcher if new, the job's collection and the pending job; returns the job."""
+    """Create the researcher if new, the request's collection and the pending request (a document
+    of the ``jobs`` collection); returns it."""
     check_id("researcher", researcher_id)
     accessions = list(dict.fromkeys(a.strip() for a in accessions if a and a.strip()))
     if not accessions:
@@ -107,7 +110,7 @@ def update_accessions(catalog: Catalog, job_id: str, updates: dict[str, dict[str
         for accession, change in updates.items():
             if accession in job["accessions"]:
                 job["accessions"][accession] = {**job["accessions"][accession], **change}
-        job["status"] = job_status(job["accessions"])
+        job["status"] = request_status(job["accessions"])
         job["updated_at"] = now()
         catalog.upsert("jobs", [job])
     return job

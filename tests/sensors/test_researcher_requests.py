@@ -10,13 +10,13 @@ from dagster import DagsterInstance, SensorResult, build_run_status_sensor_conte
 from dagster._core.events import DagsterEvent, DagsterEventType
 
 from quire_assets.catalog import open_catalog
-from quire_assets.catalog.jobs import parse_accessions, submit_job
+from quire_assets.catalog.requests import parse_accessions, submit_request
 from quire_assets.definitions import build_definitions
 from quire_assets.dicom.features import load_feature_sets
 from quire_assets.orchestration import execute_run_requests
 from quire_assets.partitions import accession_partitions
 from quire_assets.resources import CatalogResource, LocalDicomSource
-from quire_assets.sensors import researcher_job_done, researcher_jobs
+from quire_assets.sensors import researcher_request_done, researcher_requests
 from quire_assets.sources import SourceIndex, source_from_uri
 from tests.cli.test_ingest_e2e import quire
 
@@ -32,11 +32,11 @@ def test_job_through_the_sensors(sample_archive, tmp_path, instance):
     catalog_uri = f"sqlite:///{tmp_path / 'catalog.db'}"
     catalog = open_catalog(catalog_uri)
     SourceIndex(source_from_uri(str(sample_archive))).refresh(load_feature_sets())
-    job = submit_job(catalog, "alice", ["LIDC0001A", "RAD/2019/0042", "NOT-THERE"], name="nodules",
+    job = submit_request(catalog, "alice", ["LIDC0001A", "RAD/2019/0042", "NOT-THERE"], name="nodules",
                      collection="lung-cohort")
     resources = {"source": LocalDicomSource(root=str(sample_archive)), "catalog": CatalogResource(uri=catalog_uri)}
 
-    result = researcher_jobs(build_sensor_context(instance=instance, resources=resources))
+    result = researcher_requests(build_sensor_context(instance=instance, resources=resources))
     assert isinstance(result, SensorResult)
     [add] = result.dynamic_partitions_requests
     assert sorted(add.partition_keys) == ["LIDC0001A", "RAD/2019/0042"]
@@ -49,7 +49,7 @@ def test_job_through_the_sensors(sample_archive, tmp_path, instance):
     assert now["accessions"]["LIDC0001A"]["status"] == "running"
 
     # A second tick finds nothing pending.
-    again = researcher_jobs(build_sensor_context(instance=instance, resources=resources))
+    again = researcher_requests(build_sensor_context(instance=instance, resources=resources))
     assert "no pending researcher jobs" in again.skip_message
 
     # What the daemon does with the result: add the partitions, launch the runs.
@@ -61,9 +61,9 @@ def test_job_through_the_sensors(sample_archive, tmp_path, instance):
     assert run.tags["quire/job_id"] == job["job_id"] and run.tags["quire/researcher_id"] == "alice"
 
     event = DagsterEvent(event_type_value=DagsterEventType.RUN_SUCCESS.value, job_name=run.job_name)
-    context = build_run_status_sensor_context(sensor_name="researcher_job_done", dagster_event=event,
+    context = build_run_status_sensor_context(sensor_name="researcher_request_done", dagster_event=event,
                                               dagster_instance=instance, dagster_run=run, resources=resources)
-    researcher_job_done(context)
+    researcher_request_done(context)
 
     final = catalog.get("jobs", job["job_id"])
     assert {a: s["status"] for a, s in final["accessions"].items()} == {
