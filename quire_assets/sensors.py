@@ -120,18 +120,14 @@ def record_run_outcome(catalog: Catalog, run: DagsterRun, ordered: list[str], su
         description="Turns pending researcher requests (`quire jobs submit`) into partitioned runs; marks absent "
                     "accessions not_found.")
 def researcher_requests(context: SensorEvaluationContext, source: DicomSource, catalog: CatalogResource):
-    index = source.index()
-    if not index.partition_keys():
-        index.close()
-        return SkipReason(f"the source {index.source.uri} is not indexed yet: run index_job or `quire ingest`")
-    cat = catalog.open()
-    plan = plan_requests(cat, index, list(context.instance.get_dynamic_partitions(accession_partitions.name)))
-    index.close()
-    if not plan.updates:
-        cat.close()
-        return SkipReason("no pending researcher jobs")
-    apply_updates(cat, plan)
-    cat.close()
+    with source.index() as index:
+        if not index.partition_keys():
+            return SkipReason(f"the source {index.source.uri} is not indexed yet: run index_job or `quire ingest`")
+        with catalog.open() as cat:
+            plan = plan_requests(cat, index, list(context.instance.get_dynamic_partitions(accession_partitions.name)))
+            if not plan.updates:
+                return SkipReason("no pending researcher requests")
+            apply_updates(cat, plan)
     return SensorResult(
         run_requests=plan.run_requests,
         dynamic_partitions_requests=[accession_partitions.build_add_request(plan.new_keys)] if plan.new_keys else [],
@@ -140,9 +136,8 @@ def researcher_requests(context: SensorEvaluationContext, source: DicomSource, c
 
 def _outcome(context: RunStatusSensorContext, catalog: CatalogResource, success: bool, detail: str | None) -> None:
     ordered = list(context.instance.get_dynamic_partitions(accession_partitions.name))
-    cat = catalog.open()
-    record_run_outcome(cat, context.dagster_run, ordered, success, detail)
-    cat.close()
+    with catalog.open() as cat:
+        record_run_outcome(cat, context.dagster_run, ordered, success, detail)
 
 
 @run_status_sensor(run_status=DagsterRunStatus.SUCCESS, monitored_jobs=[ingest_job], name="researcher_request_done",
@@ -182,12 +177,12 @@ def plan_arrivals(index: SourceIndex, cursor: int, existing_keys: list[str], cat
         description="Watches a local source: new or changed files update the index and catalog their accessions.")
 def folder_arrival(context: SensorEvaluationContext, source: DicomSource, catalog: CatalogResource):
     state = json.loads(context.cursor) if context.cursor else {}
-    index = source.index()
-    refresh = index.refresh(source.features(), workers=source.workers or None, first_bytes=source.first_bytes or None)
-    plan, newest = plan_arrivals(index, int(state.get("changed", 0)),
-                                 list(context.instance.get_dynamic_partitions(accession_partitions.name)),
-                                 catalog.resolved_uri())
-    index.close()
+    with source.index() as index:
+        refresh = index.refresh(source.features(), workers=source.workers or None,
+                                first_bytes=source.first_bytes or None)
+        plan, newest = plan_arrivals(index, int(state.get("changed", 0)),
+                                     list(context.instance.get_dynamic_partitions(accession_partitions.name)),
+                                     catalog.resolved_uri())
     context.log.info(f"{refresh.read} new or changed files; {len(plan.new_keys)} new accessions")
     return _arrival_result(plan, json.dumps({"changed": newest, "files": refresh.listed}),
                            f"no new or changed files among {refresh.listed:,}")
@@ -221,12 +216,12 @@ def s3_arrival(context: SensorEvaluationContext, source: DicomSource, catalog: C
     objects = [o for o in objects if not (o["Key"].endswith("/") and o["Size"] == 0)]
     if not objects:
         return SensorResult(skip_reason=SkipReason("no new objects"), cursor=context.cursor)
-    index = SourceIndex(files)
-    update = index.update([files.entry(o) for o in objects], source.features(), first_bytes=source.first_bytes or None)
-    plan, changed = plan_arrivals(index, int(state.get("changed", 0)),
-                                  list(context.instance.get_dynamic_partitions(accession_partitions.name)),
-                                  catalog.resolved_uri())
-    index.close()
+    with SourceIndex(files) as index:
+        update = index.update([files.entry(o) for o in objects], source.features(),
+                              first_bytes=source.first_bytes or None)
+        plan, changed = plan_arrivals(index, int(state.get("changed", 0)),
+                                      list(context.instance.get_dynamic_partitions(accession_partitions.name)),
+                                      catalog.resolved_uri())
     newest = max(o["LastModified"] for o in objects)
     context.log.info(f"{update.read} new or changed objects; {len(plan.new_keys)} new accessions")
     return _arrival_result(plan, json.dumps({"last_modified": newest.isoformat(), "changed": changed}),

@@ -114,7 +114,6 @@ CATALOG_SCHEMA = TableSchema(columns=[
     "files only, and registers an accession partition for every accession found."))
 @timed
 def source_index(context: AssetExecutionContext, source: DicomSource) -> MaterializeResult:
-    index = source.index()
     last = [0.0]
 
     def progress(done: int, total: int) -> None:
@@ -122,16 +121,16 @@ def source_index(context: AssetExecutionContext, source: DicomSource) -> Materia
             last[0] = time.monotonic()
             context.log.info(f"read {done:,} of {total:,} new or changed files")
 
-    result = index.refresh(source.features(), workers=source.workers or None, progress=progress,
-                           first_bytes=source.first_bytes or None)
-    keys = index.partition_keys()
-    existing = set(context.instance.get_dynamic_partitions(accession_partitions.name))
-    new = [k for k in keys if k not in existing]
-    if new:
-        # An asset (not a sensor) may register partitions through the instance.
-        context.instance.add_dynamic_partitions(accession_partitions.name, new)
-    summary = index.summary()
-    index.close()
+    with source.index() as index:
+        result = index.refresh(source.features(), workers=source.workers or None, progress=progress,
+                               first_bytes=source.first_bytes or None)
+        keys = index.partition_keys()
+        existing = set(context.instance.get_dynamic_partitions(accession_partitions.name))
+        new = [k for k in keys if k not in existing]
+        if new:
+            # An asset (not a sensor) may register partitions through the instance.
+            context.instance.add_dynamic_partitions(accession_partitions.name, new)
+        summary = index.summary()
     return MaterializeResult(metadata=source_index_metadata(summary, result, len(new)))
 
 
@@ -158,11 +157,10 @@ def source_index_metadata(summary: dict, result: RefreshResult, new_partitions: 
     "reason of files that cannot be cataloged."))
 @timed
 def dicom_files(context: AssetExecutionContext, source: DicomSource) -> pd.DataFrame:
-    index = source.index()
     keys = context.partition_keys
-    rows = index.files(keys)
-    versions = index.versions(keys)
-    index.close()
+    with source.index() as index:
+        rows = index.files(keys)
+        versions = index.versions(keys)
     df = pd.DataFrame(rows, columns=["uri", "size", "version", "partition_key", "study_instance_uid",
                                      "series_instance_uid", "sop_instance_uid", "reason"])
     df["partition_version"] = df["partition_key"].map(versions).astype("Int64")
@@ -179,9 +177,8 @@ def dicom_files(context: AssetExecutionContext, source: DicomSource) -> pd.DataF
 @timed
 def instance_records(context: AssetExecutionContext, source: DicomSource, dicom_files: pd.DataFrame) -> pd.DataFrame:
     readable = dicom_files[dicom_files["reason"].isna()]
-    index = source.index()
-    documents = index.records_json(list(readable["uri"]))  # the JSON the index holds, not parsed again
-    index.close()
+    with source.index() as index:
+        documents = index.records_json(list(readable["uri"]))  # the JSON the index holds, not parsed again
     columns = ["partition_key", "uri", "sop_instance_uid", "series_instance_uid", "study_instance_uid"]
     # A file that left the index since the listing is left out here; the accounting check reports it.
     df = readable[readable["uri"].isin(documents)][columns].reset_index(drop=True)

@@ -50,7 +50,7 @@ def test_job_through_the_sensors(sample_archive, tmp_path, instance):
 
     # A second tick finds nothing pending.
     again = researcher_requests(build_sensor_context(instance=instance, resources=resources))
-    assert "no pending researcher jobs" in again.skip_message
+    assert "no pending researcher requests" in again.skip_message
 
     # What the daemon does with the result: add the partitions, launch the runs.
     instance.add_dynamic_partitions(accession_partitions.name, list(add.partition_keys))
