@@ -33,7 +33,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -181,6 +181,34 @@ class _BatchedAssetEvents:
         # The events a step logs between its check evaluations and its materializations.
         return event.dagster_event is not None and event.dagster_event.event_type in _BETWEEN_OUTPUT_AND_MATERIALIZATION
 
+    def store_event(self, event: EventLogEntry) -> None:
+        if self._hold(event):
+            return
+        if self._judged(event):  # a run of one partition: its materialization comes alone
+            return self.store_event_batch([event])
+        if not self._passes_held(event):
+            self._store_held({event.run_id})
+        super().store_event(event)
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        if not _batchable(events):
+            self._store_held({e.run_id for e in events})
+            return super().store_event_batch(events)
+        ids = self._write(events, lambda conn, rows, ids: self._index_asset_events(conn, events, ids))
+        self._store_held({events[0].run_id}, self._materialization_targets(events, ids))
+
+    def _store_held(self, run_ids: set[str], targets: dict | None = None) -> None:
+        for run_id in run_ids:
+            held = self._take_held({run_id}, targets)
+            if held:
+                self._write(held, lambda conn, rows, ids, held=held: self._index_check_evaluations(
+                    conn, rows, held, ids))
+
+    def _write(self, events: Sequence[EventLogEntry], index: Callable[[Any, list[dict], list[int]], None]) -> list[int]:
+        """Store the rows of one run's events in one transaction per database; ``index`` adds to
+        the index database, in the same transaction, what they need there. Returns their ids."""
+        raise NotImplementedError
+
     def _index_asset_events(self, conn, events: Sequence[EventLogEntry], event_ids: Sequence[int]) -> None:
         self._store_asset_event_tags(conn, events, event_ids)
         # The asset's row keeps, per column, the value of the last event that sets it; a column is
@@ -257,69 +285,27 @@ class BatchedSqliteEventLogStorage(_BatchedAssetEvents, SqliteEventLogStorage):
         # The parent names its own class here, not ``cls``.
         return cls(inst_data=inst_data, **config_value)
 
-    def store_event(self, event: EventLogEntry) -> None:
-        if self._hold(event):
-            return
-        if self._judged(event):  # a run of one partition: its materialization comes alone
-            return self.store_event_batch([event])
-        if not self._passes_held(event):
-            self._store_held({event.run_id})
-        super().store_event(event)
-
-    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        if not _batchable(events):
-            self._store_held({e.run_id for e in events})
-            return super().store_event_batch(events)
+    def _write(self, events: Sequence[EventLogEntry], index: Callable[[Any, list[dict], list[int]], None]) -> list[int]:
         rows = [self._event_to_row(e) for e in events]  # serialized once, not once per database
         with self.run_connection(events[0].run_id) as conn:
             conn.execute(SqlEventLogStorageTable.insert(), rows)
         with self.index_transaction() as conn:
             ids = self._insert_returning_ids(conn, rows)
-            self._index_asset_events(conn, events, ids)
-        self._store_held({events[0].run_id}, self._materialization_targets(events, ids))
-
-    def _store_held(self, run_ids: set[str], targets: dict | None = None) -> None:
-        for run_id in run_ids:
-            held = self._take_held({run_id}, targets)
-            if not held:
-                continue
-            rows = [self._event_to_row(e) for e in held]
-            with self.run_connection(run_id) as conn:
-                conn.execute(SqlEventLogStorageTable.insert(), rows)
-            with self.index_transaction() as conn:
-                self._index_check_evaluations(conn, rows, held, self._insert_returning_ids(conn, rows))
+            index(conn, rows, ids)
+        return ids
 
 
 class BatchedInMemoryEventLogStorage(_BatchedAssetEvents, InMemoryEventLogStorage):
     """The ephemeral instance's event log storage (one in-memory SQLite database), storing a batch
     in one transaction; watchers are told of each event as ``store_event`` tells them."""
 
-    def store_event(self, event: EventLogEntry) -> None:
-        if self._hold(event):
-            return
-        if self._judged(event):  # a run of one partition: its materialization comes alone
-            return self.store_event_batch([event])
-        if not self._passes_held(event):
-            self._store_held({event.run_id})
-        super().store_event(event)
-
-    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        if not _batchable(events):
-            self._store_held({e.run_id for e in events})
-            return super().store_event_batch(events)
+    def _write(self, events: Sequence[EventLogEntry], index: Callable[[Any, list[dict], list[int]], None]) -> list[int]:
+        rows = [self._event_to_row(e) for e in events]
         with self.index_transaction() as conn:
-            ids = self._insert_returning_ids(conn, [self._event_to_row(e) for e in events])
-            self._index_asset_events(conn, events, ids)
+            ids = self._insert_returning_ids(conn, rows)
+            index(conn, rows, ids)
         self._tell_watchers(events)
-        self._store_held({events[0].run_id}, self._materialization_targets(events, ids))
-
-    def _store_held(self, run_ids: set[str], targets: dict | None = None) -> None:
-        held = self._take_held(run_ids, targets)
-        if held:
-            rows = [self._event_to_row(e) for e in held]
-            with self.index_transaction() as conn:
-                self._index_check_evaluations(conn, rows, held, self._insert_returning_ids(conn, rows))
-            self._tell_watchers(held)
+        return ids
 
     def _tell_watchers(self, events: Sequence[EventLogEntry]) -> None:
         for event in events:
