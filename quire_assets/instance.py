@@ -145,17 +145,13 @@ class _BatchedAssetEvents:
         self.__dict__.setdefault("_held_checks", {}).setdefault(event.run_id, []).append(event)
         return True
 
-    def _take_held(self, run_ids: set[str], targets: dict | None = None) -> list[EventLogEntry]:
-        """The held evaluations of these runs, each given the materialization it judges when
-        ``targets`` ((asset key, partition) → (storage id, event)) has it."""
-        held = self.__dict__.get("_held_checks", {})
-        events = [e for run_id in run_ids for e in held.pop(run_id, [])]
-        if not targets:
-            return events
+    def _take_held(self, run_id: str, targets: dict | None = None) -> list[EventLogEntry]:
+        """The run's held evaluations, each given the materialization it judges when ``targets``
+        ((asset key, partition) → (storage id, event)) has it."""
         out = []
-        for event in events:
+        for event in self.__dict__.get("_held_checks", {}).pop(run_id, []):
             evaluation = event.dagster_event.event_specific_data
-            target = targets.get((evaluation.asset_key.to_string(), evaluation.partition))
+            target = (targets or {}).get((evaluation.asset_key.to_string(), evaluation.partition))
             if target and evaluation.target_materialization_data is None:
                 storage_id, materialization = target
                 event = event._replace(dagster_event=event.dagster_event._replace(event_specific_data=copy(
@@ -199,7 +195,7 @@ class _BatchedAssetEvents:
 
     def _store_held(self, run_ids: set[str], targets: dict | None = None) -> None:
         for run_id in run_ids:
-            held = self._take_held({run_id}, targets)
+            held = self._take_held(run_id, targets)
             if held:
                 self._write(held, lambda conn, rows, ids, held=held: self._index_check_evaluations(
                     conn, rows, held, ids))

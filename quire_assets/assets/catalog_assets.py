@@ -274,13 +274,15 @@ PARTITION_CHECKS = [
                    description="The accession's study and series documents count the series and instances "
                                "present, and none of its series or instances is an orphan."),
 ]
-def partition_verdicts(keys: list[str], listed: dict[str, set[str]], held: dict[str, set[str]],
+
+
+def partition_verdicts(keys: list[str], listed: dict[str, set[str]], unaccounted: dict[str, list[str]],
                        integrity: dict[str, dict[str, int]]) -> list[AssetCheckEvaluation]:
     """The per-partition checks' evaluations for each of a run's accessions, with that accession's
     own figures (Quire's storage writes them in one transaction: ``instance.py``)."""
     verdicts = []
     for key in keys:
-        missing = sorted(listed.get(key, set()) - held.get(key, set()))
+        missing = unaccounted[key]
         counts = integrity.get(key, {})
         verdicts += [
             AssetCheckEvaluation(asset_key=CATALOG_KEY, check_name="every_file_accounted_for", partition=key,
@@ -354,7 +356,8 @@ def catalog_entries(
         k: int(v) for k, v in dicom_files.groupby("partition_key")["partition_version"].max().items()
         if pd.notna(v)})
     index.close()
-    verdicts = partition_verdicts(keys, listed, held, integrity["partitions"])
+    missing = {k: sorted(listed.get(k, set()) - held.get(k, set())) for k in keys}
+    verdicts = partition_verdicts(keys, listed, missing, integrity["partitions"])
     # A run of one partition key gets its results below stamped with it; a run over a range (even
     # a range of one) gets them unstamped, so each partition's verdict is logged here.
     single = context.has_partition_key
@@ -363,7 +366,7 @@ def catalog_entries(
             context.log_event(verdict)
     failing = {name: [v.partition for v in verdicts if v.check_name == name and not v.passed]
                for name in ("every_file_accounted_for", "rollup_counts")}
-    unaccounted = sorted(u for k in keys for u in listed.get(k, set()) - held.get(k, set()))
+    unaccounted = sorted(u for uris in missing.values() for u in uris)
     checks = [
         AssetCheckResult(check_name="every_file_accounted_for", passed=not unaccounted, metadata={
             **({"files": len(dicom_files)} if single else {

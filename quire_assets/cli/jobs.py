@@ -77,7 +77,7 @@ def cmd_jobs_submit(args: argparse.Namespace) -> int:
     catalog_uri = args.catalog or default_catalog_uri()
     with open_catalog(catalog_uri) as catalog:
         job = submit_request(catalog, args.researcher, accessions, name=args.name, collection=args.collection,
-                         source=source)
+                             source=source)
         if args.wait:
             job = run_request_in_foreground(catalog, job, source, catalog_uri, quiet=args.format == "json")
         elif args.format != "json":
