@@ -19,6 +19,7 @@ from multiprocessing.process import BaseProcess
 
 from dagster import DagsterInstance, DagsterRunStatus, Definitions, RunRequest
 
+from quire_assets.catalog import Catalog
 from quire_assets.instance import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -28,6 +29,8 @@ from quire_assets.instance import (
     execute_located_run,
 )
 from quire_assets.partitions import accession_partitions
+from quire_assets.sources import SourceIndex
+from quire_assets.sources.index import RefreshResult
 from quire_assets.timing import spent
 
 DEFAULT_BATCH = 2_500
@@ -241,3 +244,40 @@ def run_partitions(
             on_run(first, last, outcome.success)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def report_index_refresh(instance: DagsterInstance, index: SourceIndex, refresh: RefreshResult,
+                         new_partitions: Sequence[str]) -> None:
+    """The index was refreshed here rather than by the ``source_index`` asset: tell Dagster, so the
+    asset shows this refresh (with the metadata the asset reports) instead of "never materialized"."""
+    from dagster import AssetMaterialization
+
+    from quire_assets.assets.catalog_assets import source_index_metadata
+
+    instance.report_runless_asset_event(AssetMaterialization(
+        "source_index", metadata=source_index_metadata(index.summary(), refresh, len(new_partitions)),
+        description="The source index, refreshed by the quire command."))
+
+
+def run_requests_here(catalog: Catalog, job_ids: Sequence[str], source: str, catalog_uri: str,
+                      instance: DagsterInstance, progress: Callable[[int, int], None] | None = None) -> None:
+    """Run researcher requests in this process, without a daemon: the sensors' plan, the same
+    runs (in the code location, so the UI lists them), their outcomes written back to the jobs.
+    ``quire jobs submit --wait`` and ``quire serve``'s job worker both come here."""
+    from quire_assets.definitions import build_definitions
+    from quire_assets.dicom.features import load_feature_sets
+    from quire_assets.sensors import apply_updates, plan_requests, record_run_outcome
+    from quire_assets.sources import source_from_uri
+
+    with SourceIndex(source_from_uri(source)) as index:
+        refresh = index.refresh(load_feature_sets(), progress=progress)
+        existing = list(instance.get_dynamic_partitions(accession_partitions.name))
+        plan = plan_requests(catalog, index, existing, job_ids=list(job_ids))
+        apply_updates(catalog, plan)
+        report_index_refresh(instance, index, refresh, register_partitions(instance, plan.new_keys))
+    results = execute_run_requests(build_definitions(source, catalog_uri), instance, plan.run_requests)
+    ordered = list(instance.get_dynamic_partitions(accession_partitions.name))
+    for result in results:
+        run = instance.get_run_by_id(result.run_id)
+        record_run_outcome(catalog, run, ordered, result.success,
+                           None if result.success else f"run {result.run_id} failed")

@@ -11,6 +11,9 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from quire_assets.catalog import Catalog
+from quire_assets.catalog.stats import summary_statistics
+
 REPORT_NAME = "quire-report.html"
 
 
@@ -73,12 +76,9 @@ STYLE = (
 )
 
 
-def write_report(stats: dict[str, Any], out_dir: str | Path, where: dict | None = None,
-                 about: dict[str, str] | None = None) -> Path:
-    """Write ``quire-report.html`` into ``out_dir`` and return its absolute path. ``about`` goes
-    in the header (catalog, sources); the filter is stated with the level it applies to."""
-    out = Path(out_dir).expanduser().resolve()
-    out.mkdir(parents=True, exist_ok=True)
+def render_report(stats: dict[str, Any], where: dict | None = None, about: dict[str, str] | None = None) -> str:
+    """The report page: ``about`` goes in the header (catalog, sources); the filter is stated with
+    the level it applies to."""
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     rows = {**(about or {}), "filter": f"on studies: {json.dumps(where, ensure_ascii=False)}" if where
             else "none (the whole catalog)", "generated": generated}
@@ -102,6 +102,21 @@ def write_report(stats: dict[str, Any], out_dir: str | Path, where: dict | None 
         + f"<script type=\"application/json\" id=\"quire-stats\">{html.escape(json.dumps(stats))}</script>"
         + "</body></html>\n"
     )
+    return page
+
+
+def catalog_report(catalog: Catalog, where: dict | None = None) -> tuple[dict[str, Any], str]:
+    """The summary statistics of the studies ``where`` selects, and their report page."""
+    stats = summary_statistics(catalog, where)
+    about = {"catalog": catalog.uri, "source": ", ".join(map(str, catalog.distinct("studies", "source", where)))
+             or "(none)"}
+    return stats, render_report(stats, where or None, about)
+
+
+def write_report(page: str, out_dir: str | Path) -> Path:
+    """Write the page as ``quire-report.html`` into ``out_dir``; returns its absolute path."""
+    out = Path(out_dir).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
     path = out / REPORT_NAME
     path.write_text(page, encoding="utf-8")
     return path

@@ -5,7 +5,6 @@ from dagster import AssetExecutionContext, AutomationCondition, MaterializeResul
 
 from quire_assets.assets.catalog_assets import GROUP, catalog_entries
 from quire_assets.catalog import quire_home
-from quire_assets.catalog.stats import summary_statistics as compute_statistics
 from quire_assets.resources import CatalogResource
 
 
@@ -26,12 +25,12 @@ AFTER_CATALOG_WRITES = (AutomationCondition.any_deps_updated().since_last_handle
     "Total studies, total slices, average slices per study, slice thickness and sex distributions, "
     "and more, over the whole catalog; also written as an offline HTML report."))
 def summary_statistics(context: AssetExecutionContext, catalog: CatalogResource) -> MaterializeResult:
-    from quire_assets.report import write_report  # plotly is heavy to import: only this asset needs it
+    # plotly is heavy to import: only this asset needs it
+    from quire_assets.report import catalog_report, write_report
 
     with catalog.open() as cat:
-        stats = compute_statistics(cat)
-        about = {"catalog": cat.uri, "source": ", ".join(map(str, cat.distinct("studies", "source"))) or "(none)"}
-    report = write_report(stats, quire_home() / "reports", about=about)
+        stats, page = catalog_report(cat)
+    report = write_report(page, quire_home() / "reports")
     tables = [
         markdown_table("Slice thickness distribution", stats["slice_thickness_distribution"]["series"],
                        "slice thickness (mm)", "series"),

@@ -202,17 +202,23 @@ class Catalog(ABC):
         found = self.find(collection, {KEYS[check_collection(collection)]: key}, limit=1)
         return found[0] if found else None
 
-    def distinct(self, collection: str, field: str, flt: dict | None = None) -> list:
-        """Distinct values of ``field`` (array elements counted one by one, as in Mongo)."""
-        seen: dict[str, Any] = {}
+    def value_counts(self, collection: str, field: str, flt: dict | None = None) -> list[tuple[Any, int]]:
+        """Each distinct value of ``field`` with how many documents hold it (array elements counted
+        one by one, as Mongo's ``distinct`` takes them), most frequent first."""
+        seen: dict[str, list] = {}
         for doc in self.find(collection, flt, projection={field: 1}):
             node: Any = doc
             for part in field.split("."):
                 node = node.get(part) if isinstance(node, dict) else None
-            for value in node if isinstance(node, list) else [node]:
-                if value is not None:
-                    seen.setdefault(repr((type(value).__name__, value)), value)
-        return sorted(seen.values(), key=lambda v: (str(type(v)), v) if not isinstance(v, dict) else (str(type(v)), 0))
+            values = node if isinstance(node, list) else [node]
+            for key, value in {repr((type(v).__name__, v)): v for v in values if v is not None}.items():
+                seen.setdefault(key, [value, 0])[1] += 1
+        return sorted(((v, n) for v, n in seen.values()), key=lambda vn: (-vn[1], repr(vn[0])))
+
+    def distinct(self, collection: str, field: str, flt: dict | None = None) -> list:
+        """Distinct values of ``field`` (array elements counted one by one, as in Mongo), sorted."""
+        values = [v for v, _ in self.value_counts(collection, field, flt)]
+        return sorted(values, key=lambda v: (str(type(v)), v) if not isinstance(v, dict) else (str(type(v)), 0))
 
     def keys(self, collection: str, flt: dict | None = None) -> list:
         """The natural keys of the matching documents."""
@@ -371,6 +377,27 @@ class Catalog(ABC):
             "partitions": {k: {level: c[level] for level in ("studies", "series", "instances", "problems")}
                            for k, c in per.items()},
         }
+
+    def recount(self, report: dict[str, Any] | None = None) -> dict[str, int]:
+        """Re-roll the counts an integrity report found wrong (``num_instances`` of series,
+        ``num_series`` and ``num_instances`` of studies) from the documents present, and the
+        patients of those studies; returns how many series and studies changed. Orphans are not
+        touched: their parents can only come back from the source (ingest their accessions again)."""
+        report = report or self.integrity()
+        fixes: dict[str, dict[str, dict[str, int]]] = {"series": {}, "studies": {}}
+        for mismatch in report["count_mismatches"]:
+            level = "series" if "series_instance_uid" in mismatch else "studies"
+            field = "num_series" if "num_series" in mismatch else "num_instances"
+            fixes[level].setdefault(mismatch[KEYS[level]], {})[field] = mismatch["present"]
+        with self.transaction():
+            patients: set[str] = set()
+            for level, changes in fixes.items():
+                for chunk in chunks(sorted(changes)):
+                    docs = self.find(level, {KEYS[level]: {"$in": list(chunk)}})
+                    self.upsert(level, [{**d, **changes[d[KEYS[level]]]} for d in docs])
+                    patients.update(d["patient_id"] for d in docs if level == "studies" and d.get("patient_id"))
+            self.refresh_patients(patients)
+        return {level: len(changes) for level, changes in fixes.items()}
 
     def __enter__(self) -> Catalog:
         return self

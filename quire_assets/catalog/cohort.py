@@ -3,22 +3,80 @@ filter selects, with the identifiers that place each file (no Dagster here)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from quire_assets.catalog.base import KEYS, Catalog, CatalogError, chunks
+from quire_assets.catalog.requests import check_id, now
 
 EXPORT_COLUMNS = ["accession_number", "patient_id", "study_instance_uid", "series_instance_uid",
                   "sop_instance_uid", "uri"]
 
 
-def in_collection(catalog: Catalog, collection_id: str, where: dict | None = None) -> dict:
-    """``where`` narrowed to the studies of a researcher collection (collections tag studies, so
-    this is what makes membership usable at series and instance level)."""
+def case(accession_numbers: Sequence[str], case_id: str | None = None, patient_id: str | None = None) -> dict:
+    """A collection's case (meta_db's shape): an id, the patient, the accession numbers."""
+    accessions = list(dict.fromkeys(a.strip() for a in accession_numbers if a and a.strip()))
+    if not accessions:
+        raise CatalogError("a case needs at least one accession number")
+    return {"case_id": check_id("case", case_id or accessions[0]), "patient_id": patient_id,
+            "accession_numbers": accessions}
+
+
+def merged_cases(existing: Sequence[dict], added: Sequence[dict]) -> list[dict]:
+    """Cases by ``case_id``: an added case replaces the one of the same id, order kept."""
+    cases = {c["case_id"]: c for c in existing}
+    cases.update((c["case_id"], c) for c in added)
+    return list(cases.values())
+
+
+def save_collection(catalog: Catalog, collection_id: str, researcher_id: str, cases: Sequence[dict],
+                    name: str | None = None, description: str | None = None) -> dict:
+    """Create a collection or add cases to it; returns it."""
+    check_id("collection", collection_id)
+    stamp = now()
+    with catalog.transaction():
+        existing = catalog.get("collections", collection_id) or {}
+        if existing and existing.get("researcher_id") != researcher_id:
+            raise CatalogError(f"collection {collection_id!r} belongs to another researcher")
+        doc = {**existing, "collection_id": collection_id, "researcher_id": researcher_id,
+               "name": name or existing.get("name") or collection_id,
+               "description": description if description is not None else existing.get("description"),
+               "cases": merged_cases(existing.get("cases", []), cases),
+               "created_at": existing.get("created_at", stamp), "updated_at": stamp}
+        catalog.upsert("collections", [doc])
+    return doc
+
+
+def remove_case(catalog: Catalog, collection_id: str, case_id: str) -> dict:
+    with catalog.transaction():
+        doc = catalog.get("collections", collection_id)
+        if doc is None:
+            raise CatalogError(f"no collection {collection_id!r}")
+        cases = [c for c in doc.get("cases", []) if c["case_id"] != case_id]
+        if len(cases) == len(doc.get("cases", [])):
+            raise CatalogError(f"collection {collection_id!r} has no case {case_id!r}")
+        doc = {**doc, "cases": cases, "updated_at": now()}
+        catalog.upsert("collections", [doc])
+    return doc
+
+
+def collection_member(catalog: Catalog, collection_id: str) -> dict:
+    """A filter for a collection's documents, at any level below patients: those of the studies
+    tagged with it (a researcher job's studies) or of its cases' accession numbers (also ones
+    cataloged after the collection was made)."""
+    doc = catalog.get("collections", collection_id)
     uids = [s["study_instance_uid"] for s in catalog.find(
         "studies", {"collection_ids": collection_id}, projection={"study_instance_uid": 1})]
-    if not uids and catalog.get("collections", collection_id) is None:
-        raise CatalogError(f"no collection {collection_id!r}")
-    member = {"study_instance_uid": {"$in": uids}}
+    if doc is None:
+        if not uids:
+            raise CatalogError(f"no collection {collection_id!r}")
+        doc = {}
+    accessions = sorted({a for c in doc.get("cases", []) for a in c.get("accession_numbers", [])})
+    return {"$or": [{"study_instance_uid": {"$in": uids}}, {"accession_number": {"$in": accessions}}]}
+
+
+def in_collection(catalog: Catalog, collection_id: str, where: dict | None = None) -> dict:
+    """``where`` narrowed to a researcher collection's documents (``collection_member``)."""
+    member = collection_member(catalog, collection_id)
     return {"$and": [where, member]} if where else member
 
 

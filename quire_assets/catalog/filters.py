@@ -14,6 +14,10 @@ from typing import Any
 
 FIELD_OPERATORS = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$regex", "$options", "$not"}
 LOGICAL_OPERATORS = {"$and", "$or", "$nor"}
+# Bounds on what one filter may ask (filters arrive over HTTP too): nesting, list and pattern sizes.
+MAX_DEPTH = 32
+MAX_IN = 10_000
+MAX_REGEX = 1_000
 _FIELD_PART = re.compile(r"^[^$.\x00\"'\[\]\\]+$")
 
 
@@ -70,6 +74,27 @@ def validate_filter(flt: Any) -> dict:
             _check_field(key)
             _validate_condition(key, value)
     return flt
+
+
+def user_filter(flt: Any) -> dict:
+    """A filter from a user (the command line, the API), held to the bounds on top of the rules:
+    at most ``MAX_DEPTH`` levels, ``MAX_IN`` values in a list, ``MAX_REGEX`` characters in a
+    pattern. Filters Quire builds itself (a collection's studies) may be larger."""
+    deepest, todo = 0, [(flt, 1)]
+    while todo:  # iteratively: a hostile filter must not exhaust the stack
+        node, level = todo.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            if deepest > MAX_DEPTH:
+                raise FilterError(f"the filter nests deeper than {MAX_DEPTH} levels")
+            if isinstance(node, dict):
+                for op in ("$in", "$nin"):
+                    if isinstance(node.get(op), list) and len(node[op]) > MAX_IN:
+                        raise FilterError(f"{op} takes at most {MAX_IN:,} values, not {len(node[op]):,}")
+                if isinstance(node.get("$regex"), str) and len(node["$regex"]) > MAX_REGEX:
+                    raise FilterError(f"$regex takes at most {MAX_REGEX:,} characters, not {len(node['$regex']):,}")
+            todo.extend((v, level + 1) for v in (node.values() if isinstance(node, dict) else node))
+    return validate_filter(flt)
 
 
 def _validate_condition(field: str, value: Any) -> None:
@@ -291,6 +316,9 @@ class SqlFilter:
             return "0"
         if isinstance(operand, int | float):
             sql = self._any(parts, "{jtype} IN ('integer', 'real') AND {val} " + sql_op + " ?")
+        elif ".".join(parts) == self.key_field and self.key_field in self.scalar_fields:
+            # Ranges on the natural key (keyset pages) walk the primary key.
+            sql = f"(k {sql_op} ? AND json_type({self.column}, '{json_path(parts)}') = 'text')"
         else:
             sql = self._any(parts, "{jtype} = 'text' AND {val} " + sql_op + " ?")
         self.params.append(operand)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from quire_assets.catalog import CatalogError, FilterError
-from quire_assets.cli import demo, jobs, query, report, sample_archive
+from quire_assets.cli import demo, jobs, query, report, researchers, sample_archive, serve
 from quire_assets.cli import ingest as ingest_command
 from quire_assets.cli.common import UserError
 from quire_assets.cli.ingest import ingest
@@ -18,7 +18,7 @@ from quire_assets.dicom.features import FeatureSetError
 from quire_assets.sources.base import SourceError
 
 __all__ = ["build_parser", "console", "ingest", "main"]
-COMMANDS = [sample_archive, ingest_command, query, report, jobs, demo]
+COMMANDS = [sample_archive, ingest_command, query, report, jobs, researchers, serve, demo]
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -11,20 +11,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from quire_assets.catalog.fields import TABLE_COLUMNS, csv_cells, value_at
+from quire_assets.catalog.filters import user_filter
+
+__all__ = ["TABLE_COLUMNS"]  # the commands' default columns, kept with the fields
+
 # Columns whose values are identifiers or locations: a cut one is useless, so tables never cut them.
 WHOLE_COLUMNS = ("uid", "uri", "uris", "partition_key", "job_id", "path")
-
-
-TABLE_COLUMNS = {
-    "patients": ["patient_id", "patient_name", "patient_sex", "patient_birth_date", "num_studies", "num_instances"],
-    "studies": ["accession_number", "patient_id", "study_date", "study_description", "modalities", "num_series",
-                "num_instances"],
-    "series": ["accession_number", "modality", "manufacturer", "manufacturer_model_name", "slice_thickness",
-               "pixel_spacing", "num_instances", "series_description"],
-    "instances": ["accession_number", "sop_instance_uid", "instance_number", "uri"],
-    "errors": ["reason", "uri", "detail"],
-    "jobs": ["job_id", "researcher_id", "name", "status", "num_accessions", "created_at"],
-}
 
 
 class UserError(Exception):
@@ -41,14 +34,6 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
-
-
-def value_at(doc: dict, path: str) -> Any:
-    """The value at a dotted path (``metadata.KVP``), or None."""
-    node: Any = doc
-    for part in path.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
 
 
 def _fitted(text: str, column: str, width: int) -> str:
@@ -74,10 +59,7 @@ def format_docs(docs: Sequence[dict], fmt: str, columns: Sequence[str]) -> str:
         keys = list(columns) if columns else sorted({k for d in docs for k in d})
         writer = csv.writer(out)
         writer.writerow(keys)
-        for d in docs:
-            values = [value_at(d, k) for k in keys]
-            writer.writerow([json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict)
-                             else ("" if v is None else v) for v in values])
+        writer.writerows(csv_cells(d, keys) for d in docs)
         return out.getvalue().rstrip("\n")
     return format_table(docs, columns)
 
@@ -113,7 +95,7 @@ def parse_where(text: str | None) -> dict:
         raise UserError(f"--where is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise UserError("--where takes a JSON object, e.g. '{\"modality\": \"CT\"}'")
-    return value
+    return user_filter(value)
 
 
 def whole_number(low: int) -> Callable[[str], int]:
@@ -144,15 +126,9 @@ def parse_sort(items: Sequence[str] | None) -> list[tuple[str, int]]:
 
 def check_fields(catalog, level: str, paths: Sequence[str], what: str) -> None:
     """Refuse fields that no document of the level has, saying where they are instead."""
-    from quire_assets.catalog.fields import unknown_fields
+    from quire_assets.catalog.fields import refuse_unknown_fields
 
-    unknown = unknown_fields(catalog, level, paths)
-    if unknown:
-        path, elsewhere = next(iter(unknown.items()))
-        hint = f" ({', '.join(elsewhere)} documents have it)" if elsewhere else ""
-        more = f" and {len(unknown) - 1} more" if len(unknown) > 1 else ""
-        raise UserError(f"{what}: no {level} document has a field {path!r}{hint}{more}; "
-                        f"`quire fields {level}` lists the fields")
+    refuse_unknown_fields(catalog, level, paths, what, hint="`quire fields {level}` lists the fields")
 
 
 def columns_of(args: argparse.Namespace) -> list[str]:

@@ -9,7 +9,6 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +23,6 @@ def checked_source_uri(source: str) -> str:
     if not path.is_dir():
         raise UserError(f"source folder {source!r} does not exist")
     return str(path.resolve())
-
-
-def report_index_refresh(instance, index, refresh, new_partitions: Sequence[str]) -> None:
-    """The index was refreshed here rather than by the ``source_index`` asset: tell Dagster, so the
-    asset shows this refresh (with the metadata the asset reports) instead of "never materialized"."""
-    from dagster import AssetMaterialization
-
-    from quire_assets.assets.catalog_assets import source_index_metadata
-
-    instance.report_runless_asset_event(AssetMaterialization(
-        "source_index", metadata=source_index_metadata(index.summary(), refresh, len(new_partitions)),
-        description="The source index, refreshed by the quire command."))
 
 
 def ingest(source: str, catalog_uri: str | None, workers: int | None = None, batch: int | None = None,
@@ -72,7 +59,12 @@ def ingest(source: str, catalog_uri: str | None, workers: int | None = None, bat
     setup_start = time.perf_counter()
     dagster_import.join()
     from quire_assets.definitions import build_definitions
-    from quire_assets.orchestration import DEFAULT_BATCH, register_partitions, run_partitions
+    from quire_assets.orchestration import (
+        DEFAULT_BATCH,
+        register_partitions,
+        report_index_refresh,
+        run_partitions,
+    )
 
     instance = dagster_instance()
     report_index_refresh(instance, index, refresh, register_partitions(instance, index.partition_keys()))

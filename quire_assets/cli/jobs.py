@@ -10,7 +10,7 @@ from pathlib import Path
 
 from quire_assets.catalog import default_catalog_uri, open_catalog
 from quire_assets.cli.common import TABLE_COLUMNS, Progress, UserError, dagster_instance, format_table
-from quire_assets.cli.ingest import checked_source_uri, report_index_refresh
+from quire_assets.cli.ingest import checked_source_uri
 
 
 def _read_accessions(args: argparse.Namespace) -> list[str]:
@@ -39,33 +39,6 @@ def _print_request(job: dict, fmt: str) -> None:
     print(format_table(rows, ["accession", "status", "run_id", "detail"]))
 
 
-def run_request_in_foreground(catalog, job: dict, source: str, catalog_uri: str, quiet: bool = False) -> dict:
-    """``--wait``: the sensors' logic and the same runs, executed here without a daemon."""
-    from quire_assets.definitions import build_definitions
-    from quire_assets.dicom.features import load_feature_sets
-    from quire_assets.orchestration import execute_run_requests, register_partitions
-    from quire_assets.partitions import accession_partitions
-    from quire_assets.sensors import apply_updates, plan_requests, record_run_outcome
-    from quire_assets.sources import SourceIndex, source_from_uri
-
-    index = SourceIndex(source_from_uri(source))
-    refresh = index.refresh(load_feature_sets(), progress=None if quiet else Progress("reading headers"))
-    instance = dagster_instance()
-    existing = list(instance.get_dynamic_partitions(accession_partitions.name))
-    plan = plan_requests(catalog, index, existing, job_ids=[job["job_id"]])
-    apply_updates(catalog, plan)
-    report_index_refresh(instance, index, refresh, register_partitions(instance, plan.new_keys))
-    index.close()
-    defs = build_definitions(source, catalog_uri)
-    results = execute_run_requests(defs, instance, plan.run_requests)
-    ordered = list(instance.get_dynamic_partitions(accession_partitions.name))
-    for result in results:
-        run = instance.get_run_by_id(result.run_id)
-        record_run_outcome(catalog, run, ordered, result.success,
-                           None if result.success else f"run {result.run_id} failed")
-    return catalog.get("jobs", job["job_id"])
-
-
 def cmd_jobs_submit(args: argparse.Namespace) -> int:
     from quire_assets.catalog.requests import submit_request
 
@@ -79,7 +52,11 @@ def cmd_jobs_submit(args: argparse.Namespace) -> int:
         job = submit_request(catalog, args.researcher, accessions, name=args.name, collection=args.collection,
                              source=source)
         if args.wait:
-            job = run_request_in_foreground(catalog, job, source, catalog_uri, quiet=args.format == "json")
+            from quire_assets.orchestration import run_requests_here
+
+            run_requests_here(catalog, [job["job_id"]], source, catalog_uri, dagster_instance(),
+                              progress=None if args.format == "json" else Progress("reading headers"))
+            job = catalog.get("jobs", job["job_id"])
         elif args.format != "json":
             print("submitted: the researcher_requests sensor (dagster dev, or the daemon) will run it; "
                   f"`quire jobs show {job['job_id']}` follows it", file=sys.stderr)

@@ -10,17 +10,14 @@ from quire_assets.cli.common import UserError, check_fields, parse_where
 
 def cmd_report(args: argparse.Namespace) -> int:
     from quire_assets.catalog.fields import filter_fields
-    from quire_assets.catalog.stats import summary_statistics
-    from quire_assets.report import write_report
+    from quire_assets.report import catalog_report, write_report
 
     where = parse_where(args.where)
     with open_catalog(args.catalog, must_exist=True) as catalog:
         check_fields(catalog, "studies", filter_fields(where), "--where (on studies)")
-        stats = summary_statistics(catalog, where)
-        about = {"catalog": catalog.uri, "source": ", ".join(map(str, catalog.distinct("studies", "source", where)))
-                 or "(none)"}
+        stats, page = catalog_report(catalog, where)
     try:
-        path = write_report(stats, args.out, where or None, about)
+        path = write_report(page, args.out)
     except OSError as exc:
         raise UserError(f"cannot write the report to {args.out}: {exc.strerror or exc}") from exc
     print(f"{path}: {stats['total_studies']:,} studies, {stats['total_slices']:,} slices, "

@@ -72,7 +72,8 @@ def test_job_through_the_sensors(sample_archive, tmp_path, instance):
     assert final["status"] == "partial"
     studies = catalog.find("studies", {"collection_ids": "lung-cohort"})
     assert sorted(s["accession_number"] for s in studies) == ["LIDC0001A", "RAD/2019/0042"]
-    assert catalog.get("collections", "lung-cohort")["cases"] == ["LIDC0001A", "RAD/2019/0042", "NOT-THERE"]
+    assert [c["accession_numbers"] for c in catalog.get("collections", "lung-cohort")["cases"]] == [
+        ["LIDC0001A"], ["RAD/2019/0042"], ["NOT-THERE"]]
     assert catalog.get("researchers", "alice") is not None
 
 

@@ -1,0 +1,105 @@
+"""Who is calling: a researcher's key (``Authorization: Bearer KEY``), their role, and the view
+of the catalog their role allows (the PHI policy for every key but an admin's)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from quire_assets.api.phi import PhiPolicy
+from quire_assets.catalog import Catalog
+from quire_assets.catalog.researchers import keys_defined, verify_key
+
+bearer = HTTPBearer(auto_error=False, description="A researcher's API key (`quire researchers add`)")
+
+
+@dataclass(frozen=True)
+class Caller:
+    researcher_id: str
+    admin: bool
+    policy: PhiPolicy
+
+    def view(self, doc: Any) -> Any:
+        """What this caller may see of a document: raw for an admin, the PHI policy applied otherwise."""
+        return doc if self.admin else self.policy.apply(doc)
+
+    def check_visible(self, paths: Iterable[str], what: str) -> None:
+        """Refuse filters, sorts and facets on fields the policy hides from this caller."""
+        if self.admin:
+            return
+        for path in paths:
+            action = self.policy.hidden(path)
+            if action:
+                raise HTTPException(403, f"{what}: {path!r} is hidden from your key by the PHI policy ({action})")
+
+    def owns(self, doc: dict | None) -> bool:
+        return doc is not None and (self.admin or doc.get("researcher_id") == self.researcher_id)
+
+
+class KeyCache:
+    """Keys already checked (scrypt takes ~50 ms): digest of the key → (researcher, stored hash).
+    Each request still reads the researcher, so a revoked or replaced key stops at once, in every
+    process."""
+
+    def __init__(self) -> None:
+        self.known: dict[str, tuple[str, str]] = {}
+        self.lock = threading.Lock()
+
+    def caller(self, catalog: Catalog, key: str, policy: PhiPolicy) -> Caller | None:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        with self.lock:
+            known = self.known.get(digest)
+        if known:
+            doc = catalog.get("researchers", known[0])
+            stored = ((doc or {}).get("key") or {}).get("hash", "")
+            if doc and hmac.compare_digest(stored, known[1]):
+                return Caller(doc["researcher_id"], bool(doc.get("admin")), policy)
+        doc = verify_key(catalog, key)
+        if doc is None:
+            return None
+        with self.lock:
+            self.known[digest] = (doc["researcher_id"], doc["key"]["hash"])
+        return Caller(doc["researcher_id"], bool(doc.get("admin")), policy)
+
+
+def catalog(request: Request) -> Catalog:
+    return request.app.state.catalogs.get()
+
+
+CatalogDep = Annotated[Catalog, Depends(catalog)]
+
+
+def caller(request: Request, cat: CatalogDep,
+           credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Caller:
+    settings = request.app.state.settings
+    if credentials is None:
+        if request.headers.get("authorization"):
+            raise HTTPException(401, "the Authorization header takes: Bearer KEY",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if settings.loopback and not keys_defined(cat):
+            return Caller("local", True, settings.policy)
+        raise HTTPException(401, "send Authorization: Bearer KEY (`quire researchers add` gives a key)",
+                            headers={"WWW-Authenticate": "Bearer"})
+    found = request.app.state.keys.caller(cat, credentials.credentials.strip(), settings.policy)
+    if found is None:
+        raise HTTPException(401, "unknown or revoked key", headers={"WWW-Authenticate": "Bearer"})
+    return found
+
+
+CallerDep = Annotated[Caller, Depends(caller)]
+
+
+def admin(who: CallerDep) -> Caller:
+    if not who.admin:
+        raise HTTPException(403, "this needs an admin key")
+    return who
+
+
+AdminDep = Annotated[Caller, Depends(admin)]

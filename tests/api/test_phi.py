@@ -1,0 +1,122 @@
+"""The PHI policy at the edge: a researcher never sees a patient's name or birth date, at any level,
+nested in ``metadata`` or in a CSV; patient IDs come hashed with the deployment's salt; an admin
+sees raw values. Filters on hidden fields are refused (they would reveal the values)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from quire_assets.api.phi import PhiPolicy, PolicyError
+from quire_assets.catalog import open_catalog
+from tests.api.conftest import pseudonym
+from tests.cli.test_ingest_e2e import quire
+
+DROPPED = ("PatientName", "patient_name", "PatientBirthDate", "patient_birth_date")
+
+
+def _keys(value, found=None) -> set:
+    found = set() if found is None else found
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            found.add(key)
+            _keys(inner, found)
+    elif isinstance(value, list):
+        for inner in value:
+            _keys(inner, found)
+    return found
+
+
+@pytest.fixture(scope="module")
+def raw(api_home):
+    with open_catalog(f"sqlite:///{api_home['catalog']}") as catalog:
+        return {level: catalog.find(level) for level in ("patients", "studies", "series", "instances", "errors")}
+
+
+@pytest.mark.parametrize("level", ["patients", "studies", "series", "instances", "errors"])
+def test_every_level_hides_names_and_hashes_patient_ids(alice, admin, raw, level):
+    seen = alice.get(f"/api/v1/{level}", params={"limit": 10_000}).json()["items"]
+    assert len(seen) == len(raw[level])
+    assert not _keys(seen) & set(DROPPED)
+    raw_ids = {d.get("patient_id") for d in raw[level]} | {
+        d.get("metadata", {}).get("PatientID") for d in raw[level]}
+    raw_ids.discard(None)
+    text = json.dumps(seen)
+    for patient_id in raw_ids:
+        assert f'"{patient_id}"' not in text
+        assert pseudonym(patient_id) in text
+    if level in ("patients", "studies"):
+        assert raw_ids and _keys(raw[level]) & set(DROPPED)  # the catalog does hold what is hidden
+        assert admin.get(f"/api/v1/{level}", params={"limit": 10_000}).json()["items"] == sorted(
+            raw[level], key=lambda d: d["patient_id" if level == "patients" else "study_instance_uid"])
+
+
+def test_nested_metadata_is_covered(alice, raw):
+    study = next(s for s in raw["studies"] if "PatientName" in s.get("metadata", {}))
+    seen = alice.get(f"/api/v1/studies/{study['study_instance_uid']}").json()
+    assert "PatientName" not in seen["metadata"] and "PatientBirthDate" not in seen["metadata"]
+    assert seen["metadata"]["PatientID"] == pseudonym(study["metadata"]["PatientID"])
+    assert seen["metadata"]["StudyInstanceUID"] == study["metadata"]["StudyInstanceUID"]  # the rest is kept
+
+
+def test_csv_exports_follow_the_policy(alice, admin, raw):
+    rows = list(csv.DictReader(io.StringIO(alice.get("/api/v1/studies", params={
+        "format": "csv", "fields": "patient_id,patient_name,study_date", "limit": 100}).text)))
+    assert rows and "patient_name" not in rows[0]
+    assert {r["patient_id"] for r in rows} == {pseudonym(s["patient_id"]) for s in raw["studies"]}
+    files = list(csv.DictReader(io.StringIO(alice.get("/api/v1/studies/files").text)))
+    assert {r["patient_id"] for r in files} == {pseudonym(s["patient_id"]) for s in raw["studies"]}
+    admin_rows = list(csv.DictReader(io.StringIO(admin.get("/api/v1/studies", params={
+        "format": "csv", "fields": "patient_id,patient_name", "limit": 100}).text)))
+    assert {r["patient_name"] for r in admin_rows} == {s["patient_name"] for s in raw["studies"]}
+
+
+def test_a_researcher_finds_a_patient_by_the_id_they_see(alice, raw):
+    study = raw["studies"][0]
+    shown = pseudonym(study["patient_id"])
+    studies = alice.get(f"/api/v1/patients/{shown}/studies").json()["items"]
+    assert study["study_instance_uid"] in {s["study_instance_uid"] for s in studies}
+    assert alice.get(f"/api/v1/patients/{shown}").json()["patient_id"] == shown
+    assert alice.get(f"/api/v1/patients/{study['patient_id']}").status_code == 404  # the raw ID is not a way in
+
+
+@pytest.mark.parametrize(("path", "params"), [
+    ("/api/v1/studies", {"where": json.dumps({"patient_name": {"$regex": "^L"}})}),
+    ("/api/v1/studies", {"where": json.dumps({"metadata.PatientBirthDate": {"$lt": "1950"}})}),
+    ("/api/v1/studies", {"where": json.dumps({"patient_id": "LIDC-IDRI-0001"})}),
+    ("/api/v1/studies", {"sort": "patient_id"}),
+    ("/api/v1/studies/distinct/patient_name", {}),
+])
+def test_filters_on_hidden_fields_are_refused(alice, admin, path, params):
+    refused = alice.get(path, params=params)
+    assert refused.status_code == 403 and "PHI policy" in refused.json()["detail"]
+    assert admin.get(path, params=params).status_code == 200
+
+
+def test_facets_of_a_hashed_field_show_pseudonyms(alice, raw):
+    values = alice.get("/api/v1/studies/distinct/patient_id").json()["values"]
+    assert {v["value"] for v in values} == {pseudonym(s["patient_id"]) for s in raw["studies"]}
+
+
+def test_a_policy_file_of_ones_own(tmp_path):
+    path = tmp_path / "policy.toml"
+    path.write_text('[fields]\nPatientID = "drop"\nuri = "hash"\nStudyDate = "keep"\n')
+    policy = PhiPolicy.load(path, b"salt")
+    doc = {"patient_id": "P", "uri": "/a/P/1.dcm", "uris": ["x"], "metadata": {"PatientID": "P", "StudyDate": "2020"}}
+    shown = policy.apply(doc)
+    assert shown == {"uri": policy.pseudonym("/a/P/1.dcm"), "uris": ["x"], "metadata": {"StudyDate": "2020"}}
+    assert doc["patient_id"] == "P"  # the caller's document is untouched
+    path.write_text('[fields]\nPatientID = "mask"\n')
+    with pytest.raises(PolicyError, match="keep, hash, drop"):
+        PhiPolicy.load(path, b"")
+
+
+def test_serve_refuses_a_bad_policy_file(api_home, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("fields = [")
+    proc = quire("serve", "--phi-policy", str(bad), "--port", "1", env=api_home["env"], cwd=api_home["home"],
+                 check=False)
+    assert proc.returncode == 2 and "not TOML" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
