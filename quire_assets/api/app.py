@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from quire_assets.api import integrity, jobs, people, reads
 from quire_assets.api.auth import KeyCache
+from quire_assets.api.responses import FastJSON
 from quire_assets.api.settings import Catalogs, Settings
 from quire_assets.catalog import CatalogError, FilterError
 
@@ -33,7 +34,7 @@ class Error(BaseModel):
 
 
 def error(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": ERROR_NAMES.get(status, "error"), "detail": detail}, status_code=status,
+    return FastJSON({"error": ERROR_NAMES.get(status, "error"), "detail": detail}, status_code=status,
                         headers=headers)
 
 
@@ -73,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         app.state.catalogs.close()
 
-    app = FastAPI(title="Quire", version=version("quire"), lifespan=lifespan,
+    app = FastAPI(title="Quire", version=version("quire"), lifespan=lifespan, default_response_class=FastJSON,
                   description="The DICOM metadata catalog for researchers: studies, series and instances with "
                               "MongoDB-style filters, collections of cases, and jobs by accession number. Every "
                               "route but /health needs `Authorization: Bearer KEY`.",

@@ -9,12 +9,14 @@ import json
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from quire_assets.api.auth import CallerDep, CatalogDep
+from quire_assets.api.responses import FastJSON
 from quire_assets.catalog import KEYS, Catalog, CatalogError, FilterError
 from quire_assets.catalog.base import chunks
 from quire_assets.catalog.cohort import EXPORT_COLUMNS, cohort_files, in_collection
@@ -136,7 +138,7 @@ class Reader:
         if fmt == "json":
             docs, end = page(self.catalog, self.level, self.where, self.sort, limit, after, self.projection())
             items = [self.who.view(d) for d in docs]
-            return JSONResponse({"items": items, "count": len(items), "next_cursor": self.seal(end)})
+            return FastJSON({"items": items, "count": len(items), "next_cursor": self.seal(end)})
         # Streamed: the page's keys first (so the next cursor can go in a header), then the documents
         # a chunk at a time, each chunk on whichever pool thread runs it, with that thread's catalog.
         keyed, end = page(self.catalog, self.level, self.where, self.sort, limit, after, [KEYS[self.level]])
@@ -149,19 +151,19 @@ class Reader:
         columns = list(dict.fromkeys([key, *(self.fields or TABLE_COLUMNS.get(self.level, []))]))
         return [c for c in columns if self.who.admin or self.who.policy.hidden(c) != "drop"]
 
-    def stream(self, keys: list[str], fmt: str) -> Iterator[str]:
+    def stream(self, keys: list[str], fmt: str) -> Iterator[bytes]:
         key, catalogs = KEYS[self.level], self.request.app.state.catalogs
         sort = [self.sort] if self.sort else None
         columns = self.columns() if fmt == "csv" else []
         if fmt == "csv":
-            yield _csv_lines([columns])
+            yield _csv_lines([columns]).encode()
         for chunk in chunks(keys, STREAM_CHUNK):
             docs = catalogs.get().find(self.level, {key: {"$in": list(chunk)}}, projection=self.projection(), sort=sort)
             views = [self.who.view(d) for d in docs]
             if fmt == "csv":
-                yield _csv_lines(csv_cells(d, columns) for d in views)
+                yield _csv_lines(csv_cells(d, columns) for d in views).encode()
             else:
-                yield "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in views)
+                yield b"".join(orjson.dumps(d) + b"\n" for d in views)
 
 
 def _csv_lines(rows: Any) -> str:
@@ -233,7 +235,7 @@ def _files_route(level: str) -> None:
         reader = Reader(request, catalog, who, level, parse_where(where), None, [], collection)
         rows = [who.view(r) for r in cohort_files(catalog, level, reader.where)]
         if format == "json":
-            return JSONResponse(rows)
+            return FastJSON(rows)
         columns = [c for c in EXPORT_COLUMNS if who.admin or who.policy.hidden(c) != "drop"]
         return StreamingResponse(iter([_csv_lines([columns, *(csv_cells(r, columns) for r in rows)])]),
                                  media_type=MEDIA["csv"])

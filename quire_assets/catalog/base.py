@@ -141,6 +141,12 @@ def apply_projection(doc: dict, projection: dict) -> dict:
     return out
 
 
+def tie_direction(sort: Sequence[tuple[str, int]] | None) -> str:
+    """Documents that sort equal come in key order, in the direction of the first sort field: an
+    index of (value, key) then serves a descending sort too."""
+    return "DESC" if sort and sort[0][1] < 0 else "ASC"
+
+
 class Catalog(ABC):
     """Hierarchical DICOM metadata: patients, studies, series, instances, errors, and jobs."""
 

@@ -17,6 +17,7 @@ from quire_assets.catalog.base import (
     CatalogError,
     check_collection,
     checked_projection,
+    tie_direction,
 )
 from quire_assets.catalog.filters import validate_filter
 
@@ -64,7 +65,7 @@ class MongoCatalog(Catalog):
         projection = {**checked_projection(projection), "_id": 0}
         cursor = self.db[collection].find(validate_filter(flt or {}), projection)
         order = [(f, DESCENDING if d < 0 else ASCENDING) for f, d in sort or []]
-        cursor = cursor.sort([*order, ("_id", ASCENDING)])
+        cursor = cursor.sort([*order, ("_id", DESCENDING if tie_direction(sort) == "DESC" else ASCENDING)])
         if skip:
             cursor = cursor.skip(skip)
         if limit:

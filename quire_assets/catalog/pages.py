@@ -3,9 +3,9 @@ key) and the next page is the rows after it, so rows written or removed while so
 (an ingest running) never shift what is left: no row of the pages is missed or repeated, as it
 would be with an offset.
 
-Sorts are on one single-valued (promoted) field, ties broken by the natural key ascending, as
-both backends order them: null and missing first, then numbers, then text (descending reverses
-the value order, not the ties).
+Sorts are on one single-valued (promoted) field, ties broken by the natural key in the sort's
+direction, as both backends order them: null and missing first, then numbers, then text
+(descending reverses it all).
 """
 
 from __future__ import annotations
@@ -59,14 +59,14 @@ def rows_after(level: str, position: Position) -> dict:
     key, field, v, k = KEYS[level], position.sort, position.value, position.key
     if field == key:
         return {key: {"$gt" if position.direction > 0 else "$lt": k}}
-    tie = {field: v, key: {"$gt": k}}
+    tie = {field: v, key: {"$gt" if position.direction > 0 else "$lt": k}}  # ties follow the sort's direction
     if position.direction > 0:
         if v is None:
             return {"$or": [{field: None, key: {"$gt": k}}, {field: {"$ne": None}}]}
         later_types = [{field: {"$gte": ""}}] if _is_number(v) else []  # text sorts after numbers
         return {"$or": [{field: {"$gt": v}}, tie, *later_types]}
     if v is None:
-        return {field: None, key: {"$gt": k}}
+        return {field: None, key: {"$lt": k}}
     numbers = [] if _is_number(v) else [{field: {"$gte": 0}}, {field: {"$lt": 0}}]
     return {"$or": [{field: {"$lt": v}}, tie, *numbers, {field: None}]}
 

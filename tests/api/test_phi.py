@@ -106,9 +106,10 @@ def test_a_policy_file_of_ones_own(tmp_path):
     path.write_text('[fields]\nPatientID = "drop"\nuri = "hash"\nStudyDate = "keep"\n')
     policy = PhiPolicy.load(path, b"salt")
     doc = {"patient_id": "P", "uri": "/a/P/1.dcm", "uris": ["x"], "metadata": {"PatientID": "P", "StudyDate": "2020"}}
-    shown = policy.apply(doc)
-    assert shown == {"uri": policy.pseudonym("/a/P/1.dcm"), "uris": ["x"], "metadata": {"StudyDate": "2020"}}
-    assert doc["patient_id"] == "P"  # the caller's document is untouched
+    assert policy.apply(doc) == {"uri": policy.pseudonym("/a/P/1.dcm"), "uris": ["x"],
+                                 "metadata": {"StudyDate": "2020"}}
+    nested = {"metadata": {"Seq": [{"PatientID": "P", "Other": [{"PatientID": None}]}]}}
+    assert policy.apply(nested) == {"metadata": {"Seq": [{"Other": [{}]}]}}
     path.write_text('[fields]\nPatientID = "mask"\n')
     with pytest.raises(PolicyError, match="keep, hash, drop"):
         PhiPolicy.load(path, b"")

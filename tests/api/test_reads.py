@@ -53,8 +53,10 @@ def test_sorted_pages_follow_the_sort(admin, truth):
         cursor = body["next_cursor"]
         if not cursor:
             break
-    expected = sorted(truth["series"], key=lambda s: s["series_instance_uid"])
-    expected.sort(key=lambda s: -(s["slice_thickness"] if s.get("slice_thickness") is not None else -1e9))
+    # Descending: the values high to low, ties in key order high to low too, missing values last.
+    expected = sorted(truth["series"], key=lambda s: (s.get("slice_thickness") is not None,
+                                                      s.get("slice_thickness") or 0, s["series_instance_uid"]),
+                      reverse=True)
     assert order == [s["series_instance_uid"] for s in expected]
 
 
