@@ -94,19 +94,28 @@ def in_process(catalog_path: Path, n: int) -> dict:
 
 
 async def _load(url: str, key: str, clients: int, seconds: float) -> int:
+    """``clients`` clients, each with its own connection, asking the query over and over. The
+    connections are opened one after the other (each with a first request): opened all at once,
+    one uvicorn worker process can accept them all and leave the other idle."""
     params = {"where": json.dumps(WHERE), "limit": "100"}
+    headers = {"Authorization": f"Bearer {key}"}
+    sessions = [httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=httpx.Limits(max_connections=1))
+                for _ in range(clients)]
+    for session in sessions:
+        (await session.get("/api/v1/series", params=params)).raise_for_status()
+        await asyncio.sleep(0.02)
     done = 0
     stop = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, limits=limits,
-                                 timeout=60) as client:
-        async def one() -> None:
-            nonlocal done
-            while time.perf_counter() < stop:
-                (await client.get("/api/v1/series", params=params)).raise_for_status()
-                done += 1
 
-        await asyncio.gather(*(one() for _ in range(clients)))
+    async def one(session: httpx.AsyncClient) -> None:
+        nonlocal done
+        while time.perf_counter() < stop:
+            (await session.get("/api/v1/series", params=params)).raise_for_status()
+            done += 1
+
+    await asyncio.gather(*(one(s) for s in sessions))
+    for session in sessions:
+        await session.aclose()
     return done
 
 

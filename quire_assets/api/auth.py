@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from quire_assets.api.phi import PhiPolicy
@@ -52,32 +53,50 @@ class KeyCache:
         self.known: dict[str, tuple[str, str]] = {}
         self.lock = threading.Lock()
 
-    def caller(self, catalog: Catalog, key: str, policy: PhiPolicy) -> Caller | None:
-        digest = hashlib.sha256(key.encode()).hexdigest()
+    def known_caller(self, catalog: Catalog, key: str, policy: PhiPolicy) -> Caller | None:
+        """The caller of a key checked before and still the researcher's, else None."""
         with self.lock:
-            known = self.known.get(digest)
+            known = self.known.get(hashlib.sha256(key.encode()).hexdigest())
         if known:
             doc = catalog.get("researchers", known[0])
             stored = ((doc or {}).get("key") or {}).get("hash", "")
             if doc and hmac.compare_digest(stored, known[1]):
                 return Caller(doc["researcher_id"], bool(doc.get("admin")), policy)
+        return None
+
+    def caller(self, catalog: Catalog, key: str, policy: PhiPolicy) -> Caller | None:
+        """The caller of a key, checked against its hash (and remembered), or None."""
         doc = verify_key(catalog, key)
         if doc is None:
             return None
         with self.lock:
-            self.known[digest] = (doc["researcher_id"], doc["key"]["hash"])
+            self.known[hashlib.sha256(key.encode()).hexdigest()] = (doc["researcher_id"], doc["key"]["hash"])
         return Caller(doc["researcher_id"], bool(doc.get("admin")), policy)
 
 
-def catalog(request: Request) -> Catalog:
-    return request.app.state.catalogs.get()
+class ThreadCatalog:
+    """The catalog of whichever thread uses it: handed to routes by a dependency that runs on the
+    event loop (no thread hop per request), while each call reaches the calling thread's own
+    connection (``Catalogs``)."""
+
+    def __init__(self, catalogs: Any):
+        self._catalogs = catalogs
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._catalogs.get(), name)
+
+
+async def catalog(request: Request) -> Catalog:
+    return request.app.state.thread_catalog
 
 
 CatalogDep = Annotated[Catalog, Depends(catalog)]
 
 
-def caller(request: Request, cat: CatalogDep,
-           credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Caller:
+async def caller(request: Request, cat: CatalogDep,
+                 credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Caller:
+    """Runs on the event loop: a known key costs one lookup by primary key; an unknown one is
+    checked (scrypt) on a worker thread, so the loop never waits for it."""
     settings = request.app.state.settings
     if credentials is None:
         if request.headers.get("authorization"):
@@ -87,7 +106,10 @@ def caller(request: Request, cat: CatalogDep,
             return Caller("local", True, settings.policy)
         raise HTTPException(401, "send Authorization: Bearer KEY (`quire researchers add` gives a key)",
                             headers={"WWW-Authenticate": "Bearer"})
-    found = request.app.state.keys.caller(cat, credentials.credentials.strip(), settings.policy)
+    key, keys = credentials.credentials.strip(), request.app.state.keys
+    found = keys.known_caller(cat, key, settings.policy)
+    if found is None:
+        found = await run_in_threadpool(keys.caller, request.app.state.thread_catalog, key, settings.policy)
     if found is None:
         raise HTTPException(401, "unknown or revoked key", headers={"WWW-Authenticate": "Bearer"})
     return found
@@ -96,7 +118,7 @@ def caller(request: Request, cat: CatalogDep,
 CallerDep = Annotated[Caller, Depends(caller)]
 
 
-def admin(who: CallerDep) -> Caller:
+async def admin(who: CallerDep) -> Caller:
     if not who.admin:
         raise HTTPException(403, "this needs an admin key")
     return who

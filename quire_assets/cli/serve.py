@@ -65,7 +65,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"job worker: on, running jobs against {source}", file=sys.stderr)
     try:
         uvicorn.run("quire_assets.api:create_app", factory=True, host=args.host, port=args.port,
-                    workers=args.workers, log_level=args.log_level)
+                    workers=args.workers, log_level=args.log_level,
+                    access_log=args.log_level in ("info", "debug"))
     finally:
         if worker:
             process, stop = worker
