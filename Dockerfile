@@ -7,4 +7,4 @@ ENV DAGSTER_HOME=/opt/dagster/home
 RUN mkdir -p $DAGSTER_HOME /opt/dagster/deploy /var/lib/quire
 COPY deploy/dagster.yaml $DAGSTER_HOME/dagster.yaml
 COPY deploy/workspace.yaml /opt/dagster/deploy/workspace.yaml
-EXPOSE 3000 4000
+EXPOSE 3000 4000 8000

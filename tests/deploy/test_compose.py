@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_compose_services_and_readme_agree():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = set(compose["services"])
-    assert {"mongodb", "mongo-express", "postgres", "quire-code", "dagster-webserver", "dagster-daemon"} <= services
+    assert {"mongodb", "mongo-express", "postgres", "quire-code", "dagster-webserver", "dagster-daemon",
+            "quire-api"} <= services
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Deployment", 1)[1].split("\n## ", 1)[0]
     named = set(re.findall(r"`([a-z][a-z0-9-]+)`", section)) & (services | {"mongo", "dagster"})
@@ -45,3 +46,12 @@ def test_dockerfile_serves_the_code_location():
     assert "dagster-postgres" in dockerfile and "deploy/dagster.yaml" in dockerfile
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     assert "quire_assets.definitions" in compose["services"]["quire-code"]["command"]
+
+
+def test_the_api_service_runs_quire_serve_behind_keys():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    api = compose["services"]["quire-api"]
+    assert api["command"][:2] == ["quire", "serve"] and "--no-worker" in api["command"]
+    assert api["environment"]["QUIRE_PHI_SALT"].startswith("${")
+    assert api["environment"]["QUIRE_CATALOG"].startswith("mongodb://")  # the shared catalog, not a file
+    assert all(port.startswith("127.0.0.1:") for port in api["ports"])
