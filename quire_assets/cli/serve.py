@@ -7,7 +7,7 @@ import ipaddress
 import os
 import sys
 
-from quire_assets.catalog import default_catalog_uri, open_catalog
+from quire_assets.catalog import CatalogError, default_catalog_uri, open_catalog
 from quire_assets.cli.common import UserError, whole_number
 from quire_assets.cli.ingest import checked_source_uri
 
@@ -32,6 +32,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     source = args.source or os.environ.get("QUIRE_SOURCE")
     source = checked_source_uri(source) if source else None
     loopback = is_loopback(args.host)
+    try:
+        open_catalog(catalog_uri, must_exist=True).close()
+    except CatalogError:  # none yet: the service makes an empty one (researchers and jobs can come first)
+        print(f"no catalog at {catalog_uri} yet: creating an empty one (`quire ingest` fills it)", file=sys.stderr)
     with open_catalog(catalog_uri) as catalog:
         keys = keys_defined(catalog)
     if not loopback and not keys:
