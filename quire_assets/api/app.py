@@ -22,6 +22,7 @@ from quire_assets.api.auth import KeyCache, ThreadCatalog
 from quire_assets.api.responses import FastJSON
 from quire_assets.api.settings import Catalogs, Settings
 from quire_assets.catalog import CatalogError, FilterError
+from quire_assets.web import add_dashboard
 
 MAX_BODY = 1024 * 1024
 ERROR_NAMES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
@@ -88,10 +89,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.catalogs = Catalogs(settings.catalog_uri)
     app.state.thread_catalog = ThreadCatalog(app.state.catalogs)
-    app.state.sealer = settings.sealer()
+    app.state.sealer = settings.sealer("cursor")
+    app.state.sessions = settings.sealer("session")
     app.state.keys = KeyCache()
     for router in (reads.router, people.router, jobs.router, integrity.router):
         app.include_router(router)
+    add_dashboard(app)
 
     @app.get("/health", tags=["service"], summary="Whether the service and its catalog answer (no key needed)")
     def health(request: Request) -> dict[str, str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import secrets
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -93,12 +95,42 @@ async def catalog(request: Request) -> Catalog:
 CatalogDep = Annotated[Catalog, Depends(catalog)]
 
 
+SESSION_COOKIE = "quire_session"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def session(request: Request) -> dict | None:
+    """The dashboard's session (``{"key", "csrf"}``) from its cookie, if it holds a valid one."""
+    token = request.cookies.get(SESSION_COOKIE)
+    data = request.app.state.sessions.open(token) if token else None
+    try:
+        found = json.loads(data) if data else None
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) and {"key", "csrf"} <= set(found) else None
+
+
+def new_session(request: Request, key: str) -> tuple[str, str]:
+    """A sealed session cookie value for an API key, and its CSRF token."""
+    csrf = secrets.token_urlsafe(24)
+    return request.app.state.sessions.seal(json.dumps({"key": key, "csrf": csrf}).encode()), csrf
+
+
 async def caller(request: Request, cat: CatalogDep,
                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Caller:
-    """Runs on the event loop: a known key costs one lookup by primary key; an unknown one is
+    """The key of ``Authorization: Bearer``, or of the dashboard's session cookie (then a request
+    that changes something must carry the session's CSRF token in ``X-CSRF-Token``).
+
+    Runs on the event loop: a known key costs one lookup by primary key; an unknown one is
     checked (scrypt) on a worker thread, so the loop never waits for it."""
     settings = request.app.state.settings
-    if credentials is None:
+    key = credentials.credentials.strip() if credentials else None
+    if key is None and (opened := session(request)):
+        if request.method not in SAFE_METHODS and not hmac.compare_digest(
+                request.headers.get("x-csrf-token", ""), opened["csrf"]):
+            raise HTTPException(403, "this needs the page's CSRF token (X-CSRF-Token)")
+        key = opened["key"]
+    if key is None:
         if request.headers.get("authorization"):
             raise HTTPException(401, "the Authorization header takes: Bearer KEY",
                                 headers={"WWW-Authenticate": "Bearer"})
@@ -106,7 +138,7 @@ async def caller(request: Request, cat: CatalogDep,
             return Caller("local", True, settings.policy)
         raise HTTPException(401, "send Authorization: Bearer KEY (`quire researchers add` gives a key)",
                             headers={"WWW-Authenticate": "Bearer"})
-    key, keys = credentials.credentials.strip(), request.app.state.keys
+    keys = request.app.state.keys
     found = keys.known_caller(cat, key, settings.policy)
     if found is None:
         found = await run_in_threadpool(keys.caller, request.app.state.thread_catalog, key, settings.policy)

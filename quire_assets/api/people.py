@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
@@ -22,7 +22,8 @@ from quire_assets.api.reads import (
     split_fields,
 )
 from quire_assets.catalog import CatalogError
-from quire_assets.catalog.cohort import case, collection_member, remove_case, save_collection
+from quire_assets.catalog.cohort import case, cases_of, collection_member, remove_case, save_collection
+from quire_assets.catalog.filters import user_filter
 from quire_assets.catalog.researchers import add_researcher, issue_key, public, revoke_key
 
 router = APIRouter(prefix="/api/v1")
@@ -149,6 +150,27 @@ def create_collection(catalog: CatalogDep, who: CallerDep, body: NewCollection) 
     doc = save_collection(catalog, body.collection_id, who.researcher_id, _cases(body.cases), body.name,
                           body.description)
     return Collection(**doc)
+
+
+class NewCohort(BaseModel):
+    collection_id: Annotated[str, ID]
+    name: str | None = Field(None, max_length=200)
+    description: str | None = Field(None, max_length=2000)
+    level: Literal["studies", "series", "instances"] = "studies"
+    where: dict[str, Any] | None = Field(None, description="a MongoDB filter document on that level")
+
+
+@router.post("/cohorts", status_code=201, tags=["collections"],
+             summary="Save what a filter selects as a collection (a case per accession number)")
+def save_cohort(request: Request, catalog: CatalogDep, who: CallerDep, body: NewCohort) -> Collection:
+    reader = Reader(request, catalog, who, body.level, user_filter(body.where), None, [], None)
+    accessions = sorted(v for v, _ in catalog.value_counts(body.level, "accession_number", reader.where))
+    if not accessions:
+        raise HTTPException(400, "the filter selects no document with an accession number")
+    if catalog.get("collections", body.collection_id) is not None:
+        raise HTTPException(409, f"collection {body.collection_id!r} exists")
+    return Collection(**save_collection(catalog, body.collection_id, who.researcher_id, cases_of(accessions),
+                                        body.name, body.description))
 
 
 @router.get("/collections/{collection_id}", tags=["collections"], summary="One collection with its cases")

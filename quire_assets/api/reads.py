@@ -12,14 +12,14 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from quire_assets.api.auth import CallerDep, CatalogDep
 from quire_assets.api.responses import FastJSON
 from quire_assets.catalog import KEYS, Catalog, CatalogError, FilterError
 from quire_assets.catalog.base import chunks
-from quire_assets.catalog.cohort import EXPORT_COLUMNS, cohort_files, in_collection
+from quire_assets.catalog.cohort import EXPORT_COLUMNS, cohort_files, fetch_commands, in_collection
 from quire_assets.catalog.fields import LEVELS, TABLE_COLUMNS, csv_cells, filter_fields, refuse_unknown_fields
 from quire_assets.catalog.filters import user_filter
 from quire_assets.catalog.pages import MAX_LIMIT, Position, page
@@ -228,21 +228,31 @@ def _list_route(level: str) -> None:
                          name=f"distinct_{level}")
 
 
+FILES_FORMATS = Literal["csv", "json", "uris", "s5cmd"]
+
+
 def _files_route(level: str) -> None:
     def cohort_file_list(request: Request, catalog: CatalogDep, who: CallerDep, where: Where = None,
                          collection: Collection = None,
-                         format: Annotated[Literal["csv", "json"], Query()] = "csv") -> Any:
+                         format: Annotated[FILES_FORMATS, Query(description=(
+                             "csv or json rows; uris: one location per line; s5cmd: a command file "
+                             "copying the s3:// files (`s5cmd run FILE`)"))] = "csv") -> Any:
         reader = Reader(request, catalog, who, level, parse_where(where), None, [], collection)
         rows = [who.view(r) for r in cohort_files(catalog, level, reader.where)]
         if format == "json":
             return FastJSON(rows)
+        if format in ("uris", "s5cmd"):
+            lines = [r["uri"] for r in rows] if format == "uris" else fetch_commands(rows)
+            return PlainTextResponse("".join(f"{line}\n" for line in lines))
         columns = [c for c in EXPORT_COLUMNS if who.admin or who.policy.hidden(c) != "drop"]
         return StreamingResponse(iter([_csv_lines([columns, *(csv_cells(r, columns) for r in rows)])]),
                                  media_type=MEDIA["csv"])
 
     router.add_api_route(f"/{level}/files", cohort_file_list, methods=["GET"], name=f"files_{level}",
-                         summary=f"{level.capitalize()}: one row per file (a cohort export, as `quire export`)",
+                         summary=f"{level.capitalize()}: their files (a cohort export, as `quire export`), or a "
+                                 "manifest to fetch them",
                          responses={200: {"content": {"text/csv": {"schema": {"type": "string"}},
+                                                      "text/plain": {"schema": {"type": "string"}},
                                                       "application/json": {"schema": {"type": "array"}}}}})
 
 
@@ -304,25 +314,37 @@ for _level in ("patients", "studies", "series", "instances"):
     _one_route(_level)
 
 
+StatsLevel = Annotated[Literal["studies", "series", "instances"], Query(
+    description="the level `where` applies to: the statistics are of the studies holding what it selects")]
+
+
+def _studies_of(reader: Reader, level: str) -> dict:
+    """The study filter for what a filter on ``level`` selects."""
+    if level == "studies":
+        return reader.where
+    uids = [v for v, _ in reader.catalog.value_counts(level, "study_instance_uid", reader.where)]
+    return {"study_instance_uid": {"$in": uids}}
+
+
 @router.get("/stats", summary="The summary statistics of the studies a filter selects (all by default)",
             tags=["statistics"])
 def statistics(request: Request, catalog: CatalogDep, who: CallerDep, where: Where = None,
-               collection: Collection = None) -> dict[str, Any]:
+               collection: Collection = None, level: StatsLevel = "studies") -> dict[str, Any]:
     from quire_assets.catalog.stats import summary_statistics
 
-    reader = Reader(request, catalog, who, "studies", parse_where(where), None, [], collection)
-    return summary_statistics(catalog, reader.where)
+    reader = Reader(request, catalog, who, level, parse_where(where), None, [], collection)
+    return summary_statistics(catalog, _studies_of(reader, level))
 
 
 @router.get("/report", response_class=HTMLResponse, tags=["statistics"], responses=JSON_ERRORS,
             summary="The HTML report of `quire report` for the studies a filter selects")
 async def report(request: Request, who: CallerDep, where: Where = None,
-                 collection: Collection = None) -> HTMLResponse:
+                 collection: Collection = None, level: StatsLevel = "studies") -> HTMLResponse:
     from quire_assets.report import catalog_report
 
     def render() -> str:
         cat = request.app.state.catalogs.get()
-        reader = Reader(request, cat, who, "studies", parse_where(where), None, [], collection)
-        return catalog_report(cat, reader.where)[1]
+        reader = Reader(request, cat, who, level, parse_where(where), None, [], collection)
+        return catalog_report(cat, _studies_of(reader, level))[1]
 
     return HTMLResponse(await run_in_threadpool(render))

@@ -50,16 +50,18 @@ class Settings:
             loopback=os.environ.get(LOOPBACK_ENV) == "1",
         )
 
-    def sealer(self) -> Sealer:
-        return Sealer(self.policy.salt)
+    def sealer(self, purpose: str) -> Sealer:
+        return Sealer(self.policy.salt, purpose)
 
 
 class Sealer:
-    """Page cursors are sealed (encrypted and authenticated with the deployment's secret): a
-    cursor holds the last row's key, which can be a patient ID a researcher sees only hashed."""
+    """Encrypted and authenticated tokens (Fernet, a key per purpose drawn from the deployment's
+    secret). Page cursors are sealed because a cursor holds the last row's key, which can be a
+    patient ID a researcher sees only hashed; the dashboard's session cookie holds an API key."""
 
-    def __init__(self, secret: bytes):
-        self.fernet = Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"quire-cursor:" + secret).digest()))
+    def __init__(self, secret: bytes, purpose: str):
+        digest = hashlib.sha256(f"quire-{purpose}:".encode() + secret).digest()
+        self.fernet = Fernet(base64.urlsafe_b64encode(digest))
 
     def seal(self, data: bytes) -> str:
         return self.fernet.encrypt(data).decode()

@@ -94,8 +94,8 @@ def check_collection(name: str) -> str:
 
 def check_scalars(collection: str, doc: dict) -> None:
     for field in SCALAR_FIELDS[collection]:
-        if isinstance(doc.get(field), list | dict):
-            raise CatalogError(f"{collection}.{field} must be a single value, got {doc[field]!r}"[:300])
+        if isinstance(doc.get(field), list | dict | bool):
+            raise CatalogError(f"{collection}.{field} must be one text or number, got {doc[field]!r}"[:300])
 
 
 def checked_projection(projection: dict | list | None) -> dict:

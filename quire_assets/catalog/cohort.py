@@ -3,6 +3,7 @@ filter selects, with the identifiers that place each file (no Dagster here)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 
 from quire_assets.catalog.base import KEYS, Catalog, CatalogError, chunks
@@ -10,6 +11,17 @@ from quire_assets.catalog.requests import check_id, now
 
 EXPORT_COLUMNS = ["accession_number", "patient_id", "study_instance_uid", "series_instance_uid",
                   "sop_instance_uid", "uri"]
+
+
+def case_id_of(accession: str) -> str:
+    """A case id from an accession number (text from a file: kept to the id alphabet)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._@-]", "-", accession).strip("-._@")[:128]
+    return cleaned or "case"
+
+
+def cases_of(accessions: Sequence[str]) -> list[dict]:
+    """A case per accession number."""
+    return [case([a], case_id=case_id_of(a)) for a in accessions]
 
 
 def case(accession_numbers: Sequence[str], case_id: str | None = None, patient_id: str | None = None) -> dict:
@@ -100,3 +112,19 @@ def cohort_files(catalog: Catalog, level: str, where: dict | None = None) -> Ite
             for uri in doc.get("uris") or [doc.get("uri")]:
                 yield {**{c: doc.get(c) for c in EXPORT_COLUMNS}, "patient_id": patients.get(doc["study_instance_uid"]),
                        "uri": uri}
+
+
+def fetch_commands(rows: Iterator[dict] | Sequence[dict], dest: str = "cohort") -> list[str]:
+    """An s5cmd command file (``s5cmd run FILE``; each line also reads as ``aws s3 cp`` arguments)
+    copying a cohort's ``s3://`` files to ``dest/<accession>/<SOP Instance UID>.dcm``. The local
+    names are made from identifiers, never from the object keys (text from the archive: a key
+    holding ``../`` must not choose where a file lands)."""
+    lines = []
+    for row in rows:
+        uri = row.get("uri") or ""
+        if not uri.startswith("s3://"):
+            continue
+        folder = case_id_of(row.get("accession_number") or "no-accession")
+        name = case_id_of(row.get("sop_instance_uid") or "instance")
+        lines.append(f'cp "{uri.replace(chr(34), "%22")}" "{dest}/{folder}/{name}.dcm"')
+    return lines

@@ -47,12 +47,6 @@ def parse_accessions(text: str) -> list[str]:
     return list(dict.fromkeys(v for v in values if v and not v.startswith("#")))
 
 
-def _case_id(accession: str) -> str:
-    """A case id from an accession number (text from a file: kept to the id alphabet)."""
-    cleaned = re.sub(r"[^A-Za-z0-9._@-]", "-", accession).strip("-._@")[:128]
-    return cleaned or "case"
-
-
 def check_id(kind: str, value: str) -> str:
     if not _ID.match(value or ""):
         raise CatalogError(f"{kind} {value!r}: use letters, digits and . _ @ - (at most 128)")
@@ -82,7 +76,7 @@ def submit_request(
 ) -> dict:
     """Create the researcher if new, the request's collection (a case per accession) and the
     pending request (a document of the ``jobs`` collection); returns it."""
-    from quire_assets.catalog.cohort import case, save_collection
+    from quire_assets.catalog.cohort import cases_of, save_collection
 
     check_id("researcher", researcher_id)
     accessions = list(dict.fromkeys(a.strip() for a in accessions if a and a.strip()))
@@ -93,7 +87,7 @@ def submit_request(
         catalog.upsert("researchers", [{"researcher_id": researcher_id, "created_at": stamp}])
     job_id = f"job-{datetime.now(UTC):%Y%m%d}-{uuid.uuid4().hex[:8]}"
     collection_id = check_id("collection", collection) if collection else job_id
-    save_collection(catalog, collection_id, researcher_id, [case([a], case_id=_case_id(a)) for a in accessions],
+    save_collection(catalog, collection_id, researcher_id, cases_of(accessions),
                     name=collection or name or job_id)
     job = {
         "job_id": job_id, "researcher_id": researcher_id, "name": name or job_id, "collection_id": collection_id,

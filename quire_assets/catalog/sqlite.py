@@ -195,6 +195,16 @@ class SqliteCatalog(Catalog):
         where, params = self._where(collection, flt)
         return [row[0] for row in self.conn.execute(f'SELECT k FROM "{collection}" WHERE {where} ORDER BY k', params)]
 
+    def value_counts(self, collection: str, field: str, flt: dict | None = None) -> list[tuple[Any, int]]:
+        if field not in SCALAR_FIELDS[check_collection(collection)]:
+            return super().value_counts(collection, field, flt)
+        # A single-valued field: grouped by SQLite on its index, no document parsed in Python.
+        where, params = self._where(collection, flt)
+        expr = f"json_extract(doc, '{json_path(field.split('.'))}')"
+        rows = self.conn.execute(f'SELECT {expr}, count(*) FROM "{collection}" WHERE {where} AND {expr} IS NOT NULL '
+                                 "GROUP BY 1", params).fetchall()
+        return sorted(((v, n) for v, n in rows), key=lambda vn: (-vn[1], repr(vn[0])))
+
     def count(self, collection: str, flt: dict | None = None) -> int:
         check_collection(collection)
         where, params = self._where(collection, flt)

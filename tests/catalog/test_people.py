@@ -77,3 +77,28 @@ def test_user_filters_are_bounded(flt, message):
     with pytest.raises(FilterError, match=message):
         user_filter(flt)
     assert user_filter({"a": {"$in": list(range(10_000))}})
+
+
+@pytest.mark.parametrize("value", [True, ["CT"], {"a": 1}])
+def test_single_valued_fields_hold_one_text_or_number(catalog, value):
+    with pytest.raises(CatalogError, match="one text or number"):
+        catalog.upsert("series", [{"series_instance_uid": "s", "modality": value}])
+
+
+def test_ranges_on_single_valued_fields_keep_to_their_type(catalog):
+    catalog.upsert("series", [{"series_instance_uid": str(i), "series_number": v}
+                              for i, v in enumerate([1, 2.5, "10", "a", None])])
+    for flt, expected in [({"series_number": {"$gt": 1}}, ["1"]), ({"series_number": {"$lt": "b"}}, ["2", "3"]),
+                          ({"series_number": {"$gte": ""}}, ["2", "3"]), ({"series_number": {"$lte": 2.5}}, ["0", "1"]),
+                          ({"series_number": {"$in": [1, "a"]}}, ["0", "3"]), ({"series_number": "10"}, ["2"]),
+                          ({"series_number": {"$ne": 1}}, ["1", "2", "3", "4"])]:
+        assert sorted(d["series_instance_uid"] for d in catalog.find("series", flt)) == expected, flt
+
+
+def test_value_counts_of_single_valued_and_array_fields_agree_with_the_documents(catalog):
+    catalog.upsert("studies", [{"study_instance_uid": str(i), "patient_sex": sex, "modalities": mods}
+                               for i, (sex, mods) in enumerate([("F", ["CT", "PT"]), ("M", ["CT"]), ("F", []),
+                                                                (None, ["MR"]), ("F", ["CT"])])])
+    assert catalog.value_counts("studies", "patient_sex") == [("F", 3), ("M", 1)]
+    assert catalog.value_counts("studies", "patient_sex", {"modalities": "CT"}) == [("F", 2), ("M", 1)]
+    assert catalog.value_counts("studies", "modalities") == [("CT", 3), ("MR", 1), ("PT", 1)]

@@ -1,0 +1,201 @@
+"""The dashboard's scenarios in a real browser (chromium), each leaving a screenshot."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+
+import httpx
+import pytest
+
+from tests.api.conftest import pseudonym
+from tests.cli.test_ingest_e2e import quire
+from tests.web.conftest import HTML_TEXT, log_in, snap
+
+pytestmark = pytest.mark.browser
+
+
+def api_count(server, key: str, level: str, where: dict) -> int:
+    response = httpx.get(f"{server.url}/api/v1/{level}/count", params={"where": json.dumps(where)},
+                         headers={"Authorization": f"Bearer {key}"})
+    return response.json()["count"]
+
+
+def shown_filter(page) -> dict:
+    return json.loads(page.input_value("#raw"))
+
+
+def settled(page, count: int | None = None) -> int:
+    """The table has answered (and shows ``count``, if given); returns the count it shows."""
+    page.wait_for_function("document.querySelector('#table').getAttribute('aria-busy') === 'false'")
+    if count is not None:
+        page.wait_for_function(f"document.querySelector('#summary').dataset.count === '{count}'")
+    return int(page.get_attribute("#summary", "data-count"))
+
+
+def test_log_in_with_a_key(browser, web_server, web_home):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(f"{web_server.url}/")
+    assert "/login" in page.url
+    page.fill("#key", "qk_nope_wrong")
+    page.click("button[type=submit]")
+    assert "unknown or revoked" in page.text_content(".error")
+    page.fill("#key", web_home["keys"]["boss"])
+    page.click("button[type=submit]")
+    page.wait_for_selector(".tile")
+    assert page.text_content(".tile[data-title='Total studies'] .value") == "8"
+    cookie = next(c for c in context.cookies() if c["name"] == "quire_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    page.wait_for_selector(".chart .main-svg")
+    snap(page, "overview")
+    context.close()
+
+
+def test_a_facet_and_a_range_give_the_apis_count(admin_page, web_server, web_home):
+    page = admin_page
+    page.goto(f"{web_server.url}/explore?level=series")
+    settled(page)
+    page.check("fieldset[data-field=modality] input[data-value='\"CT\"']")
+    settled(page)
+    page.fill("#max-slice_thickness", "1")
+    page.press("#max-slice_thickness", "Tab")
+    page.wait_for_function("document.querySelector('#raw').value.includes('slice_thickness')")
+    where = shown_filter(page)
+    assert where == {"modality": {"$in": ["CT"]}, "slice_thickness": {"$lte": 1}}
+    expected = api_count(web_server, web_home["keys"]["boss"], "series", where)
+    assert expected > 0
+    assert settled(page, expected) == expected
+    assert page.locator("#table tbody tr").count() == expected
+    snap(page, "explore-facets")
+
+
+def test_the_raw_document_round_trips_to_the_facets(admin_page, web_server, web_home):
+    page = admin_page
+    page.goto(f"{web_server.url}/explore?level=series")
+    settled(page)
+    page.fill("#raw", '{"manufacturer": {"$in": ["SIEMENS"]}, "num_instances": {"$gte": 9}}')
+    page.click("#apply-raw")
+    page.wait_for_function("document.querySelector(\"fieldset[data-field=manufacturer] input[data-value='\\\"SIEMENS\\\"']\")?.checked")
+    assert page.input_value("#min-num_instances") == "9"
+    where = {"manufacturer": {"$in": ["SIEMENS"]}, "num_instances": {"$gte": 9}}
+    assert settled(page, api_count(web_server, web_home["keys"]["boss"], "series", where)) > 0
+    page.fill("#raw", '{"modality": {"$where": "sleep(1)"}}')
+    page.click("#apply-raw")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "'$where' is not supported" in page.text_content("#error")
+    snap(page, "explore-refused")
+
+
+def test_a_study_opens_down_to_an_instance(admin_page, web_server):
+    page = admin_page
+    page.goto(f"{web_server.url}/explore?level=studies&where=" + json.dumps({"accession_number": "LIDC0001A"}))
+    settled(page, 1)
+    page.click("#table tbody tr a")
+    page.wait_for_selector("h1:has-text('Study')")
+    page.click("table.children tbody tr a")
+    page.wait_for_selector("h1:has-text('Series')")
+    assert page.locator("table.children tbody tr").count() == 8
+    page.click("table.children tbody tr a")
+    page.wait_for_selector("h1:has-text('Instance')")
+    tags = page.text_content("table.tags")
+    assert "metadata.SOPInstanceUID" in tags and "sop_instance_uid" in tags
+    assert re.search(r"LIDC-IDRI-0001/.+\.dcm", page.text_content("ul.files"))
+    snap(page, "detail-instance")
+
+
+def test_cohort_export_save_and_job(admin_page, web_server, web_home):
+    page = admin_page
+    where = {"modality": "CT", "slice_thickness": {"$lt": 1}}
+    page.goto(f"{web_server.url}/cohort?level=series&where=" + json.dumps(where))
+    page.wait_for_function("/in this cohort/.test(document.querySelector('#cohort-count').textContent)")
+    with page.expect_download() as download:
+        page.click("#export-csv")
+    with open(download.value.path(), encoding="utf-8") as saved:
+        exported = list(csv.DictReader(saved))
+    cli = quire("export", "series", "--where", json.dumps(where), "--format", "csv", env=web_home["env"],
+                cwd=web_home["home"]).stdout
+    assert exported == list(csv.DictReader(io.StringIO(cli))) and exported
+    page.fill("#collection-id", "thin-ct")
+    page.fill("#collection-name", "Thin CT")
+    page.click("#save-form button[type=submit]")
+    page.wait_for_selector("#message:not([hidden])")
+    collection = httpx.get(f"{web_server.url}/api/v1/collections/thin-ct",
+                           headers={"Authorization": f"Bearer {web_home['keys']['boss']}"}).json()
+    assert sorted(c["accession_numbers"][0] for c in collection["cases"]) == sorted({r["accession_number"]
+                                                                                    for r in exported})
+    page.fill("#job-name", "thin ct again")
+    page.click("#submit-job")
+    page.wait_for_selector("#message a")
+    snap(page, "cohort")
+    page.click("#message a")
+    page.wait_for_selector("section.job[data-status=done]", timeout=120_000)
+    job = page.locator("section.job[data-status=done]").first
+    assert "thin ct again" in job.text_content() and "done" in job.locator("tbody").text_content()
+    snap(page, "jobs")
+
+
+def test_a_researcher_sees_the_phi_policy(alice_page, web_server):
+    page = alice_page
+    page.goto(f"{web_server.url}/explore?level=studies&where=" + json.dumps({"accession_number": "LIDC0001A"}))
+    settled(page, 1)
+    row = page.text_content("#table tbody tr")
+    assert pseudonym("LIDC-IDRI-0001") in row and "LIDC-IDRI-0001" not in row
+    page.click("#table tbody tr a")
+    page.wait_for_selector("table.tags")
+    tags = page.text_content("table.tags")
+    assert "PatientName" not in tags and "patient_name" not in tags and "PatientBirthDate" not in tags
+    assert pseudonym("LIDC-IDRI-0001") in tags
+    facets = page.goto(f"{web_server.url}/explore?level=studies")
+    assert facets.ok
+    page.fill("#raw", '{"patient_name": "LIDC-IDRI-0001"}')
+    page.click("#apply-raw")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "PHI policy" in page.text_content("#error")
+    snap(page, "researcher-phi")
+
+
+def test_html_in_a_tag_is_shown_as_text(admin_page, web_server):
+    page = admin_page
+    page.goto(f"{web_server.url}/explore?level=series&where=" + json.dumps({"accession_number": "HTML0001"}))
+    settled(page, 1)
+    assert HTML_TEXT in page.text_content("#table tbody")
+    assert page.locator("#table tbody b").count() == 0
+    page.click("#table tbody tr a")
+    page.wait_for_selector("table.tags")
+    assert HTML_TEXT in page.text_content("table.tags")
+    page.click("nav.crumbs a")  # up to the study, which holds the patient's name
+    page.wait_for_selector("h1:has-text('Study')")
+    assert "<img src=x onerror=alert(1)>" in page.text_content("table.tags")  # the admin sees the raw name
+    assert page.evaluate("window.pwned") is None
+    assert page.locator("table.tags img, table.tags b, table.tags script").count() == 0
+    snap(page, "html-as-text")
+
+
+def test_pages_fit_both_screens_and_the_empty_catalog_says_what_to_do(browser, sample_archive, tmp_path_factory,
+                                                                       web_server, web_home):
+    for width, height in ((1280, 800), (1920, 1080)):
+        page = log_in(browser, web_server, web_home["keys"]["boss"], width, height)
+        for path in ("/explore?level=series", "/integrity", "/jobs"):
+            page.goto(f"{web_server.url}{path}")
+            page.wait_for_load_state("networkidle")
+            assert page.evaluate("document.documentElement.scrollWidth") <= width, path
+        snap(page, f"integrity-{width}")
+        page.context.close()
+    from tests.api.conftest import Server
+
+    empty_home = tmp_path_factory.mktemp("empty-home")
+    env = {**web_home["env"], "QUIRE_HOME": str(empty_home)}
+    server = Server(env, empty_home, "--no-worker")
+    try:
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        page.goto(f"{server.url}/explore")  # no key defined yet on loopback: this machine is admin
+        page.wait_for_function("document.querySelector('#summary').dataset.count === '0'")
+        assert "run `quire ingest SOURCE`" in page.text_content("#summary")
+        snap(page, "empty-catalog")
+        context.close()
+    finally:
+        server.stop()
