@@ -121,3 +121,9 @@ def test_files_export_lists_every_file(admin, truth):
     assert sorted(r["uri"] for r in rows) == expected
     as_json = admin.get("/api/v1/series/files", params={"format": "json"}).json()
     assert sorted(r["uri"] for r in as_json) == expected
+
+
+def test_file_manifests(admin, truth):
+    uris = admin.get("/api/v1/series/files", params={"format": "uris"}).text.splitlines()
+    assert sorted(uris) == sorted(u for i in truth["instances"] for u in i["uris"])
+    assert admin.get("/api/v1/series/files", params={"format": "s5cmd"}).text == ""  # no s3:// file here

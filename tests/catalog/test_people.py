@@ -102,3 +102,13 @@ def test_value_counts_of_single_valued_and_array_fields_agree_with_the_documents
     assert catalog.value_counts("studies", "patient_sex") == [("F", 3), ("M", 1)]
     assert catalog.value_counts("studies", "patient_sex", {"modalities": "CT"}) == [("F", 2), ("M", 1)]
     assert catalog.value_counts("studies", "modalities") == [("CT", 3), ("MR", 1), ("PT", 1)]
+
+
+def test_fetch_commands_name_files_by_identifiers_not_by_keys():
+    from quire_assets.catalog.cohort import fetch_commands
+
+    rows = [{"uri": "s3://bucket/a/../../etc/x.dcm", "accession_number": "RAD/2019/0042", "sop_instance_uid": "1.2.3"},
+            {"uri": "/local/file.dcm", "accession_number": "A", "sop_instance_uid": "4"},
+            {"uri": 's3://b/quote".dcm', "accession_number": None, "sop_instance_uid": "5"}]
+    assert fetch_commands(rows) == ['cp "s3://bucket/a/../../etc/x.dcm" "cohort/RAD-2019-0042/1.2.3.dcm"',
+                                    'cp "s3://b/quote%22.dcm" "cohort/no-accession/5.dcm"']

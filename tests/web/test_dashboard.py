@@ -182,7 +182,7 @@ def test_pages_fit_both_screens_and_the_empty_catalog_says_what_to_do(browser, s
             page.goto(f"{web_server.url}{path}")
             page.wait_for_load_state("networkidle")
             assert page.evaluate("document.documentElement.scrollWidth") <= width, path
-        snap(page, f"integrity-{width}")
+            snap(page, f"{path.strip('/').split('?')[0]}-{width}")
         page.context.close()
     from tests.api.conftest import Server
 

@@ -88,13 +88,17 @@ async function overview() {
     }
     status.textContent = "";
     const charts = document.getElementById("charts");
-    for (const [title, pick, xTitle, yTitle] of CHARTS) {
-      const counts = pick(stats);
-      const box = el("section", {class: "chart", "data-title": title});
-      charts.append(box);
-      Plotly.newPlot(box, [{type: "bar", x: Object.keys(counts), y: Object.values(counts), text: Object.values(counts),
-                            textposition: "auto"}],
-                     {title: {text: title}, height: 320, margin: {t: 48, b: 64},
+    // Every box in the grid first, then the charts: each is drawn at its final width.
+    const boxes = CHARTS.map(([title]) => el("section", {class: "chart", "data-title": title}));
+    charts.append(...boxes);
+    for (const [i, [title, pick, xTitle, yTitle]] of CHARTS.entries()) {
+      // JavaScript lists integer-like keys ("1", "3") before the others ("0.625"): put numbers back in order.
+      const entries = Object.entries(pick(stats));
+      if (entries.every(([k]) => k !== "" && !Number.isNaN(Number(k)))) entries.sort((a, b) => Number(a[0]) - Number(b[0]));
+      const box = boxes[i];
+      const [x, y] = [entries.map((e) => e[0]), entries.map((e) => e[1])];
+      Plotly.newPlot(box, [{type: "bar", x, y, text: y, textposition: "auto"}],
+                     {title: {text: title}, height: 340, margin: {t: 48, b: 96},
                       xaxis: {title: {text: xTitle}, type: "category"}, yaxis: {title: {text: yTitle}, tickformat: ",d"}},
                      {displaylogo: false, responsive: true});
     }
