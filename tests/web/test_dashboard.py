@@ -118,6 +118,10 @@ def test_cohort_export_save_and_job(admin_page, web_server, web_home):
     cli = quire("export", "series", "--where", json.dumps(where), "--format", "csv", env=web_home["env"],
                 cwd=web_home["home"]).stdout
     assert exported == list(csv.DictReader(io.StringIO(cli))) and exported
+    queried = json.loads(quire("query", "series", "--where", json.dumps(where), "--format", "json",
+                               env=web_home["env"], cwd=web_home["home"]).stdout)
+    assert {r["series_instance_uid"] for r in exported} == {s["series_instance_uid"] for s in queried}
+    assert len(exported) == sum(s["num_instances"] for s in queried)  # one row per file of those series
     page.fill("#collection-id", "thin-ct")
     page.fill("#collection-name", "Thin CT")
     page.click("#save-form button[type=submit]")
@@ -199,3 +203,18 @@ def test_pages_fit_both_screens_and_the_empty_catalog_says_what_to_do(browser, s
         context.close()
     finally:
         server.stop()
+
+
+def test_the_session_cookie_needs_the_csrf_token_to_change_anything(web_server, web_home):
+    with httpx.Client(base_url=web_server.url) as client:
+        forged = client.post("/login", data={"key": web_home["keys"]["alice"], "csrf": "forged", "next": "/"})
+        assert forged.status_code == 401 and "quire_session" not in client.cookies
+        token = re.search(r'name="csrf" value="([^"]+)"', forged.text)[1]  # the form it shows again
+        logged = client.post("/login", data={"key": web_home["keys"]["alice"], "csrf": token, "next": "/"})
+        assert logged.status_code == 303 and "quire_session" in client.cookies
+        assert client.get("/api/v1/researchers/me").json()["researcher_id"] == "alice"
+        refused = client.post("/api/v1/jobs", json={"accessions": ["X"]})
+        assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
+        page = client.get("/jobs").text
+        csrf = re.search(r'name="csrf-token" content="([^"]+)"', page)[1]
+        assert client.post("/api/v1/jobs", json={"accessions": ["X"]}, headers={"X-CSRF-Token": csrf}).status_code == 202
