@@ -13,6 +13,7 @@ from quire_assets.catalog.base import (
     COLLECTIONS,
     INDEXES,
     KEYS,
+    SCALAR_FIELDS,
     Catalog,
     CatalogError,
     check_collection,
@@ -71,6 +72,15 @@ class MongoCatalog(Catalog):
         if limit:
             cursor = cursor.limit(limit)
         return list(cursor)
+
+    def value_counts(self, collection: str, field: str, flt: dict | None = None) -> list[tuple[Any, int]]:
+        if field not in SCALAR_FIELDS[check_collection(collection)]:
+            return super().value_counts(collection, field, flt)
+        # A single-valued field: grouped by the server, not by reading every document here.
+        pipeline = [{"$match": {"$and": [validate_filter(flt or {}), {field: {"$ne": None}}]}},
+                    {"$group": {"_id": f"${field}", "n": {"$sum": 1}}}]
+        rows = [(d["_id"], d["n"]) for d in self.db[collection].aggregate(pipeline)]
+        return sorted(rows, key=lambda vn: (-vn[1], repr(vn[0])))
 
     def count(self, collection: str, flt: dict | None = None) -> int:
         return self.db[check_collection(collection)].count_documents(validate_filter(flt or {}))

@@ -25,9 +25,10 @@ router = APIRouter(include_in_schema=False)
 NAV = [("/", "Overview"), ("/explore", "Explore"), ("/cohort", "Cohort"), ("/jobs", "Jobs"), ("/integrity", "Integrity")]
 LEVELS = ("studies", "series", "instances")
 LOGIN_COOKIE = "quire_login"
-# What the Explore page offers per level: facets (distinct values with counts), ranges, free text.
+# What the Explore page offers per level: facets (distinct values with counts), ranges, and the
+# description's field (free text, and its words as a facet).
 FILTERS = {
-    "studies": {"facets": ["modalities", "patient_sex", "collection_ids", "study_description"],
+    "studies": {"facets": ["modalities", "patient_sex", "collection_ids"],
                 "ranges": [["study_date", "date"], ["num_series", "number"], ["num_instances", "number"]],
                 "text": "study_description"},
     "series": {"facets": ["modality", "manufacturer", "manufacturer_model_name", "body_part_examined"],

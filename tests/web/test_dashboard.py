@@ -89,6 +89,29 @@ def test_the_raw_document_round_trips_to_the_facets(admin_page, web_server, web_
     snap(page, "explore-refused")
 
 
+def test_description_words_are_a_facet_beside_free_text(admin_page, web_server, web_home):
+    page = admin_page
+    page.goto(f"{web_server.url}/explore?level=series")
+    settled(page)
+    page.check("fieldset[data-field='series_description-words'] input[data-value=thin]")
+    page.wait_for_function("document.querySelector('#raw').value.includes('thin')")
+    where = shown_filter(page)
+    assert where == {"series_description": {"$regex": "(?=.*\\bthin\\b)", "$options": "i"}}
+    thin = api_count(web_server, web_home["keys"]["boss"], "series", where)
+    assert settled(page, thin) == thin > 0
+    page.fill("#text", "0.6")
+    page.press("#text", "Tab")
+    page.wait_for_function("JSON.parse(document.querySelector('#raw').value).series_description.$regex.endsWith('.6)')")
+    where = shown_filter(page)
+    assert where["series_description"]["$regex"] == "(?=.*\\bthin\\b)(?=.*0\\.6)"
+    assert settled(page, api_count(web_server, web_home["keys"]["boss"], "series", where)) > 0
+    page.reload()  # the filter in the address sets the word facet and the text box again
+    settled(page)
+    page.wait_for_selector("fieldset[data-field='series_description-words'] input[data-value=thin]:checked")
+    assert page.input_value("#text") == "0.6"
+    snap(page, "explore-words")
+
+
 def test_a_study_opens_down_to_an_instance(admin_page, web_server):
     page = admin_page
     page.goto(f"{web_server.url}/explore?level=studies&where=" + json.dumps({"accession_number": "LIDC0001A"}))

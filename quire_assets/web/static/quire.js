@@ -137,7 +137,8 @@ async function renderFacets() {
   const box = document.getElementById("facets");
   box.replaceChildren();
   const filters = CONFIG.filters[state.level];
-  await Promise.all(filters.facets.map(async (field) => {
+  const words = renderWords(box);
+  await Promise.all([words, ...filters.facets.map(async (field) => {
     const group = el("fieldset", {class: "facet", "data-field": field}, el("legend", {text: field}));
     box.append(group);
     const chosen = selectedValues(field);
@@ -160,7 +161,7 @@ async function renderFacets() {
     } catch (error) {
       group.append(el("p", {class: "muted", text: error.message}));
     }
-  }));
+  })]);
 }
 
 function renderRanges() {
@@ -191,11 +192,63 @@ function renderRanges() {
   textBox.replaceChildren();
   if (field) {
     const input = el("input", {type: "search", id: "text", placeholder: "words in the description"});
-    const condition = state.where[field];
-    input.value = condition && condition.$regex ? unescapeRegex(condition.$regex) : "";
-    input.addEventListener("change", () => setWhere(field, input.value ?
-      {$regex: escapeRegex(input.value), $options: "i"} : undefined));
+    input.value = description(field).text;
+    input.addEventListener("change", () => setDescription(field, description(field).words, input.value));
     textBox.append(el("label", {for: "text", text: `Free text (${field})`}), input);
+  }
+}
+
+// A description's words (a facet) and free text share one condition: a regex of look-aheads,
+// (?=.*\bword\b) per chosen word and (?=.*text) for the text, matched case-insensitively.
+function description(field) {
+  const regex = (state.where[field] && state.where[field].$regex) || "";
+  if (!regex.startsWith("(?=")) return {words: [], text: unescapeRegex(regex)};
+  const words = [];
+  let text = "";
+  for (const [, part] of regex.matchAll(/\(\?=\.\*((?:\\.|[^\\)])*)\)/g)) {
+    const word = part.match(/^\\b(.*)\\b$/);
+    if (word) words.push(unescapeRegex(word[1])); else text = unescapeRegex(part);
+  }
+  return {words, text};
+}
+
+function setDescription(field, words, text) {
+  const parts = words.map((w) => `(?=.*\\b${escapeRegex(w)}\\b)`);
+  if (text) parts.push(words.length ? `(?=.*${escapeRegex(text)})` : escapeRegex(text));
+  setWhere(field, parts.length ? {$regex: parts.join(""), $options: "i"} : undefined);
+}
+
+async function renderWords(box) {
+  const field = CONFIG.filters[state.level].text;
+  if (!field) return;
+  const group = el("fieldset", {class: "facet", "data-field": `${field}-words`}, el("legend", {text: `${field} words`}));
+  box.append(group);
+  const chosen = description(field).words;
+  try {
+    const body = await api(`/api/v1/${state.level}/distinct/${encodeURIComponent(field)}?` +
+                           query({where: whereWithout(field), limit: 10000}));
+    const counts = new Map();
+    for (const {value, count} of body.values) {
+      for (const word of new Set(String(value).toLowerCase().match(/[a-z0-9]{2,}/g) || [])) {
+        counts.set(word, (counts.get(word) || 0) + count);
+      }
+    }
+    for (const word of chosen) if (!counts.has(word)) counts.set(word, 0);
+    const top = [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+      .filter(([word], i) => i < 20 || chosen.includes(word));
+    for (const [word, count] of top) {
+      const id = `word-${field}-${word}`;
+      const check = el("input", {type: "checkbox", id, "data-value": word});
+      check.checked = chosen.includes(word);
+      check.addEventListener("change", () => {
+        const now = [...group.querySelectorAll("input:checked")].map((b) => b.dataset.value);
+        setDescription(field, now, description(field).text);
+      });
+      group.append(el("div", {class: "choice"}, check, el("label", {for: id, text: `${word} (${count})`})));
+    }
+    if (!top.length) group.append(el("p", {class: "muted", text: "no words"}));
+  } catch (error) {
+    group.append(el("p", {class: "muted", text: error.message}));
   }
 }
 
