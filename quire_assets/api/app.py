@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from quire_assets.api import integrity, jobs, people, reads
+from quire_assets.api import ask, integrity, jobs, people, reads
 from quire_assets.api.auth import KeyCache, ThreadCatalog
 from quire_assets.api.responses import FastJSON
 from quire_assets.api.settings import Catalogs, Settings
@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sealer = settings.sealer("cursor")
     app.state.sessions = settings.sealer("session")
     app.state.keys = KeyCache()
-    for router in (reads.router, people.router, jobs.router, integrity.router):
+    for router in (reads.router, people.router, jobs.router, integrity.router, ask.router):
         app.include_router(router)
     add_dashboard(app)
 

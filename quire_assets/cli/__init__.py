@@ -9,8 +9,9 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from quire_assets.ask.translate import AskError
 from quire_assets.catalog import CatalogError, FilterError
-from quire_assets.cli import demo, jobs, query, report, researchers, sample_archive, serve
+from quire_assets.cli import ask, demo, jobs, query, report, researchers, sample_archive, serve
 from quire_assets.cli import ingest as ingest_command
 from quire_assets.cli.common import UserError
 from quire_assets.cli.ingest import ingest
@@ -18,7 +19,7 @@ from quire_assets.dicom.features import FeatureSetError
 from quire_assets.sources.base import SourceError
 
 __all__ = ["build_parser", "console", "ingest", "main"]
-COMMANDS = [sample_archive, ingest_command, query, report, jobs, researchers, serve, demo]
+COMMANDS = [sample_archive, ingest_command, query, ask, report, jobs, researchers, serve, demo]
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -43,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UserError, FilterError, CatalogError, FeatureSetError, SourceError) as exc:
+    except (UserError, FilterError, CatalogError, FeatureSetError, SourceError, AskError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

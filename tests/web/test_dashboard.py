@@ -112,6 +112,28 @@ def test_description_words_are_a_facet_beside_free_text(admin_page, web_server, 
     snap(page, "explore-words")
 
 
+def test_the_ask_box_hands_its_filter_to_explore(admin_page, web_server, web_home):
+    page = admin_page
+    page.goto(f"{web_server.url}/explore?level=studies")
+    settled(page)
+    page.fill("#ask", "thin-slice chest CTs from Siemens scanners")
+    page.press("#ask", "Enter")
+    page.wait_for_function("document.querySelector('#ask-answer').dataset.total !== undefined")
+    where = shown_filter(page)
+    assert where == {"slice_thickness": {"$lte": 1.5}, "body_part_examined": "CHEST", "modality": "CT",
+                     "manufacturer": "SIEMENS"}
+    assert page.get_attribute("[role=tab][data-level=series]", "aria-selected") == "true"
+    expected = api_count(web_server, web_home["keys"]["boss"], "series", where)
+    assert settled(page, expected) == expected == int(page.get_attribute("#ask-answer", "data-total"))
+    assert "1.5 mm" in page.text_content("#ask-answer")
+    page.wait_for_selector("fieldset[data-field=manufacturer] input[data-value='\"SIEMENS\"']:checked")
+    snap(page, "ask")
+    page.fill("#ask", "frobnicate the quux")
+    page.press("#ask", "Enter")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "thin-slice chest CTs" in page.text_content("#error")
+
+
 def test_a_study_opens_down_to_an_instance(admin_page, web_server):
     page = admin_page
     page.goto(f"{web_server.url}/explore?level=studies&where=" + json.dumps({"accession_number": "LIDC0001A"}))

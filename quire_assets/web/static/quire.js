@@ -345,6 +345,36 @@ function explore() {
     state.page = 0;
     refresh();
   });
+  document.getElementById("ask-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const question = document.getElementById("ask").value.trim();
+    const box = document.getElementById("ask-answer");
+    show("error", "");
+    if (!question) return;
+    box.hidden = false;
+    box.textContent = "Reading the question…";
+    try {
+      const answer = await api("/api/v1/ask?" + query({q: question}));
+      const said = [`Read as ${answer.level}${answer.count ? ` (how many: ${answer.total})` : ""}; the filter below.`];
+      if (answer.sort) said.push(`Sorted by ${answer.sort.map(([f, d]) => `${f} ${d < 0 ? "desc" : "asc"}`).join(", ")}.`);
+      for (const note of answer.notes) said.push(note + ".");
+      if (answer.unrecognized.length) said.push(`Not understood: ${answer.unrecognized.join(", ")}.`);
+      box.textContent = said.join(" ");
+      box.dataset.total = String(answer.total);
+      for (const tab of document.querySelectorAll("[role=tab]")) {
+        tab.setAttribute("aria-selected", String(tab.dataset.level === answer.level));
+      }
+      state.level = answer.level;
+      state.where = answer.filter;
+      state.sort = answer.sort ? answer.sort.map(([f, d]) => `${f}:${d < 0 ? "desc" : "asc"}`)[0] : null;
+      state.cursors = [null];
+      state.page = 0;
+      refresh();
+    } catch (error) {
+      box.hidden = true;
+      show("error", error.message);
+    }
+  });
   document.getElementById("clear").addEventListener("click", () => { state.where = {}; state.cursors = [null]; state.page = 0; refresh(); });
   document.getElementById("next").addEventListener("click", () => { state.page += 1; renderTable(); });
   document.getElementById("prev").addEventListener("click", () => { state.page = Math.max(0, state.page - 1); renderTable(); });

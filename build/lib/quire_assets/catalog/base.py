@@ -1,0 +1,412 @@
+"""The ``Catalog`` interface shared by the SQLite and MongoDB backends.
+
+Collections are keyed by natural keys, so every write is an idempotent upsert. Queries are
+MongoDB filter documents on both backends. The partition-level write (``replace_partitions``)
+and the integrity report are written once, here, on top of the backend primitives.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from quire_assets.catalog.filters import validate_filter
+from quire_assets.dicom.rollup import patient_documents
+
+KEYS = {
+    "patients": "patient_id",
+    "studies": "study_instance_uid",
+    "series": "series_instance_uid",
+    "instances": "sop_instance_uid",
+    "errors": "uri",
+    "researchers": "researcher_id",
+    "collections": "collection_id",
+    "jobs": "job_id",
+}
+COLLECTIONS = tuple(KEYS)
+
+# Indexed fields per collection (besides the unique key).
+INDEXES = {
+    "patients": ("patient_name",),
+    "studies": ("accession_number", "patient_id", "study_date", "partition_key", "collection_ids"),
+    "series": ("study_instance_uid", "accession_number", "patient_id", "modality", "slice_thickness",
+               "manufacturer", "body_part_examined", "partition_key"),
+    "instances": ("series_instance_uid", "study_instance_uid", "accession_number", "partition_key"),
+    "errors": ("partition_key", "reason"),
+    "researchers": (),
+    "collections": ("researcher_id",),
+    "jobs": ("researcher_id", "status"),
+}
+
+# Fields that never hold an array: the SQLite backend compiles filters on them to the indexed
+# expressions directly. ``upsert`` refuses documents that break this.
+SCALAR_FIELDS = {
+    "patients": ("patient_id", "patient_name", "patient_sex", "patient_birth_date", "num_studies"),
+    "studies": ("study_instance_uid", "accession_number", "patient_id", "patient_name", "patient_sex",
+                "study_date", "study_description", "num_series", "num_instances", "partition_key"),
+    "series": ("series_instance_uid", "study_instance_uid", "accession_number", "patient_id", "modality",
+               "manufacturer", "manufacturer_model_name", "body_part_examined", "slice_thickness",
+               "series_number", "series_description", "num_instances", "partition_key", "convolution_kernel"),
+    "instances": ("sop_instance_uid", "series_instance_uid", "study_instance_uid", "accession_number",
+                  "uri", "partition_key", "instance_number"),
+    "errors": ("uri", "reason", "partition_key"),
+    "researchers": ("researcher_id",),
+    "collections": ("collection_id", "researcher_id"),
+    "jobs": ("job_id", "researcher_id", "status"),
+}
+
+BATCH = 1000
+
+
+class CatalogError(Exception):
+    """A catalog that cannot be opened or a write it refuses."""
+
+
+def quire_home() -> Path:
+    """Where the embedded catalog, the source indexes and the IO manager's files live:
+    ``$QUIRE_HOME``, else this user's data folder (``~/.local/share/quire`` on Linux), the same
+    from every working directory."""
+    from platformdirs import user_data_dir
+
+    return Path(os.environ.get("QUIRE_HOME") or user_data_dir("quire", appauthor=False)).expanduser().resolve()
+
+
+def default_catalog_uri() -> str:
+    """``$QUIRE_CATALOG``, else ``sqlite:///$QUIRE_HOME/catalog.db``."""
+    return os.environ.get("QUIRE_CATALOG") or f"sqlite:///{(quire_home() / 'catalog.db').resolve()}"
+
+
+def chunks(items: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def check_collection(name: str) -> str:
+    if name not in KEYS:
+        raise CatalogError(f"unknown collection {name!r} (one of {', '.join(COLLECTIONS)})")
+    return name
+
+
+def check_scalars(collection: str, doc: dict) -> None:
+    for field in SCALAR_FIELDS[collection]:
+        if isinstance(doc.get(field), list | dict | bool):
+            raise CatalogError(f"{collection}.{field} must be one text or number, got {doc[field]!r}"[:300])
+
+
+def checked_projection(projection: dict | list | None) -> dict:
+    """A projection as ``{field: 1 or 0}``, its field names held to the filters' naming rules
+    (they may come from a user's ``--fields``)."""
+    if isinstance(projection, list):
+        projection = dict.fromkeys(projection, 1)
+    projection = dict(projection or {})
+    validate_filter(dict.fromkeys(projection, 1))
+    return projection
+
+
+def apply_projection(doc: dict, projection: dict) -> dict:
+    """Mongo-style inclusion or exclusion projection (a ``checked_projection``) on top-level and dotted fields."""
+    if not projection:
+        return doc
+    include = [k for k, v in projection.items() if v and k != "_id"]
+    exclude = [k for k, v in projection.items() if not v and k != "_id"]
+    if include:
+        out: dict = {}
+        for path in include:
+            node, target, parts = doc, out, path.split(".")
+            for i, part in enumerate(parts):
+                if not isinstance(node, dict) or part not in node:
+                    break
+                if i == len(parts) - 1:
+                    target[part] = node[part]
+                else:
+                    node = node[part]
+                    target = target.setdefault(part, {})
+        return out
+    out = dict(doc)
+    for path in exclude:
+        *parents, last = path.split(".")
+        node = out
+        for part in parents:  # copy the path, so the caller's document is untouched
+            if not isinstance(node.get(part), dict):
+                break
+            node[part] = dict(node[part])
+            node = node[part]
+        else:
+            node.pop(last, None)
+    return out
+
+
+def tie_direction(sort: Sequence[tuple[str, int]] | None) -> str:
+    """Documents that sort equal come in key order, in the direction of the first sort field: an
+    index of (value, key) then serves a descending sort too."""
+    return "DESC" if sort and sort[0][1] < 0 else "ASC"
+
+
+class Catalog(ABC):
+    """Hierarchical DICOM metadata: patients, studies, series, instances, errors, and jobs."""
+
+    uri: str
+
+    # ---- backend primitives -------------------------------------------------------------------
+
+    @abstractmethod
+    def _upsert(self, collection: str, docs: Sequence[dict]) -> None: ...
+
+    @abstractmethod
+    def delete(self, collection: str, flt: dict) -> int: ...
+
+    @abstractmethod
+    def find(
+        self,
+        collection: str,
+        flt: dict | None = None,
+        projection: dict | list | None = None,
+        sort: Sequence[tuple[str, int]] | None = None,
+        limit: int = 0,
+        skip: int = 0,
+    ) -> list[dict]: ...
+
+    @abstractmethod
+    def count(self, collection: str, flt: dict | None = None) -> int: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes (one SQLite transaction; MongoDB writes each batch as it comes)."""
+        yield
+
+    # ---- shared logic -------------------------------------------------------------------------
+
+    def upsert(self, collection: str, docs: Iterable[dict]) -> int:
+        """Insert or replace documents by their natural key; returns how many were written."""
+        check_collection(collection)
+        key = KEYS[collection]
+        written = 0
+        batch: list[dict] = []
+        for doc in docs:
+            if doc.get(key) in (None, ""):
+                raise CatalogError(f"a {collection} document needs its key {key!r}")
+            check_scalars(collection, doc)
+            batch.append(doc)
+            if len(batch) >= BATCH:
+                self._upsert(collection, batch)
+                written += len(batch)
+                batch = []
+        if batch:
+            self._upsert(collection, batch)
+            written += len(batch)
+        return written
+
+    def get(self, collection: str, key: Any) -> dict | None:
+        found = self.find(collection, {KEYS[check_collection(collection)]: key}, limit=1)
+        return found[0] if found else None
+
+    def value_counts(self, collection: str, field: str, flt: dict | None = None) -> list[tuple[Any, int]]:
+        """Each distinct value of ``field`` with how many documents hold it (array elements counted
+        one by one, as Mongo's ``distinct`` takes them), most frequent first."""
+        seen: dict[str, list] = {}
+        for doc in self.find(collection, flt, projection={field: 1}):
+            node: Any = doc
+            for part in field.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            values = node if isinstance(node, list) else [node]
+            for key, value in {repr((type(v).__name__, v)): v for v in values if v is not None}.items():
+                seen.setdefault(key, [value, 0])[1] += 1
+        return sorted(((v, n) for v, n in seen.values()), key=lambda vn: (-vn[1], repr(vn[0])))
+
+    def distinct(self, collection: str, field: str, flt: dict | None = None) -> list:
+        """Distinct values of ``field`` (array elements counted one by one, as in Mongo), sorted."""
+        values = [v for v, _ in self.value_counts(collection, field, flt)]
+        return sorted(values, key=lambda v: (str(type(v)), v) if not isinstance(v, dict) else (str(type(v)), 0))
+
+    def keys(self, collection: str, flt: dict | None = None) -> list:
+        """The natural keys of the matching documents."""
+        key = KEYS[check_collection(collection)]
+        return [d[key] for d in self.find(collection, flt, projection={key: 1})]
+
+    def keys_in_partitions(self, collection: str, partition_keys: Sequence[str], source: str | None = None) -> set:
+        found: set = set()
+        for chunk in chunks(list(partition_keys)):
+            found.update(self.keys(collection, {"partition_key": {"$in": list(chunk)},
+                                                **({"source": source} if source else {})}))
+        return found
+
+    def replace_partitions(
+        self,
+        partition_keys: Sequence[str],
+        instances: Sequence[dict],
+        series: Sequence[dict],
+        studies: Sequence[dict],
+        errors: Sequence[dict],
+        source: str | None = None,
+    ) -> dict[str, int]:
+        """Make the catalog hold exactly these documents for these accession partitions (of one
+        source); each document names its partition in ``partition_key``.
+
+        Upserts by natural key, deletes what the partitions held before and hold no longer
+        (files that disappeared), keeps the ``collection_ids`` researchers gave their studies, and
+        re-rolls the patients they touch. Running it twice changes nothing. With ``source``, the
+        documents carry it and only that source's documents can be removed, so two archives
+        cataloged into one catalog do not erase each other's partitions (``no-accession:other-files``
+        above all). Many partitions go in one call, so a run of radiographs (one or two files per
+        accession) costs a few statements per collection, not a few per accession.
+        """
+        keys = list(dict.fromkeys(partition_keys))
+        if source:
+            instances, series, studies, errors = ([{**d, "source": source} for d in docs]
+                                                  for docs in (instances, series, studies, errors))
+        new = {"instances": instances, "series": series, "studies": studies, "errors": errors}
+        mine = [{"partition_key": {"$in": list(chunk)}, **({"source": source} if source else {})}
+                for chunk in chunks(keys)]
+        with self.transaction():
+            old_patients = {p for flt in mine for p in self.distinct("studies", "patient_id", flt)}
+            kept = self._collection_ids([s["study_instance_uid"] for s in studies])
+            studies = [
+                {**s, "collection_ids": sorted(set(s.get("collection_ids", [])) | kept.get(s["study_instance_uid"], set()))}
+                for s in studies
+            ]
+            new["studies"] = studies
+            removed = {}
+            for collection, docs in new.items():
+                key = KEYS[collection]
+                stale = self.keys_in_partitions(collection, keys, source) - {d[key] for d in docs}
+                self.upsert(collection, docs)
+                for chunk in chunks(sorted(stale)):
+                    self.delete(collection, {key: {"$in": list(chunk)}})
+                removed[collection] = len(stale)
+            touched = old_patients | {s["patient_id"] for s in studies if s.get("patient_id")}
+            self.refresh_patients(touched)
+        return {**{c: len(d) for c, d in new.items()}, "removed": sum(removed.values())}
+
+    def _collection_ids(self, study_uids: Sequence[str]) -> dict[str, set]:
+        kept: dict[str, set] = {}
+        for chunk in chunks(list(study_uids)):
+            for doc in self.find("studies", {"study_instance_uid": {"$in": list(chunk)}},
+                                 projection={"study_instance_uid": 1, "collection_ids": 1}):
+                if doc.get("collection_ids"):
+                    kept[doc["study_instance_uid"]] = set(doc["collection_ids"])
+        return kept
+
+    def refresh_patients(self, patient_ids: Iterable[str]) -> None:
+        """Re-roll the given patients from their studies; drop patients left with none."""
+        ids = sorted(p for p in patient_ids if p)
+        for chunk in chunks(ids):
+            studies = self.find("studies", {"patient_id": {"$in": list(chunk)}})
+            docs = patient_documents(studies)
+            self.upsert("patients", docs)
+            gone = set(chunk) - {d["patient_id"] for d in docs}
+            if gone:
+                self.delete("patients", {"patient_id": {"$in": sorted(gone)}})
+
+    def add_to_collection(self, collection_id: str, partition_keys: Sequence[str]) -> int:
+        """Tag the studies of these partitions with a researcher collection."""
+        studies = []
+        for chunk in chunks(list(partition_keys)):
+            studies.extend(self.find("studies", {"partition_key": {"$in": list(chunk)}}))
+        for study in studies:
+            study["collection_ids"] = sorted(set(study.get("collection_ids") or []) | {collection_id})
+        return self.upsert("studies", studies)
+
+    def _find_in(self, collection: str, partition_keys: Sequence[str] | None, projection: dict) -> list[dict]:
+        if partition_keys is None:
+            return self.find(collection, projection=projection)
+        found = []
+        for chunk in chunks(list(partition_keys), 500):
+            found.extend(self.find(collection, {"partition_key": {"$in": list(chunk)}}, projection=projection))
+        return found
+
+    def integrity(self, partition_keys: Sequence[str] | None = None) -> dict[str, Any]:
+        """Orphans and count mismatches (meta_db's ``/link`` check), over the whole catalog or the
+        documents of some partitions (a study's series and instances share its partition), how
+        many documents of each level were checked, and the same per partition (``partitions``:
+        key → documents checked per level and ``problems`` found)."""
+        per: dict[str, Counter] = {}
+
+        def note(doc: dict, what: str) -> None:
+            per.setdefault(doc.get("partition_key"), Counter())[what] += 1
+
+        studies = {d["study_instance_uid"]: d for d in self._find_in("studies", partition_keys, {
+            "study_instance_uid": 1, "num_series": 1, "num_instances": 1, "partition_key": 1})}
+        series = {d["series_instance_uid"]: d for d in self._find_in("series", partition_keys, {
+            "series_instance_uid": 1, "study_instance_uid": 1, "num_instances": 1, "partition_key": 1})}
+        instance_counts: dict[str, int] = {}
+        study_instance_counts: dict[str, int] = {}
+        orphan_instances = []
+        for doc in self._find_in("instances", partition_keys, {"sop_instance_uid": 1, "series_instance_uid": 1,
+                                                                 "study_instance_uid": 1, "partition_key": 1}):
+            note(doc, "instances")
+            s = doc.get("series_instance_uid")
+            instance_counts[s] = instance_counts.get(s, 0) + 1
+            st = doc.get("study_instance_uid")
+            study_instance_counts[st] = study_instance_counts.get(st, 0) + 1
+            if s not in series:
+                orphan_instances.append(doc["sop_instance_uid"])
+                note(doc, "problems")
+        series_per_study: dict[str, int] = {}
+        orphan_series = []
+        for uid, doc in series.items():
+            note(doc, "series")
+            st = doc.get("study_instance_uid")
+            series_per_study[st] = series_per_study.get(st, 0) + 1
+            if st not in studies:
+                orphan_series.append(uid)
+                note(doc, "problems")
+        mismatches = []
+        for uid, doc in series.items():
+            if doc.get("num_instances") != instance_counts.get(uid, 0):
+                mismatches.append({"series_instance_uid": uid, "num_instances": doc.get("num_instances"),
+                                   "present": instance_counts.get(uid, 0)})
+                note(doc, "problems")
+        for uid, doc in studies.items():
+            note(doc, "studies")
+            if doc.get("num_series") != series_per_study.get(uid, 0):
+                mismatches.append({"study_instance_uid": uid, "num_series": doc.get("num_series"),
+                                   "present": series_per_study.get(uid, 0)})
+                note(doc, "problems")
+            if doc.get("num_instances") != study_instance_counts.get(uid, 0):
+                mismatches.append({"study_instance_uid": uid, "num_instances": doc.get("num_instances"),
+                                   "present": study_instance_counts.get(uid, 0)})
+                note(doc, "problems")
+        return {
+            "orphan_series": sorted(orphan_series),
+            "orphan_instances": sorted(orphan_instances),
+            "count_mismatches": mismatches,
+            "ok": not (orphan_series or orphan_instances or mismatches),
+            "checked": {"studies": len(studies), "series": len(series), "instances": sum(instance_counts.values())},
+            "partitions": {k: {level: c[level] for level in ("studies", "series", "instances", "problems")}
+                           for k, c in per.items()},
+        }
+
+    def recount(self, report: dict[str, Any] | None = None) -> dict[str, int]:
+        """Re-roll the counts an integrity report found wrong (``num_instances`` of series,
+        ``num_series`` and ``num_instances`` of studies) from the documents present, and the
+        patients of those studies; returns how many series and studies changed. Orphans are not
+        touched: their parents can only come back from the source (ingest their accessions again)."""
+        report = report or self.integrity()
+        fixes: dict[str, dict[str, dict[str, int]]] = {"series": {}, "studies": {}}
+        for mismatch in report["count_mismatches"]:
+            level = "series" if "series_instance_uid" in mismatch else "studies"
+            field = "num_series" if "num_series" in mismatch else "num_instances"
+            fixes[level].setdefault(mismatch[KEYS[level]], {})[field] = mismatch["present"]
+        with self.transaction():
+            patients: set[str] = set()
+            for level, changes in fixes.items():
+                for chunk in chunks(sorted(changes)):
+                    docs = self.find(level, {KEYS[level]: {"$in": list(chunk)}})
+                    self.upsert(level, [{**d, **changes[d[KEYS[level]]]} for d in docs])
+                    patients.update(d["patient_id"] for d in docs if level == "studies" and d.get("patient_id"))
+            self.refresh_patients(patients)
+        return {level: len(changes) for level, changes in fixes.items()}
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,130 @@
+"""A cohort as researchers hand it to a pipeline: the files of the studies, series or instances a
+filter selects, with the identifiers that place each file (no Dagster here)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+
+from quire_assets.catalog.base import KEYS, Catalog, CatalogError, chunks
+from quire_assets.catalog.requests import check_id, now
+
+EXPORT_COLUMNS = ["accession_number", "patient_id", "study_instance_uid", "series_instance_uid",
+                  "sop_instance_uid", "uri"]
+
+
+def case_id_of(accession: str) -> str:
+    """A case id from an accession number (text from a file: kept to the id alphabet)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._@-]", "-", accession).strip("-._@")[:128]
+    return cleaned or "case"
+
+
+def cases_of(accessions: Sequence[str]) -> list[dict]:
+    """A case per accession number."""
+    return [case([a], case_id=case_id_of(a)) for a in accessions]
+
+
+def case(accession_numbers: Sequence[str], case_id: str | None = None, patient_id: str | None = None) -> dict:
+    """A collection's case (meta_db's shape): an id, the patient, the accession numbers."""
+    accessions = list(dict.fromkeys(a.strip() for a in accession_numbers if a and a.strip()))
+    if not accessions:
+        raise CatalogError("a case needs at least one accession number")
+    return {"case_id": check_id("case", case_id or accessions[0]), "patient_id": patient_id,
+            "accession_numbers": accessions}
+
+
+def merged_cases(existing: Sequence[dict], added: Sequence[dict]) -> list[dict]:
+    """Cases by ``case_id``: an added case replaces the one of the same id, order kept."""
+    cases = {c["case_id"]: c for c in existing}
+    cases.update((c["case_id"], c) for c in added)
+    return list(cases.values())
+
+
+def save_collection(catalog: Catalog, collection_id: str, researcher_id: str, cases: Sequence[dict],
+                    name: str | None = None, description: str | None = None) -> dict:
+    """Create a collection or add cases to it; returns it."""
+    check_id("collection", collection_id)
+    stamp = now()
+    with catalog.transaction():
+        existing = catalog.get("collections", collection_id) or {}
+        if existing and existing.get("researcher_id") != researcher_id:
+            raise CatalogError(f"collection {collection_id!r} belongs to another researcher")
+        doc = {**existing, "collection_id": collection_id, "researcher_id": researcher_id,
+               "name": name or existing.get("name") or collection_id,
+               "description": description if description is not None else existing.get("description"),
+               "cases": merged_cases(existing.get("cases", []), cases),
+               "created_at": existing.get("created_at", stamp), "updated_at": stamp}
+        catalog.upsert("collections", [doc])
+    return doc
+
+
+def remove_case(catalog: Catalog, collection_id: str, case_id: str) -> dict:
+    with catalog.transaction():
+        doc = catalog.get("collections", collection_id)
+        if doc is None:
+            raise CatalogError(f"no collection {collection_id!r}")
+        cases = [c for c in doc.get("cases", []) if c["case_id"] != case_id]
+        if len(cases) == len(doc.get("cases", [])):
+            raise CatalogError(f"collection {collection_id!r} has no case {case_id!r}")
+        doc = {**doc, "cases": cases, "updated_at": now()}
+        catalog.upsert("collections", [doc])
+    return doc
+
+
+def collection_member(catalog: Catalog, collection_id: str) -> dict:
+    """A filter for a collection's documents, at any level below patients: those of the studies
+    tagged with it (a researcher job's studies) or of its cases' accession numbers (also ones
+    cataloged after the collection was made)."""
+    doc = catalog.get("collections", collection_id)
+    uids = [s["study_instance_uid"] for s in catalog.find(
+        "studies", {"collection_ids": collection_id}, projection={"study_instance_uid": 1})]
+    if doc is None:
+        if not uids:
+            raise CatalogError(f"no collection {collection_id!r}")
+        doc = {}
+    accessions = sorted({a for c in doc.get("cases", []) for a in c.get("accession_numbers", [])})
+    return {"$or": [{"study_instance_uid": {"$in": uids}}, {"accession_number": {"$in": accessions}}]}
+
+
+def in_collection(catalog: Catalog, collection_id: str, where: dict | None = None) -> dict:
+    """``where`` narrowed to a researcher collection's documents (``collection_member``)."""
+    member = collection_member(catalog, collection_id)
+    return {"$and": [where, member]} if where else member
+
+
+def cohort_files(catalog: Catalog, level: str, where: dict | None = None) -> Iterator[dict]:
+    """One row per file of the selected documents (every location of an instance held by several
+    files), in ``EXPORT_COLUMNS``."""
+    if level not in ("studies", "series", "instances"):
+        raise CatalogError(f"export takes studies, series or instances, not {level!r}")
+    key = KEYS[level]
+    selected = [d[key] for d in catalog.find(level, where or {}, projection={key: 1}, sort=[(key, 1)])]
+    patients = {}
+    for chunk in chunks(selected):
+        instances = catalog.find("instances", {key: {"$in": list(chunk)}}, sort=[(key, 1), ("sop_instance_uid", 1)],
+                                 projection={c: 1 for c in [*EXPORT_COLUMNS, "uris"]})
+        missing = {d["study_instance_uid"] for d in instances} - set(patients)
+        for sub in chunks(sorted(missing)):
+            patients.update((s["study_instance_uid"], s.get("patient_id")) for s in catalog.find(
+                "studies", {"study_instance_uid": {"$in": list(sub)}},
+                projection={"study_instance_uid": 1, "patient_id": 1}))
+        for doc in instances:
+            for uri in doc.get("uris") or [doc.get("uri")]:
+                yield {**{c: doc.get(c) for c in EXPORT_COLUMNS}, "patient_id": patients.get(doc["study_instance_uid"]),
+                       "uri": uri}
+
+
+def fetch_commands(rows: Iterator[dict] | Sequence[dict], dest: str = "cohort") -> list[str]:
+    """An s5cmd command file (``s5cmd run FILE``; each line also reads as ``aws s3 cp`` arguments)
+    copying a cohort's ``s3://`` files to ``dest/<accession>/<SOP Instance UID>.dcm``. The local
+    names are made from identifiers, never from the object keys (text from the archive: a key
+    holding ``../`` must not choose where a file lands)."""
+    lines = []
+    for row in rows:
+        uri = row.get("uri") or ""
+        if not uri.startswith("s3://"):
+            continue
+        folder = case_id_of(row.get("accession_number") or "no-accession")
+        name = case_id_of(row.get("sop_instance_uid") or "instance")
+        lines.append(f'cp "{uri.replace(chr(34), "%22")}" "{dest}/{folder}/{name}.dcm"')
+    return lines

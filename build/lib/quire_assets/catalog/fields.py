@@ -1,0 +1,91 @@
+"""Which fields a level's documents have: so that a misspelled field in a filter, a sort or a
+column list is reported instead of answering with nothing, and ``quire fields`` can list them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from quire_assets.catalog.base import KEYS, Catalog
+from quire_assets.catalog.filters import FilterError
+
+LEVELS = ("patients", "studies", "series", "instances", "errors")
+
+# The columns a table or a CSV shows when none are asked for (the command line, the API).
+TABLE_COLUMNS = {
+    "patients": ["patient_id", "patient_name", "patient_sex", "patient_birth_date", "num_studies", "num_instances"],
+    "studies": ["accession_number", "patient_id", "study_date", "study_description", "modalities", "num_series",
+                "num_instances"],
+    "series": ["accession_number", "modality", "manufacturer", "manufacturer_model_name", "slice_thickness",
+               "pixel_spacing", "num_instances", "series_description"],
+    "instances": ["accession_number", "sop_instance_uid", "instance_number", "uri"],
+    "errors": ["reason", "uri", "detail"],
+    "jobs": ["job_id", "researcher_id", "name", "status", "num_accessions", "created_at"],
+}
+
+
+def value_at(doc: dict, path: str) -> Any:
+    """The value at a dotted path (``metadata.KVP``), or None."""
+    node: Any = doc
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def csv_cells(doc: dict, columns: Sequence[str]) -> list:
+    """A CSV row: lists and documents as JSON, a missing value as an empty cell."""
+    values = [value_at(doc, c) for c in columns]
+    return [json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else ("" if v is None else v)
+            for v in values]
+
+
+def filter_fields(flt: dict) -> list[str]:
+    """The field paths a MongoDB filter document names (inside ``$and``/``$or``/``$nor`` too)."""
+    found: list[str] = []
+    for key, value in flt.items():
+        if key in ("$and", "$or", "$nor") and isinstance(value, list):
+            for part in value:
+                if isinstance(part, dict):
+                    found.extend(filter_fields(part))
+        elif not key.startswith("$"):
+            found.append(key)
+    return list(dict.fromkeys(found))
+
+
+def has_field(catalog: Catalog, level: str, path: str) -> bool:
+    return bool(catalog.find(level, {path: {"$exists": True}}, projection={KEYS[level]: 1}, limit=1))
+
+
+def unknown_fields(catalog: Catalog, level: str, paths: Iterable[str]) -> dict[str, list[str]]:
+    """The paths no document of ``level`` has, each with the other levels whose documents have it.
+    A level with no documents knows every path (there is nothing to misread)."""
+    if not catalog.find(level, projection={KEYS[level]: 1}, limit=1):
+        return {}
+    return {path: [other for other in LEVELS if other != level and has_field(catalog, other, path)]
+            for path in dict.fromkeys(paths) if not has_field(catalog, level, path)}
+
+
+def refuse_unknown_fields(catalog: Catalog, level: str, paths: Iterable[str], what: str,
+                          hint: str = "") -> None:
+    """Raise ``FilterError`` naming the first field no document of ``level`` has, and the levels
+    that have it (``study_date`` is on studies, not series)."""
+    unknown = unknown_fields(catalog, level, paths)
+    if unknown:
+        path, elsewhere = next(iter(unknown.items()))
+        where = f" ({', '.join(elsewhere)} documents have it)" if elsewhere else ""
+        more = f" and {len(unknown) - 1} more" if len(unknown) > 1 else ""
+        raise FilterError(f"{what}: no {level} document has a field {path!r}{where}{more}"
+                          + (f"; {hint.format(level=level)}" if hint else ""))
+
+
+def level_fields(catalog: Catalog, level: str, sample: int = 1000) -> list[str]:
+    """The field paths of the first ``sample`` documents of a level (``metadata.<Keyword>`` one by one)."""
+    paths: set[str] = set()
+    for doc in catalog.find(level, limit=sample):
+        for key, value in doc.items():
+            if key == "metadata" and isinstance(value, dict):
+                paths.update(f"metadata.{k}" for k in value)
+            elif key != "_id":
+                paths.add(key)
+    return sorted(paths)

@@ -1,0 +1,114 @@
+"""Researchers, collections and researcher requests (meta_db's shapes), kept in the catalog.
+
+In code, "job" means a Dagster job; what a researcher submits is a *request* (the ``quire jobs``
+command and the ``jobs`` collection keep the name researchers know, ``job_id`` included).
+A request belongs to a researcher and lists accession numbers to extract; each accession carries
+its own status (``pending → running → done | failed``, or ``not_found`` when the archive has no
+such accession) and the request's status follows from them. Its collection lists the same
+accessions as its cases; cataloged studies of those accessions carry the collection in
+``collection_ids``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from quire_assets.catalog.base import Catalog, CatalogError
+
+ACCESSION_COLUMNS = ("AccessionNumber", "Accession Number", "accession_number", "Accession")
+TERMINAL = {"done", "failed", "not_found"}
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def parse_accessions(text: str) -> list[str]:
+    """Accession numbers from a CSV with an ``AccessionNumber`` (or ``Accession Number``) column,
+    or from plain text with one per line (commas also separate). Order kept, duplicates dropped."""
+    text = text.lstrip("\ufeff")
+    first = text.splitlines()[0] if text.strip() else ""
+    values: list[str] = []
+    header = next(csv.reader([first]), []) if first else []
+    column = next((c for c in header if c.strip() in ACCESSION_COLUMNS), None)
+    if column is not None:
+        for row in csv.DictReader(io.StringIO(text)):
+            values.append((row.get(column) or "").strip())
+    else:
+        for line in text.splitlines():
+            values.extend(part.strip() for part in line.split(","))
+    return list(dict.fromkeys(v for v in values if v and not v.startswith("#")))
+
+
+def check_id(kind: str, value: str) -> str:
+    if not _ID.match(value or ""):
+        raise CatalogError(f"{kind} {value!r}: use letters, digits and . _ @ - (at most 128)")
+    return value
+
+
+def request_status(accessions: dict[str, dict[str, Any]]) -> str:
+    statuses = [a["status"] for a in accessions.values()]
+    if not statuses or all(s == "pending" for s in statuses):
+        return "pending"
+    if any(s not in TERMINAL for s in statuses):
+        return "running"
+    if all(s == "done" for s in statuses):
+        return "done"
+    if any(s == "done" for s in statuses):
+        return "partial"
+    return "failed"
+
+
+def submit_request(
+    catalog: Catalog,
+    researcher_id: str,
+    accessions: Iterable[str],
+    name: str | None = None,
+    collection: str | None = None,
+    source: str | None = None,
+) -> dict:
+    """Create the researcher if new, the request's collection (a case per accession) and the
+    pending request (a document of the ``jobs`` collection); returns it."""
+    from quire_assets.catalog.cohort import cases_of, save_collection
+
+    check_id("researcher", researcher_id)
+    accessions = list(dict.fromkeys(a.strip() for a in accessions if a and a.strip()))
+    if not accessions:
+        raise CatalogError("a job needs at least one accession number")
+    stamp = now()
+    if catalog.get("researchers", researcher_id) is None:
+        catalog.upsert("researchers", [{"researcher_id": researcher_id, "created_at": stamp}])
+    job_id = f"job-{datetime.now(UTC):%Y%m%d}-{uuid.uuid4().hex[:8]}"
+    collection_id = check_id("collection", collection) if collection else job_id
+    save_collection(catalog, collection_id, researcher_id, cases_of(accessions),
+                    name=collection or name or job_id)
+    job = {
+        "job_id": job_id, "researcher_id": researcher_id, "name": name or job_id, "collection_id": collection_id,
+        "source": source, "status": "pending", "num_accessions": len(accessions),
+        "accessions": {a: {"status": "pending", "run_id": None, "detail": None} for a in accessions},
+        "created_at": stamp, "updated_at": stamp,
+    }
+    catalog.upsert("jobs", [job])
+    return job
+
+
+def update_accessions(catalog: Catalog, job_id: str, updates: dict[str, dict[str, Any]]) -> dict:
+    """Set the status (and run id, detail) of some of a job's accessions; re-derive the job's status."""
+    with catalog.transaction():
+        job = catalog.get("jobs", job_id)
+        if job is None:
+            raise CatalogError(f"no job {job_id!r}")
+        for accession, change in updates.items():
+            if accession in job["accessions"]:
+                job["accessions"][accession] = {**job["accessions"][accession], **change}
+        job["status"] = request_status(job["accessions"])
+        job["updated_at"] = now()
+        catalog.upsert("jobs", [job])
+    return job

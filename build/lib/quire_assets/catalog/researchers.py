@@ -1,0 +1,100 @@
+"""Researchers and their API keys, kept in the catalog's ``researchers`` collection.
+
+A key is shown once, when it is issued; the catalog keeps only a salted scrypt hash of it, so a
+copy of the catalog gives no one access. A key reads ``qk_<key id>_<secret>``: the key id finds
+the researcher without trying every hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import Any
+
+from quire_assets.catalog.base import Catalog, CatalogError
+from quire_assets.catalog.requests import check_id, now
+
+KEY_PREFIX = "qk"
+# scrypt's interactive-login parameters (16 MiB, ~50 ms): checked once per key and process, then cached.
+SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
+
+
+def _digest(secret: str, salt: bytes) -> str:
+    return hashlib.scrypt(secret.encode(), salt=salt, **SCRYPT).hex()
+
+
+def public(doc: dict) -> dict:
+    """What may be shown of a researcher: never the key's hash."""
+    key = doc.get("key") or {}
+    return {"researcher_id": doc["researcher_id"], "name": doc.get("name"), "email": doc.get("email"),
+            "admin": bool(doc.get("admin")), "created_at": doc.get("created_at"),
+            "key_id": key.get("key_id"), "key_created_at": key.get("created_at"),
+            "key_revoked_at": doc.get("key_revoked_at")}
+
+
+def issue_key(catalog: Catalog, researcher_id: str) -> str:
+    """A new key for the researcher (the old one stops working); returns it, the only time it is seen."""
+    with catalog.transaction():
+        doc = catalog.get("researchers", researcher_id)
+        if doc is None:
+            raise CatalogError(f"no researcher {researcher_id!r}")
+        key_id, secret, salt = secrets.token_hex(4), secrets.token_urlsafe(32), secrets.token_bytes(16)
+        doc["key"] = {"key_id": key_id, "salt": salt.hex(), "hash": _digest(secret, salt), "created_at": now()}
+        doc.pop("key_revoked_at", None)
+        catalog.upsert("researchers", [doc])
+    return f"{KEY_PREFIX}_{key_id}_{secret}"
+
+
+def add_researcher(catalog: Catalog, researcher_id: str, name: str | None = None, email: str | None = None,
+                   admin: bool = False) -> tuple[dict, str]:
+    """Create a researcher (or complete one a job created) with a key; returns (researcher, key)."""
+    check_id("researcher", researcher_id)
+    with catalog.transaction():
+        doc = catalog.get("researchers", researcher_id) or {"researcher_id": researcher_id, "created_at": now()}
+        if doc.get("key"):
+            raise CatalogError(f"researcher {researcher_id!r} already has a key (`quire researchers key "
+                               f"{researcher_id}` issues a new one)")
+        doc.update({"name": name or doc.get("name") or researcher_id, "email": email or doc.get("email"),
+                    "admin": admin})
+        catalog.upsert("researchers", [doc])
+        key = issue_key(catalog, researcher_id)
+    return public(catalog.get("researchers", researcher_id)), key
+
+
+def revoke_key(catalog: Catalog, researcher_id: str) -> dict:
+    with catalog.transaction():
+        doc = catalog.get("researchers", researcher_id)
+        if doc is None:
+            raise CatalogError(f"no researcher {researcher_id!r}")
+        if doc.get("key"):
+            doc["key"] = None
+            doc["key_revoked_at"] = now()
+            catalog.upsert("researchers", [doc])
+    return public(doc)
+
+
+def key_id_of(key: str) -> str | None:
+    prefix, _, rest = key.partition("_")
+    key_id, _, secret = rest.partition("_")
+    return key_id if prefix == KEY_PREFIX and key_id and secret else None
+
+
+def verify_key(catalog: Catalog, key: str) -> dict | None:
+    """The researcher holding this key, or None (unknown, malformed or revoked)."""
+    key_id = key_id_of(key)
+    if key_id is None:
+        return None
+    found = catalog.find("researchers", {"key.key_id": key_id}, limit=1)
+    if not found:
+        return None
+    stored: dict[str, Any] = found[0]["key"]
+    secret = key.split("_", 2)[2]
+    if not hmac.compare_digest(_digest(secret, bytes.fromhex(stored["salt"])), stored["hash"]):
+        return None
+    return found[0]
+
+
+def keys_defined(catalog: Catalog) -> bool:
+    """Whether any researcher holds a key that works."""
+    return catalog.count("researchers", {"key.key_id": {"$exists": True}}) > 0

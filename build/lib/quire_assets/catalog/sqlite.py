@@ -1,0 +1,220 @@
+"""The embedded catalog: one SQLite file, one table of JSON documents per collection.
+
+WAL mode and a busy timeout let several processes write different accessions at once. Filters
+compile to SQL over JSON1 (see ``filters.py``); indexes are expression indexes on the same
+``json_extract`` expressions the compiler emits for promoted fields.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from quire_assets.catalog.base import (
+    COLLECTIONS,
+    INDEXES,
+    KEYS,
+    SCALAR_FIELDS,
+    Catalog,
+    CatalogError,
+    apply_projection,
+    check_collection,
+    checked_projection,
+    tie_direction,
+)
+from quire_assets.catalog.filters import SqlFilter, json_path, regex_flags, validate_filter
+
+BUSY_TIMEOUT_MS = 60_000
+
+
+@lru_cache(maxsize=256)
+def _compiled(pattern: str, options: str) -> re.Pattern:
+    return re.compile(pattern, regex_flags(options))
+
+
+def _regexp(pattern: str, options: str, value: Any) -> bool:
+    return isinstance(value, str) and _compiled(pattern, options).search(value) is not None
+
+
+def _dumps(doc: dict) -> str:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection several processes can write through at once: WAL, and a long busy timeout."""
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    # Switching a new database to WAL needs it to itself, and SQLite fails the switch at once
+    # ("database is locked") rather than waiting when another process opens it at the same moment
+    # (two runs forked side by side, both creating the catalog): try again until it is WAL.
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction. BEGIN IMMEDIATE takes the write lock up front, so two writers queue
+    on the busy timeout instead of failing on a lock upgrade."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _selected_fields(projection: dict) -> list[str] | None:
+    """The fields of an inclusion projection of top-level fields only; None for any other."""
+    fields = [k for k in projection if k != "_id"]
+    if not fields or not all(projection[f] for f in fields) or any("." in f for f in fields):
+        return None
+    return fields
+
+
+def _picked(row: Sequence[Any], fields: list[str]) -> dict:
+    """A projected document from (json_extract, json_type) pairs; a missing field stays missing."""
+    doc = {}
+    for i, field in enumerate(fields):
+        kind = row[2 * i + 1]
+        if kind is None:
+            continue
+        value = row[2 * i]
+        if kind in ("array", "object"):
+            value = orjson.loads(value)
+        elif kind in ("true", "false"):  # json_extract gives 1 and 0
+            value = kind == "true"
+        doc[field] = value
+    return doc
+
+
+class SqliteCatalog(Catalog):
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.uri = f"sqlite:///{self.path}"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = connect(self.path)
+        except (OSError, sqlite3.Error) as exc:
+            raise CatalogError(f"cannot open the catalog {self.path}: {exc}") from exc
+        self.conn.create_function("quire_regexp", 3, _regexp, deterministic=True)
+        self._depth = 0
+        self._create_schema()
+
+    def _create_schema(self) -> None:
+        with self.transaction():
+            for name in COLLECTIONS:
+                self.conn.execute(f'CREATE TABLE IF NOT EXISTS "{name}" (k TEXT PRIMARY KEY, doc TEXT NOT NULL)')
+                for field in INDEXES[name]:
+                    expr = f"json_extract(doc, '{json_path(field.split('.'))}')"
+                    # (value, key): a page of a filter on the field, in key order or the field's, is a
+                    # walk along the index from the cursor, with no sort of every match (50 ms → 1 ms
+                    # for a page of 100 of 50,000 series, measured). Catalogs of earlier versions had
+                    # the value alone.
+                    self.conn.execute(f'DROP INDEX IF EXISTS "ix_{name}_{field}"')
+                    self.conn.execute(f'CREATE INDEX IF NOT EXISTS "ixk_{name}_{field}" ON "{name}" ({expr}, k)')
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._depth:  # nested calls join the outer transaction
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        with immediate(self.conn):
+            self._depth = 1
+            try:
+                yield
+            finally:
+                self._depth = 0
+
+    def _upsert(self, collection: str, docs: Sequence[dict]) -> None:
+        key = KEYS[collection]
+        rows = [(str(d[key]), _dumps({k: v for k, v in d.items() if k != "_id"})) for d in docs]
+        with self.transaction():
+            self.conn.executemany(
+                f'INSERT INTO "{collection}" (k, doc) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET doc = excluded.doc',
+                rows,
+            )
+
+    def _where(self, collection: str, flt: dict | None) -> tuple[str, list]:
+        compiler = SqlFilter(scalar_fields=frozenset(SCALAR_FIELDS[collection]), key_field=KEYS[collection])
+        return compiler.compile(validate_filter(flt or {})), compiler.params
+
+    def delete(self, collection: str, flt: dict) -> int:
+        where, params = self._where(collection, flt)
+        with self.transaction():
+            return self.conn.execute(f'DELETE FROM "{collection}" WHERE {where}', params).rowcount
+
+    def find(self, collection, flt=None, projection=None, sort=None, limit=0, skip=0) -> list[dict]:
+        check_collection(collection)
+        where, params = self._where(collection, flt)
+        projection = checked_projection(projection)  # names checked: safe in a JSON path
+        fields = _selected_fields(projection)
+        # A few top-level fields are picked out by SQLite: the documents are not parsed whole.
+        columns = ", ".join(f"json_extract(doc, '{p}'), json_type(doc, '{p}')"
+                            for p in (json_path([f]) for f in fields)) if fields else "doc"
+        order = []
+        for field, direction in sort or []:
+            validate_filter({field: 1})  # sort fields obey the same naming rules as filter fields
+            order.append(f"json_extract(doc, '{json_path(field.split('.'))}') {'DESC' if direction < 0 else 'ASC'}")
+        order.append(f"k {tie_direction(sort)}")
+        sql = f'SELECT {columns} FROM "{collection}" WHERE {where} ORDER BY {", ".join(order)}'
+        if limit or skip:
+            sql += " LIMIT ? OFFSET ?"
+            params = [*params, limit if limit else -1, skip]
+        rows = self.conn.execute(sql, params)
+        if fields:
+            return [_picked(row, fields) for row in rows]
+        # orjson: reading 100 documents of 2 KB takes half the time of json.loads (measured)
+        return [apply_projection(orjson.loads(row[0]), projection) for row in rows]
+
+    def keys(self, collection: str, flt: dict | None = None) -> list:
+        # The key column itself: no document is parsed.
+        check_collection(collection)
+        where, params = self._where(collection, flt)
+        return [row[0] for row in self.conn.execute(f'SELECT k FROM "{collection}" WHERE {where} ORDER BY k', params)]
+
+    def value_counts(self, collection: str, field: str, flt: dict | None = None) -> list[tuple[Any, int]]:
+        if field not in SCALAR_FIELDS[check_collection(collection)]:
+            return super().value_counts(collection, field, flt)
+        # A single-valued field: grouped by SQLite on its index, no document parsed in Python.
+        where, params = self._where(collection, flt)
+        expr = f"json_extract(doc, '{json_path(field.split('.'))}')"
+        rows = self.conn.execute(f'SELECT {expr}, count(*) FROM "{collection}" WHERE {where} AND {expr} IS NOT NULL '
+                                 "GROUP BY 1", params).fetchall()
+        return sorted(((v, n) for v, n in rows), key=lambda vn: (-vn[1], repr(vn[0])))
+
+    def count(self, collection: str, flt: dict | None = None) -> int:
+        check_collection(collection)
+        where, params = self._where(collection, flt)
+        return self.conn.execute(f'SELECT count(*) FROM "{collection}" WHERE {where}', params).fetchone()[0]
+
+    def explain(self, collection: str, flt: dict) -> str:
+        """SQLite's query plan for a filter (to see an index at work)."""
+        where, params = self._where(collection, flt)
+        rows = self.conn.execute(f'EXPLAIN QUERY PLAN SELECT doc FROM "{collection}" WHERE {where}', params)
+        return "\n".join(str(r[-1]) for r in rows)
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,83 @@
+"""Summary statistics over the catalog (or the studies a filter selects).
+
+The seed's five figures: total studies, total slices, average slices per study, slice thickness
+distribution, sex distribution; and what researchers ask next: modality, manufacturer and
+model, body part, study year, pixel spacing, series per study, patient age.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+from quire_assets.catalog.base import Catalog, chunks
+
+_AGE = re.compile(r"^(\d{1,3})([DWMY])$")
+
+
+def age_in_years(text: Any) -> float | None:
+    """``051Y`` → 51, ``006M`` → 0.5; ``None`` for anything else."""
+    match = _AGE.match(str(text or "").strip())
+    if not match:
+        return None
+    value, unit = int(match[1]), match[2]
+    return value / {"D": 365.25, "W": 52.18, "M": 12, "Y": 1}[unit]
+
+
+def _ordered(counter: Counter) -> dict[str, int]:
+    def sort_key(item):
+        number = re.match(r"^\d+(\.\d+)?", item[0])
+        return (0, float(number[0]), item[0]) if number else (1, 0.0, item[0])
+
+    return dict(sorted(counter.items(), key=sort_key))
+
+
+def summary_statistics(catalog: Catalog, study_filter: dict | None = None) -> dict[str, Any]:
+    studies = catalog.find("studies", study_filter or {}, projection={
+        "study_instance_uid": 1, "patient_id": 1, "patient_sex": 1, "patient_age": 1, "study_date": 1,
+        "num_series": 1, "num_instances": 1})
+    uids = [s["study_instance_uid"] for s in studies]
+    series: list[dict] = []
+    for chunk in chunks(uids, 500):
+        series.extend(catalog.find("series", {"study_instance_uid": {"$in": list(chunk)}}, projection={
+            "modality": 1, "manufacturer": 1, "manufacturer_model_name": 1, "body_part_examined": 1,
+            "slice_thickness": 1, "pixel_spacing": 1, "num_instances": 1}))
+    total_slices = sum(s.get("num_instances") or 0 for s in studies)
+    sexes: dict[str, str] = {}
+    ages: dict[str, float] = {}
+    for s in studies:
+        patient = s.get("patient_id") or s["study_instance_uid"]
+        sexes.setdefault(patient, s.get("patient_sex") or "unknown")
+        age = age_in_years(s.get("patient_age"))
+        if age is not None:
+            ages.setdefault(patient, age)
+    thickness_series: Counter = Counter()
+    thickness_slices: Counter = Counter()
+    spacing: Counter = Counter()
+    for s in series:
+        if s.get("slice_thickness") is not None:
+            key = f"{s['slice_thickness']:g}"
+            thickness_series[key] += 1
+            thickness_slices[key] += s.get("num_instances") or 0
+        if isinstance(s.get("pixel_spacing"), list) and s["pixel_spacing"]:
+            spacing[f"{s['pixel_spacing'][0]:.2f}"] += 1
+    decade = Counter(f"{int(a // 10) * 10}-{int(a // 10) * 10 + 9}" for a in ages.values())
+    return {
+        "total_studies": len(studies),
+        "total_slices": total_slices,
+        "average_slices_per_study": round(total_slices / len(studies), 2) if studies else 0.0,
+        "total_series": len(series),
+        "total_patients": len(sexes),
+        "slice_thickness_distribution": {"series": _ordered(thickness_series), "slices": _ordered(thickness_slices)},
+        "sex_distribution": dict(Counter(sexes.values()).most_common()),
+        "modality_distribution": dict(Counter(s.get("modality") or "unknown" for s in series).most_common()),
+        "manufacturer_distribution": dict(Counter(s.get("manufacturer") or "unknown" for s in series).most_common()),
+        "model_distribution": dict(Counter(
+            f"{s.get('manufacturer') or '?'} {s.get('manufacturer_model_name') or '?'}" for s in series).most_common()),
+        "body_part_distribution": dict(Counter(s.get("body_part_examined") or "unknown" for s in series).most_common()),
+        "study_year_distribution": _ordered(Counter((s.get("study_date") or "unknown")[:4] for s in studies)),
+        "pixel_spacing_distribution": _ordered(spacing),
+        "series_per_study_distribution": _ordered(Counter(str(s.get("num_series") or 0) for s in studies)),
+        "patient_age_distribution": _ordered(decade),
+    }

@@ -1,0 +1,117 @@
+"""``quire ingest``: index the source, then catalog what changed, in Dagster runs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from quire_assets.catalog import CatalogError, default_catalog_uri, open_catalog
+from quire_assets.cli.common import Progress, UserError, dagster_instance, whole_number
+
+
+def checked_source_uri(source: str) -> str:
+    if source.startswith("s3://"):
+        return source
+    path = Path(source).expanduser()
+    if not path.is_dir():
+        raise UserError(f"source folder {source!r} does not exist")
+    return str(path.resolve())
+
+
+def ingest(source: str, catalog_uri: str | None, workers: int | None = None, batch: int | None = None,
+           quiet: bool = False) -> dict[str, Any]:
+    """Index the source, then catalog every partition the catalog does not hold yet."""
+    start = time.perf_counter()
+    from quire_assets.dicom.features import load_feature_sets
+    from quire_assets.sources import SourceIndex, source_from_uri
+    from quire_assets.sources.index import default_workers
+
+    source_uri = checked_source_uri(source)
+    catalog_uri = catalog_uri or default_catalog_uri()
+    try:
+        open_catalog(catalog_uri, must_exist=True).close()
+        created = None
+    except CatalogError:  # none there yet: ingest is what makes one (a bad URI fails here, clearly)
+        with open_catalog(catalog_uri) as catalog:
+            created = getattr(catalog, "path", None)
+    index = SourceIndex(source_from_uri(source_uri))
+    # Importing Dagster takes seconds of one core: it happens while the reader processes work.
+    dagster_import = threading.Thread(target=importlib.import_module, args=("quire_assets.definitions",),
+                                      name="import-dagster", daemon=True)
+    try:
+        refresh = index.refresh(load_feature_sets(), workers=workers, meanwhile=dagster_import.start,
+                                progress=None if quiet else Progress("reading headers"))
+    except BaseException:
+        if created:  # nothing was written: leave no empty catalog behind for a reader to mistake
+            for path in (created, *(created.with_name(created.name + x) for x in ("-wal", "-shm"))):
+                path.unlink(missing_ok=True)
+        raise
+    if created and not quiet:
+        print(f"created the catalog {catalog_uri}", file=sys.stderr)
+    pending = index.pending(catalog_uri)
+    setup_start = time.perf_counter()
+    dagster_import.join()
+    from quire_assets.definitions import build_definitions
+    from quire_assets.orchestration import (
+        DEFAULT_BATCH,
+        register_partitions,
+        report_index_refresh,
+        run_partitions,
+    )
+
+    instance = dagster_instance()
+    report_index_refresh(instance, index, refresh, register_partitions(instance, index.partition_keys()))
+    defs = build_definitions(source_uri, catalog_uri)
+    setup_s = time.perf_counter() - setup_start  # the rest of Dagster's import, the instance, the definitions
+
+    def on_run(first: str, last: str, ok: bool) -> None:
+        if not quiet:
+            print(f"run {'ok' if ok else 'FAILED'}: partitions {first!r} .. {last!r}", file=sys.stderr)
+
+    runs = run_partitions(defs, instance, pending, batch=batch or DEFAULT_BATCH, on_run=on_run,
+                          weights=index.file_counts(), workers=workers or default_workers())
+    summary = index.summary()
+    index.close()
+    from quire_assets.timing import spent
+
+    in_quire = sum(spent.values())
+    # Runs overlap on several workers: Dagster's share is what the runs took, added up, less Quire's code.
+    timings = {"index_s": refresh.seconds, "dagster_setup_s": setup_s, "runs_s": runs.seconds,
+               "run_workers": runs.workers, "runs_busy_s": runs.busy_s, "in_quire_code_s": in_quire,
+               "dagster_overhead_s": runs.busy_s - in_quire, **{f"{k}_s": v for k, v in spent.items()}}
+    return {**summary, "timings": timings, "read": refresh.read, "partitions": len(pending), "runs": len(runs.run_ids),
+            "failed_runs": runs.failed, "run_ids": runs.run_ids, "seconds": time.perf_counter() - start}
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    if args.features:
+        os.environ["QUIRE_FEATURES"] = args.features
+    report = ingest(args.source, args.catalog, workers=args.workers, batch=args.batch)
+    if args.timings:
+        print(json.dumps(report["timings"]), file=sys.stderr)
+    print(f"{report['files']:,} files, {report['instances']:,} instances, {report['series']:,} series, "
+          f"{report['studies']:,} studies, {report['errors']:,} errors, {report['seconds']:.1f} s "
+          f"({report['read']:,} files read, {report['partitions']:,} accessions cataloged in {report['runs']} run(s))")
+    if report["failed_runs"]:
+        print(f"error: {len(report['failed_runs'])} run(s) failed: {', '.join(report['failed_runs'])} "
+              "(see them in the Dagster UI with the same DAGSTER_HOME)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ingest", help="catalog everything under a folder or s3://bucket/prefix")
+    p.add_argument("source")
+    p.add_argument("--catalog", help="catalog URI (default: $QUIRE_CATALOG or sqlite:///$QUIRE_HOME/catalog.db)")
+    p.add_argument("--workers", type=whole_number(1), help="parallel header readers and Dagster runs (default: one per core)")
+    p.add_argument("--batch", type=whole_number(1), help="accessions per Dagster run (default: 2,500)")
+    p.add_argument("--features", help="a folder with your own study.txt / series.txt / instance.txt")
+    p.add_argument("--timings", action="store_true", help="print where the time went (JSON, on stderr)")
+    p.set_defaults(func=cmd_ingest)

@@ -1,0 +1,100 @@
+"""``quire query``, ``count``, ``fields`` and ``export``: reading the catalog."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from quire_assets.catalog import open_catalog
+from quire_assets.catalog.fields import LEVELS
+from quire_assets.cli.common import (
+    TABLE_COLUMNS,
+    UserError,
+    check_fields,
+    columns_of,
+    format_docs,
+    parse_sort,
+    selection,
+    whole_number,
+)
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    sort = parse_sort(args.sort)
+    with open_catalog(args.catalog, must_exist=True) as catalog:
+        where = selection(catalog, args)
+        check_fields(catalog, args.level, [f for f, _ in sort], "--sort")
+        check_fields(catalog, args.level, columns_of(args), "--fields")
+        docs = catalog.find(args.level, where, sort=sort, limit=args.limit)
+    columns = columns_of(args) or TABLE_COLUMNS.get(args.level, [])
+    print(format_docs(docs, args.format, columns if args.format != "json" else []))
+    if args.format == "table":
+        print(f"({len(docs)} {args.level})", file=sys.stderr)
+    return 0
+
+
+def cmd_count(args: argparse.Namespace) -> int:
+    with open_catalog(args.catalog, must_exist=True) as catalog:
+        print(catalog.count(args.level, selection(catalog, args)))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from quire_assets.catalog.cohort import EXPORT_COLUMNS, cohort_files
+
+    with open_catalog(args.catalog, must_exist=True) as catalog:
+        rows = list(cohort_files(catalog, args.level, selection(catalog, args)))
+    text = format_docs(rows, args.format, EXPORT_COLUMNS) + "\n"
+    if args.out:
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"cannot write {args.out}: {exc.strerror or exc}") from exc
+        print(f"{Path(args.out).resolve()}: {len(rows):,} files", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_fields(args: argparse.Namespace) -> int:
+    from quire_assets.catalog.fields import level_fields
+
+    with open_catalog(args.catalog, must_exist=True) as catalog:
+        print("\n".join(level_fields(catalog, args.level)))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("query", help="query the catalog with a MongoDB filter document")
+    p.add_argument("level", choices=LEVELS)
+    p.add_argument("--where", help='a MongoDB filter, e.g. \'{"modality": "CT", "slice_thickness": {"$lt": 1.5}}\'')
+    p.add_argument("--limit", type=whole_number(0), default=0, help="at most this many (default 0: all)")
+    p.add_argument("--sort", action="append", help="FIELD, FIELD:asc or FIELD:desc (repeatable)")
+    p.add_argument("--fields", help="comma-separated columns for table and csv output, dotted paths too "
+                                    "(metadata.KVP)")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--collection", help="only the studies of this collection (and their series and instances)")
+    p.add_argument("--catalog")
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("count", help="how many documents of a level match a filter")
+    p.add_argument("level", choices=LEVELS)
+    p.add_argument("--where", help="a MongoDB filter, as for query")
+    p.add_argument("--collection", help="only the studies of this collection (and their series and instances)")
+    p.add_argument("--catalog")
+    p.set_defaults(func=cmd_count)
+
+    p = sub.add_parser("export", help="a cohort's files: one row per file with its accession, patient and UIDs")
+    p.add_argument("level", choices=("studies", "series", "instances"))
+    p.add_argument("--where", help="a MongoDB filter on that level, as for query")
+    p.add_argument("--collection", help="only the studies of this collection (and their series and instances)")
+    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--out", help="write here instead of standard output")
+    p.add_argument("--catalog")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("fields", help="the fields of a level's documents (for --where, --sort and --fields)")
+    p.add_argument("level", choices=LEVELS)
+    p.add_argument("--catalog")
+    p.set_defaults(func=cmd_fields)

@@ -1,0 +1,33 @@
+"""``quire report``: the summary statistics as an offline HTML page."""
+
+from __future__ import annotations
+
+import argparse
+
+from quire_assets.catalog import open_catalog
+from quire_assets.cli.common import UserError, check_fields, parse_where
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from quire_assets.catalog.fields import filter_fields
+    from quire_assets.report import catalog_report, write_report
+
+    where = parse_where(args.where)
+    with open_catalog(args.catalog, must_exist=True) as catalog:
+        check_fields(catalog, "studies", filter_fields(where), "--where (on studies)")
+        stats, page = catalog_report(catalog, where)
+    try:
+        path = write_report(page, args.out)
+    except OSError as exc:
+        raise UserError(f"cannot write the report to {args.out}: {exc.strerror or exc}") from exc
+    print(f"{path}: {stats['total_studies']:,} studies, {stats['total_slices']:,} slices, "
+          f"{stats['average_slices_per_study']:g} slices per study")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="an offline HTML report of summary statistics with plotly charts")
+    p.add_argument("--out", default=".", help="folder to write quire-report.html to")
+    p.add_argument("--where", help="restrict to studies matching this filter, e.g. '{\"collection_ids\": \"cohort-1\"}'")
+    p.add_argument("--catalog")
+    p.set_defaults(func=cmd_report)

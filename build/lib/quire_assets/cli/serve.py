@@ -1,0 +1,96 @@
+"""``quire serve``: the researcher API under uvicorn, with its job worker."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+
+from quire_assets.catalog import CatalogError, default_catalog_uri, open_catalog
+from quire_assets.cli.common import UserError, whole_number
+from quire_assets.cli.ingest import checked_source_uri
+
+LOOPBACK_NAMES = ("localhost", "ip6-localhost")
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host in LOOPBACK_NAMES
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from quire_assets.api.phi import PhiPolicy, PolicyError
+    from quire_assets.api.settings import LOOPBACK_ENV, POLICY_ENV, ensure_salt
+    from quire_assets.catalog.researchers import keys_defined
+
+    catalog_uri = args.catalog or default_catalog_uri()
+    source = args.source or os.environ.get("QUIRE_SOURCE")
+    source = checked_source_uri(source) if source else None
+    loopback = is_loopback(args.host)
+    try:
+        open_catalog(catalog_uri, must_exist=True).close()
+    except CatalogError:  # none yet: the service makes an empty one (researchers and jobs can come first)
+        print(f"no catalog at {catalog_uri} yet: creating an empty one (`quire ingest` fills it)", file=sys.stderr)
+    with open_catalog(catalog_uri) as catalog:
+        keys = keys_defined(catalog)
+    if not loopback and not keys:
+        raise UserError(f"refusing to serve on {args.host}: no API key is defined, so anyone who can reach it "
+                        "would read the catalog; add one first (`quire researchers add ID --admin`)")
+    try:
+        PhiPolicy.load(args.phi_policy, b"")
+    except PolicyError as exc:
+        raise UserError(str(exc)) from None
+    # The app reads its settings from the environment: the same in each uvicorn worker process.
+    os.environ["QUIRE_CATALOG"] = catalog_uri
+    os.environ.pop("QUIRE_SOURCE", None)
+    if source:
+        os.environ["QUIRE_SOURCE"] = source
+    if args.phi_policy:
+        os.environ[POLICY_ENV] = os.path.abspath(args.phi_policy)
+    os.environ[LOOPBACK_ENV] = "1" if loopback else "0"
+    ensure_salt()
+    print(f"Quire API on http://{args.host}:{args.port} (OpenAPI docs at /docs), catalog {catalog_uri}", file=sys.stderr)
+    if not keys:
+        print("no API key is defined: requests from this machine are served as an admin's until one is "
+              "(`quire researchers add ID --admin`)", file=sys.stderr)
+    worker = None
+    if args.no_worker or not source:
+        print("job worker: off; jobs wait for the Dagster daemon's researcher_requests sensor"
+              + ("" if source or args.no_worker else " (no --source or QUIRE_SOURCE to run them from)"), file=sys.stderr)
+    else:
+        from quire_assets.api.worker import start_worker
+
+        worker = start_worker(catalog_uri, source)
+        print(f"job worker: on, running jobs against {source}", file=sys.stderr)
+    try:
+        uvicorn.run("quire_assets.api:create_app", factory=True, host=args.host, port=args.port,
+                    workers=args.workers, log_level=args.log_level,
+                    access_log=args.log_level in ("info", "debug"))
+    finally:
+        if worker:
+            process, stop = worker
+            stop.set()
+            process.join(timeout=30)
+            if process.is_alive():
+                process.terminate()
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="the researcher REST API (FastAPI under uvicorn) and its job worker")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=whole_number(0), default=8000)
+    p.add_argument("--catalog")
+    p.add_argument("--source", help="the archive jobs are extracted from (default: $QUIRE_SOURCE)")
+    p.add_argument("--phi-policy", help="the PHI policy file (default: quire_assets/api/phi-policy.toml: drop "
+                                        "PatientName and PatientBirthDate, hash PatientID)")
+    p.add_argument("--workers", type=whole_number(1), default=1, help="uvicorn worker processes (default 1)")
+    p.add_argument("--no-worker", action="store_true",
+                   help="leave jobs to the Dagster daemon's researcher_requests sensor (docker-compose)")
+    p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"))
+    p.set_defaults(func=cmd_serve)

@@ -1,0 +1,225 @@
+"""Roll instance records up into instances, series, studies and patients.
+
+A value that is the same in every file of a series (or study) is kept as that value. A value
+that varies is not lost to "first file wins": numbers keep ``{"min", "max"}``, anything else
+``{"distinct": [...]}``, and the attribute is listed under ``varying``. Promoted fields take the
+most common value, so that a filter on ``slice_thickness`` still sees a number.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from quire_assets.dicom.features import FeatureSets
+from quire_assets.dicom.records import PROMOTED, snake_case
+
+MAX_DISTINCT = 50
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable, type-exact key for a value (1, 1.0 and True stay apart, as in the catalog)."""
+    if value is None or isinstance(value, str | int | float):
+        return (type(value).__name__, value)
+    return ("json", json.dumps(value, sort_keys=True, ensure_ascii=False))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _all_same(values: list[Any]) -> bool:
+    """Every value the same scalar, type included: the common case, decided without hashing."""
+    first = values[0]
+    kind = type(first)
+    return kind in (str, int, float) and all(type(v) is kind and v == first for v in values)
+
+
+def combine(values: list[Any]) -> tuple[Any, bool]:
+    """One value for many files: (value, varies)."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return None, False
+    if len(present) == len(values) and _all_same(present):
+        return present[0], False
+    distinct: dict[str, Any] = {}
+    for value in present:
+        distinct.setdefault(_freeze(value), value)
+    if len(distinct) == 1 and len(present) == len(values):
+        return present[0], False
+    if len(distinct) == 1:
+        # Present in some files only: the value, still flagged, so a reader knows it is partial.
+        return present[0], True
+    if all(_is_number(v) for v in present):
+        return {"min": min(present), "max": max(present)}, True
+    ordered = sorted(distinct.values(), key=lambda v: json.dumps(v, sort_keys=True, ensure_ascii=False))
+    result: dict[str, Any] = {"distinct": ordered[:MAX_DISTINCT]}
+    if len(ordered) > MAX_DISTINCT:
+        result["num_distinct"] = len(ordered)
+    return result, True
+
+
+def most_common(values: Iterable[Any]) -> Any:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    if _all_same(values):
+        return values[0]
+    counts: Counter = Counter()
+    originals: dict[Any, Any] = {}
+    for value in values:
+        key = _freeze(value)
+        counts[key] += 1
+        originals.setdefault(key, value)
+    # Ties go to the smallest serialized value, so the answer does not depend on file order.
+    best = min(counts.items(), key=lambda item: (-item[1], json.dumps(originals[item[0]], sort_keys=True, ensure_ascii=False)))[0]
+    return originals[best]
+
+
+def _rollup_metadata(records: list[dict], names: list[str]) -> tuple[dict[str, Any], list[str]]:
+    metadata: dict[str, Any] = {}
+    varying: list[str] = []
+    for name in names:
+        value, varies = combine([r["metadata"].get(name) for r in records])
+        if value is not None:
+            metadata[name] = value
+        if varies:
+            varying.append(name)
+    return metadata, varying
+
+
+def _promoted(records: list[dict], level: str) -> dict[str, Any]:
+    out = {}
+    for keyword in PROMOTED[level]:
+        value = most_common(r["metadata"].get(keyword) for r in records)
+        if keyword == "PixelSpacing" and _is_number(value):
+            value = [value, value]
+        out[snake_case(keyword)] = value
+    return out
+
+
+def instance_documents(records: Iterable[dict], features: FeatureSets) -> list[dict]:
+    """One document per SOP Instance UID; copies of a file are one instance with every ``uri``."""
+    by_sop: dict[str, list[dict]] = defaultdict(list)
+    for record in records:
+        by_sop[record["sop_instance_uid"]].append(record)
+    names = set(features.names("instance"))
+    documents = []
+    for sop_uid, copies in by_sop.items():
+        copies.sort(key=lambda r: r["uri"])
+        first = copies[0]
+        documents.append(
+            {
+                **{snake_case(k): first["metadata"].get(k) for k in PROMOTED["instance"]},
+                "sop_instance_uid": sop_uid,
+                "series_instance_uid": first["series_instance_uid"],
+                "study_instance_uid": first["study_instance_uid"],
+                "accession_number": first["accession_number"],
+                "partition_key": first["partition_key"],
+                "uri": first["uri"],
+                "uris": [r["uri"] for r in copies],
+                "size": first.get("size"),
+                "metadata": {k: v for k, v in first["metadata"].items() if k in names},
+                "oddities": first.get("oddities", []),
+            }
+        )
+    return documents
+
+
+def series_documents(records: Iterable[dict], features: FeatureSets) -> list[dict]:
+    """Series rollups from instance records (duplicated SOP UIDs counted once)."""
+    by_series: dict[str, dict[str, dict]] = defaultdict(dict)
+    for record in records:
+        by_series[record["series_instance_uid"]].setdefault(record["sop_instance_uid"], record)
+    names = features.names("series")
+    numeric_instance = features.names("instance")
+    documents = []
+    for series_uid, by_sop in by_series.items():
+        members = list(by_sop.values())
+        first = members[0]
+        metadata, varying = _rollup_metadata(members, names)
+        ranges = {}
+        for name in numeric_instance:
+            numbers = [r["metadata"].get(name) for r in members]
+            numbers = [v for v in numbers if _is_number(v)]
+            if numbers:
+                ranges[name] = {"min": min(numbers), "max": max(numbers)}
+        documents.append(
+            {
+                **_promoted(members, "series"),
+                "series_instance_uid": series_uid,
+                "study_instance_uid": first["study_instance_uid"],
+                "accession_number": most_common(r["accession_number"] for r in members),
+                "patient_id": most_common(r["patient_id"] for r in members),
+                "partition_key": first["partition_key"],
+                "num_instances": len(members),
+                "metadata": metadata,
+                "instance_ranges": ranges,
+                "varying": varying,
+            }
+        )
+    return documents
+
+
+def study_documents(records: Iterable[dict], series: Iterable[dict], features: FeatureSets) -> list[dict]:
+    """Study rollups: study-level attributes over the study's instances, counts over its series."""
+    by_study: dict[str, dict[str, dict]] = defaultdict(dict)
+    for record in records:
+        by_study[record["study_instance_uid"]].setdefault(record["sop_instance_uid"], record)
+    series_by_study: dict[str, list[dict]] = defaultdict(list)
+    for doc in series:
+        series_by_study[doc["study_instance_uid"]].append(doc)
+    names = features.names("study")
+    documents = []
+    for study_uid, by_sop in by_study.items():
+        members = list(by_sop.values())
+        metadata, varying = _rollup_metadata(members, names)
+        its_series = series_by_study.get(study_uid, [])
+        documents.append(
+            {
+                **_promoted(members, "study"),
+                "study_instance_uid": study_uid,
+                "partition_key": members[0]["partition_key"],
+                "modalities": sorted({s["modality"] for s in its_series if s.get("modality")}),
+                "num_series": len(its_series),
+                "num_instances": len(members),
+                "collection_ids": [],
+                "metadata": metadata,
+                "varying": varying,
+            }
+        )
+    return documents
+
+
+def patient_documents(studies: Iterable[dict]) -> list[dict]:
+    """Patients from their studies (a patient's studies may come from many accessions)."""
+    by_patient: dict[str, list[dict]] = defaultdict(list)
+    for study in studies:
+        if study.get("patient_id"):
+            by_patient[study["patient_id"]].append(study)
+    documents = []
+    for patient_id, its_studies in sorted(by_patient.items()):
+        its_studies.sort(key=lambda s: (s.get("study_date") or "", s["study_instance_uid"]))
+        fields = {}
+        varying = []
+        for field in ("patient_name", "patient_sex", "patient_birth_date"):
+            value, varies = combine([s.get(field) for s in its_studies])
+            fields[field] = most_common(s.get(field) for s in its_studies) if varies else value
+            if varies:
+                varying.append(field)
+        documents.append(
+            {
+                "patient_id": patient_id,
+                **fields,
+                "study_instance_uids": [s["study_instance_uid"] for s in its_studies],
+                "accession_numbers": sorted({s["accession_number"] for s in its_studies if s.get("accession_number")}),
+                "modalities": sorted({m for s in its_studies for m in s.get("modalities", [])}),
+                "num_studies": len(its_studies),
+                "num_series": sum(s.get("num_series", 0) for s in its_studies),
+                "num_instances": sum(s.get("num_instances", 0) for s in its_studies),
+                "varying": varying,
+            }
+        )
+    return documents

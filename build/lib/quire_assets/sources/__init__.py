@@ -1,0 +1,11 @@
+"""Where DICOM files come from (a local folder, an S3 bucket) and the incremental index of them.
+
+Dagster-free: ``resources/`` wraps these for Dagster, the CLI uses them directly.
+"""
+
+from __future__ import annotations
+
+from quire_assets.sources.base import FileEntry, FileSource, source_from_uri
+from quire_assets.sources.index import RefreshResult, SourceIndex
+
+__all__ = ["FileEntry", "FileSource", "RefreshResult", "SourceIndex", "source_from_uri"]

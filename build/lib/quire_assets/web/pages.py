@@ -1,0 +1,227 @@
+"""The dashboard's pages: server-rendered shells (Jinja2) whose little JavaScript calls the same API
+routes a script would; the detail pages are rendered here. Everything shown goes through the PHI
+policy of the key that logged in, and Jinja escapes every value."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from quire_assets.api.auth import SESSION_COOKIE, Caller, caller, catalog, new_session, session
+from quire_assets.catalog import KEYS, Catalog
+from quire_assets.catalog.fields import TABLE_COLUMNS
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(include_in_schema=False)
+NAV = [("/", "Overview"), ("/explore", "Explore"), ("/cohort", "Cohort"), ("/jobs", "Jobs"), ("/integrity", "Integrity")]
+LEVELS = ("studies", "series", "instances")
+LOGIN_COOKIE = "quire_login"
+# What the Explore page offers per level: facets (distinct values with counts), ranges, and the
+# description's field (free text, and its words as a facet).
+FILTERS = {
+    "studies": {"facets": ["modalities", "patient_sex", "collection_ids"],
+                "ranges": [["study_date", "date"], ["num_series", "number"], ["num_instances", "number"]],
+                "text": "study_description"},
+    "series": {"facets": ["modality", "manufacturer", "manufacturer_model_name", "body_part_examined"],
+               "ranges": [["slice_thickness", "number"], ["num_instances", "number"], ["pixel_spacing", "number"],
+                          ["metadata.KVP", "number"]],
+               "text": "series_description"},
+    "instances": {"facets": ["accession_number"], "ranges": [["instance_number", "number"]], "text": None},
+}
+
+
+class LoginNeeded(Exception):
+    def __init__(self, path: str):
+        self.path = path
+
+
+async def page_caller(request: Request, cat: Annotated[Catalog, Depends(catalog)]) -> Caller:
+    """The caller of a page: its session, else the login page."""
+    try:
+        return await caller(request, cat, None)
+    except HTTPException as exc:
+        if exc.status_code == 401:
+            raise LoginNeeded(request.url.path + (f"?{request.url.query}" if request.url.query else "")) from None
+        raise
+
+
+Who = Annotated[Caller, Depends(page_caller)]
+
+
+def _level(level: str | None) -> str:
+    return level if level in LEVELS else "studies"
+
+
+def _where_text(where: str | None) -> str:
+    """The filter as the page shows it: the document as sent (checked by the API when used)."""
+    if not where:
+        return "{}"
+    try:
+        return json.dumps(json.loads(where), ensure_ascii=False)
+    except ValueError:
+        return where
+
+
+def render(request: Request, who: Caller, template: str, title: str, **context: Any) -> Response:
+    opened = session(request) or {}
+    config = {"page": template.removesuffix(".html"), "levels": LEVELS, "filters": FILTERS,
+              "columns": {level: [KEYS[level], *TABLE_COLUMNS[level]] for level in LEVELS},
+              "admin": who.admin, **context.pop("config", {})}
+    return templates.TemplateResponse(request, template, {
+        "title": title, "page": title.lower(), "nav": NAV, "who": who, "csrf": opened.get("csrf", ""),
+        "config": config, **context})
+
+
+@router.get("/login")
+def login_page(request: Request, next: str = "/", error: str | None = None) -> Response:
+    token = secrets.token_urlsafe(16)  # double-submit: the form's token must match this cookie's
+    response = templates.TemplateResponse(request, "login.html", {
+        "csrf": token, "next": next if next.startswith("/") and not next.startswith("//") else "/", "error": error},
+        status_code=401 if error else 200)
+    response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    return response
+
+
+@router.post("/login")
+async def login(request: Request, key: Annotated[str, Form()], csrf: Annotated[str, Form()],
+                next: Annotated[str, Form()] = "/") -> Response:
+    if not secrets.compare_digest(csrf, request.cookies.get(LOGIN_COOKIE, "")):
+        return login_page(request, next, "The form expired: log in again.")
+    state = request.app.state
+    found = await run_in_threadpool(state.keys.caller, state.thread_catalog, key.strip(), state.settings.policy)
+    if found is None:
+        return login_page(request, next, "That key is unknown or revoked.")
+    value, _ = new_session(request, key.strip())
+    target = next if next.startswith("/") and not next.startswith("//") else "/"
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(SESSION_COOKIE, value, httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    response.delete_cookie(LOGIN_COOKIE)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+    opened = session(request)
+    if opened and not secrets.compare_digest(csrf, opened["csrf"]):
+        raise HTTPException(403, "this needs the page's CSRF token")
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@router.get("/")
+def overview(request: Request, who: Who, level: str | None = None, where: str | None = None) -> Response:
+    return render(request, who, "overview.html", "Overview", level=_level(level), where_text=_where_text(where))
+
+
+@router.get("/explore")
+def explore(request: Request, who: Who, level: str | None = None, where: str | None = None) -> Response:
+    return render(request, who, "explore.html", "Explore", level=_level(level), levels=LEVELS,
+                  config={"level": _level(level), "where": _where_text(where)})
+
+
+@router.get("/cohort")
+def cohort(request: Request, who: Who, level: str | None = None, where: str | None = None) -> Response:
+    level, where_text = _level(level), _where_text(where)
+    return render(request, who, "cohort.html", "Cohort", level=level, where_text=where_text,
+                  files_url=f"/api/v1/{level}/files?where={quote(where_text)}",
+                  config={"level": level, "where": where_text})
+
+
+@router.get("/jobs")
+def jobs(request: Request, who: Who) -> Response:
+    return render(request, who, "jobs.html", "Jobs")
+
+
+@router.get("/integrity")
+def integrity(request: Request, who: Who) -> Response:
+    return render(request, who, "integrity.html", "Integrity")
+
+
+def _flat(doc: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """Every stored value as (dotted name, text), documents and lists of documents unfolded."""
+    rows: list[tuple[str, str]] = []
+    for key, value in doc.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows.extend(_flat(value, f"{name}."))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for i, item in enumerate(value):
+                rows.extend(_flat(item, f"{name}[{i}]."))
+        else:
+            rows.append((name, json.dumps(value, ensure_ascii=False) if isinstance(value, list | bool) or value is None
+                         else str(value)))
+    return rows
+
+
+def _children(cat: Any, who: Caller, level: str, link: str, uid: str, href: str) -> list[dict]:
+    key = KEYS[level]
+    docs = [who.view(d) for d in cat.find(level, {link: uid}, sort=[(key, 1)], limit=10_000)]
+    columns = [key, *TABLE_COLUMNS[level]]
+    return [{"href": f"{href}/{quote(d[key], safe='')}",
+             "cells": {c: _cell(d, c) for c in columns}} for d in docs]
+
+
+def _cell(doc: dict, column: str) -> str:
+    value = doc.get(column)
+    if value is None:
+        return ""
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _detail(request: Request, who: Caller, level: str, uid: str) -> Response:
+    cat = request.app.state.thread_catalog
+    doc = cat.get(level, uid)
+    if doc is None:
+        raise HTTPException(404, f"no {level} document {uid!r}")
+    doc = who.view(doc)
+    crumbs, children, child_level = [], [], None
+    study_uid = doc.get("study_instance_uid")
+    if level in ("series", "instances") and study_uid:
+        crumbs.append((f"/studies/{quote(study_uid, safe='')}", f"Study {doc.get('accession_number') or study_uid}"))
+    if level == "instances" and doc.get("series_instance_uid"):
+        crumbs.append((f"/series/{quote(doc['series_instance_uid'], safe='')}", "Series"))
+    if level == "studies":
+        child_level, children = "series", _children(cat, who, "series", "study_instance_uid", uid, "/series")
+    elif level == "series":
+        child_level, children = "instances", _children(cat, who, "instances", "series_instance_uid", uid,
+                                                        "/instances")
+    heading = {"studies": "Study", "series": "Series", "instances": "Instance"}[level]
+    heading += f" {doc.get('accession_number') or ''} {doc.get('series_description') or ''}".rstrip()
+    return render(request, who, "detail.html", "Explore", heading=heading.strip(), crumbs=crumbs,
+                  tags=_flat(doc), files=doc.get("uris") or ([doc["uri"]] if doc.get("uri") else []),
+                  children=children, children_label=(child_level or "").capitalize(),
+                  child_columns=[KEYS[child_level], *TABLE_COLUMNS[child_level]] if child_level else [])
+
+
+@router.get("/studies/{uid}")
+def study_page(request: Request, who: Who, uid: str) -> Response:
+    return _detail(request, who, "studies", uid)
+
+
+@router.get("/series/{uid}")
+def series_page(request: Request, who: Who, uid: str) -> Response:
+    return _detail(request, who, "series", uid)
+
+
+@router.get("/instances/{uid}")
+def instance_page(request: Request, who: Who, uid: str) -> Response:
+    return _detail(request, who, "instances", uid)
+
+
+@router.get("/static/plotly.min.js")
+def plotly_js() -> FileResponse:
+    """plotly.js from the installed plotly package: the charts need no internet."""
+    import plotly
+
+    return FileResponse(Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
+                        media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})

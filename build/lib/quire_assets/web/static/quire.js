@@ -1,0 +1,477 @@
+// Quire's dashboard: a little JavaScript over the API's own routes. Values from the catalog are
+// only ever put on the page as text (textContent), never as HTML; filters are JSON, never code.
+"use strict";
+
+const CONFIG = JSON.parse(document.getElementById("quire-config").textContent);
+const CSRF = document.querySelector('meta[name="csrf-token"]').content;
+
+async function api(path, options = {}) {
+  const headers = {"X-CSRF-Token": CSRF, ...(options.headers || {})};
+  if (options.json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(options.json);
+  }
+  const response = await fetch(path, {...options, headers, credentials: "same-origin"});
+  const text = await response.text();
+  let body = text;
+  try { body = JSON.parse(text); } catch (e) { /* not JSON: keep the text */ }
+  if (!response.ok) {
+    const detail = body && body.detail !== undefined ? body.detail : text;
+    throw new Error(typeof detail === "string" ? detail : JSON.stringify(detail));
+  }
+  return body;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (name === "text") node.textContent = value;
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function show(id, text) {
+  const node = document.getElementById(id);
+  node.textContent = text;
+  node.hidden = !text;
+}
+
+function cell(value) {
+  if (value === null || value === undefined) return "";
+  if (Array.isArray(value)) return value.map(cell).join(", ");
+  if (typeof value === "object") return JSON.stringify(value);
+  return String(value);
+}
+
+function valueAt(doc, path) {
+  return path.split(".").reduce((node, part) => (node && typeof node === "object" ? node[part] : undefined), doc);
+}
+
+function query(params) {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== null && value !== undefined && value !== "") search.set(name, value);
+  }
+  return search.toString();
+}
+
+const escapeRegex = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+const unescapeRegex = (text) => text.replace(/\\(.)/g, "$1");
+
+// ---- Overview ------------------------------------------------------------------------------
+
+const TILES = [["Total studies", "total_studies"], ["Total series", "total_series"], ["Total slices", "total_slices"],
+               ["Total patients", "total_patients"], ["Average slices per study", "average_slices_per_study"]];
+const CHARTS = [["Slice thickness distribution", (s) => s.slice_thickness_distribution.series, "slice thickness (mm)", "series"],
+                ["Sex distribution", (s) => s.sex_distribution, "sex", "patients"],
+                ["Modality distribution", (s) => s.modality_distribution, "modality", "series"],
+                ["Manufacturer distribution", (s) => s.manufacturer_distribution, "manufacturer", "series"],
+                ["Study date distribution", (s) => s.study_year_distribution, "year", "studies"]];
+
+async function overview() {
+  const params = new URLSearchParams(location.search);
+  const status = document.getElementById("status");
+  try {
+    const stats = await api("/api/v1/stats?" + query({where: params.get("where"), level: params.get("level")}));
+    const tiles = document.getElementById("tiles");
+    for (const [title, key] of TILES) {
+      tiles.append(el("div", {class: "tile", "data-title": title},
+        el("span", {class: "value", text: Number(stats[key]).toLocaleString("en")}), el("span", {class: "label", text: title})));
+    }
+    if (!stats.total_studies) {
+      status.textContent = params.get("where") ? "No study matches this filter." :
+        "The catalog is empty: run `quire ingest SOURCE` to fill it.";
+      return;
+    }
+    status.textContent = "";
+    const charts = document.getElementById("charts");
+    // Every box in the grid first, then the charts: each is drawn at its final width.
+    const boxes = CHARTS.map(([title]) => el("section", {class: "chart", "data-title": title}));
+    charts.append(...boxes);
+    for (const [i, [title, pick, xTitle, yTitle]] of CHARTS.entries()) {
+      // JavaScript lists integer-like keys ("1", "3") before the others ("0.625"): put numbers back in order.
+      const entries = Object.entries(pick(stats));
+      if (entries.every(([k]) => k !== "" && !Number.isNaN(Number(k)))) entries.sort((a, b) => Number(a[0]) - Number(b[0]));
+      const box = boxes[i];
+      const [x, y] = [entries.map((e) => e[0]), entries.map((e) => e[1])];
+      Plotly.newPlot(box, [{type: "bar", x, y, text: y, textposition: "auto"}],
+                     {title: {text: title}, height: 340, margin: {t: 48, b: 96},
+                      xaxis: {title: {text: xTitle}, type: "category"}, yaxis: {title: {text: yTitle}, tickformat: ",d"}},
+                     {displaylogo: false, responsive: true});
+    }
+  } catch (error) {
+    status.textContent = "Error: " + error.message;
+    status.classList.add("error");
+  }
+}
+
+// ---- Explore -------------------------------------------------------------------------------
+
+const state = {level: CONFIG.level, where: {}, sort: null, cursors: [null], page: 0};
+
+function setWhere(field, condition) {
+  if (condition === undefined) delete state.where[field];
+  else state.where[field] = condition;
+  state.cursors = [null];
+  state.page = 0;
+  refresh();
+}
+
+function whereWithout(field) {
+  const copy = {...state.where};
+  delete copy[field];
+  return JSON.stringify(copy);
+}
+
+function selectedValues(field) {
+  const condition = state.where[field];
+  if (condition && typeof condition === "object" && Array.isArray(condition.$in)) return condition.$in;
+  if (condition !== undefined && (typeof condition !== "object" || condition === null)) return [condition];
+  return [];
+}
+
+async function renderFacets() {
+  const box = document.getElementById("facets");
+  box.replaceChildren();
+  const filters = CONFIG.filters[state.level];
+  const words = renderWords(box);
+  await Promise.all([words, ...filters.facets.map(async (field) => {
+    const group = el("fieldset", {class: "facet", "data-field": field}, el("legend", {text: field}));
+    box.append(group);
+    const chosen = selectedValues(field);
+    try {
+      const body = await api(`/api/v1/${state.level}/distinct/${encodeURIComponent(field)}?` +
+                             query({where: whereWithout(field), limit: 25}));
+      const values = body.values.map((v) => v.value);
+      for (const value of chosen) if (!values.includes(value)) body.values.push({value, count: 0});
+      for (const {value, count} of body.values) {
+        const id = `facet-${field}-${cell(value)}`.replace(/[^A-Za-z0-9_-]/g, "_");
+        const box = el("input", {type: "checkbox", id, "data-value": JSON.stringify(value)});
+        box.checked = chosen.includes(value);
+        box.addEventListener("change", () => {
+          const now = [...group.querySelectorAll("input:checked")].map((b) => JSON.parse(b.dataset.value));
+          setWhere(field, now.length ? {$in: now} : undefined);
+        });
+        group.append(el("div", {class: "choice"}, box, el("label", {for: id, text: `${cell(value)} (${count})`})));
+      }
+      if (!body.values.length) group.append(el("p", {class: "muted", text: "no values"}));
+    } catch (error) {
+      group.append(el("p", {class: "muted", text: error.message}));
+    }
+  })]);
+}
+
+function renderRanges() {
+  const box = document.getElementById("ranges");
+  box.replaceChildren();
+  for (const [field, kind] of CONFIG.filters[state.level].ranges) {
+    const condition = state.where[field] && typeof state.where[field] === "object" ? state.where[field] : {};
+    const low = el("input", {type: kind === "date" ? "date" : "number", step: "any", id: `min-${field}`,
+                             "aria-label": `${field} from`});
+    const high = el("input", {type: kind === "date" ? "date" : "number", step: "any", id: `max-${field}`,
+                              "aria-label": `${field} to`});
+    low.value = condition.$gte ?? "";
+    high.value = condition.$lte ?? "";
+    const apply = () => {
+      const parse = (v) => (v === "" ? undefined : kind === "date" ? v : Number(v));
+      const range = {};
+      if (parse(low.value) !== undefined) range.$gte = parse(low.value);
+      if (parse(high.value) !== undefined) range.$lte = parse(high.value);
+      setWhere(field, Object.keys(range).length ? range : undefined);
+    };
+    low.addEventListener("change", apply);
+    high.addEventListener("change", apply);
+    box.append(el("fieldset", {class: "range", "data-field": field}, el("legend", {text: field}), low,
+                  el("span", {text: " to "}), high));
+  }
+  const field = CONFIG.filters[state.level].text;
+  const textBox = document.getElementById("text-filter");
+  textBox.replaceChildren();
+  if (field) {
+    const input = el("input", {type: "search", id: "text", placeholder: "words in the description"});
+    input.value = description(field).text;
+    input.addEventListener("change", () => setDescription(field, description(field).words, input.value));
+    textBox.append(el("label", {for: "text", text: `Free text (${field})`}), input);
+  }
+}
+
+// A description's words (a facet) and free text share one condition: a regex of look-aheads,
+// (?=.*\bword\b) per chosen word and (?=.*text) for the text, matched case-insensitively.
+function description(field) {
+  const regex = (state.where[field] && state.where[field].$regex) || "";
+  if (!regex.startsWith("(?=")) return {words: [], text: unescapeRegex(regex)};
+  const words = [];
+  let text = "";
+  for (const [, part] of regex.matchAll(/\(\?=\.\*((?:\\.|[^\\)])*)\)/g)) {
+    const word = part.match(/^\\b(.*)\\b$/);
+    if (word) words.push(unescapeRegex(word[1])); else text = unescapeRegex(part);
+  }
+  return {words, text};
+}
+
+function setDescription(field, words, text) {
+  const parts = words.map((w) => `(?=.*\\b${escapeRegex(w)}\\b)`);
+  if (text) parts.push(words.length ? `(?=.*${escapeRegex(text)})` : escapeRegex(text));
+  setWhere(field, parts.length ? {$regex: parts.join(""), $options: "i"} : undefined);
+}
+
+async function renderWords(box) {
+  const field = CONFIG.filters[state.level].text;
+  if (!field) return;
+  const group = el("fieldset", {class: "facet", "data-field": `${field}-words`}, el("legend", {text: `${field} words`}));
+  box.append(group);
+  const chosen = description(field).words;
+  try {
+    const body = await api(`/api/v1/${state.level}/distinct/${encodeURIComponent(field)}?` +
+                           query({where: whereWithout(field), limit: 10000}));
+    const counts = new Map();
+    for (const {value, count} of body.values) {
+      for (const word of new Set(String(value).toLowerCase().match(/[a-z0-9]{2,}/g) || [])) {
+        counts.set(word, (counts.get(word) || 0) + count);
+      }
+    }
+    for (const word of chosen) if (!counts.has(word)) counts.set(word, 0);
+    const top = [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+      .filter(([word], i) => i < 20 || chosen.includes(word));
+    for (const [word, count] of top) {
+      const id = `word-${field}-${word}`;
+      const check = el("input", {type: "checkbox", id, "data-value": word});
+      check.checked = chosen.includes(word);
+      check.addEventListener("change", () => {
+        const now = [...group.querySelectorAll("input:checked")].map((b) => b.dataset.value);
+        setDescription(field, now, description(field).text);
+      });
+      group.append(el("div", {class: "choice"}, check, el("label", {for: id, text: `${word} (${count})`})));
+    }
+    if (!top.length) group.append(el("p", {class: "muted", text: "no words"}));
+  } catch (error) {
+    group.append(el("p", {class: "muted", text: error.message}));
+  }
+}
+
+async function renderTable() {
+  const table = document.getElementById("table");
+  const summary = document.getElementById("summary");
+  const columns = CONFIG.columns[state.level];
+  const where = JSON.stringify(state.where);
+  table.setAttribute("aria-busy", "true");
+  summary.textContent = "Loading…";
+  show("error", "");
+  try {
+    const cursor = state.cursors[state.page];
+    const [page, count] = await Promise.all([
+      api(`/api/v1/${state.level}?` + query({where, limit: 25, cursor, sort: state.sort})),
+      api(`/api/v1/${state.level}/count?` + query({where}))]);
+    const head = el("tr");
+    for (const column of columns) {
+      const mark = state.sort && state.sort.startsWith(column + ":") ? (state.sort.endsWith(":desc") ? " ▼" : " ▲") : "";
+      head.append(el("th", {scope: "col"}, el("button", {type: "button", class: "sort", "data-column": column,
+        text: column + mark, onclick: () => {
+          state.sort = state.sort === `${column}:asc` ? `${column}:desc` : `${column}:asc`;
+          state.cursors = [null];
+          state.page = 0;
+          renderTable();
+        }})));
+    }
+    table.tHead.replaceChildren(head);
+    const rows = page.items.map((doc) => {
+      const key = doc[columns[0]];
+      const row = el("tr");
+      columns.forEach((column, i) => {
+        const text = cell(valueAt(doc, column));
+        row.append(el("td", {}, i === 0 ? el("a", {href: `/${state.level}/${encodeURIComponent(key)}`, text}) : text));
+      });
+      return row;
+    });
+    table.tBodies[0].replaceChildren(...rows);
+    state.cursors[state.page + 1] = page.next_cursor;
+    document.getElementById("next").disabled = !page.next_cursor;
+    document.getElementById("prev").disabled = state.page === 0;
+    summary.textContent = count.count ? `${count.count.toLocaleString("en")} ${state.level} (page ${state.page + 1})` :
+      (Object.keys(state.where).length ? `No ${state.level} match this filter.` :
+        "The catalog is empty: run `quire ingest SOURCE` to fill it.");
+    summary.dataset.count = String(count.count);
+  } catch (error) {
+    summary.textContent = "";
+    show("error", error.message);
+  } finally {
+    table.setAttribute("aria-busy", "false");
+  }
+}
+
+function refresh() {
+  const where = JSON.stringify(state.where);
+  document.getElementById("raw").value = JSON.stringify(state.where, null, 2);
+  history.replaceState(null, "", "/explore?" + query({level: state.level, where: where === "{}" ? "" : where}));
+  document.getElementById("cohort-link").href = "/cohort?" + query({level: state.level, where});
+  document.getElementById("overview-link").href = "/?" + query({level: state.level, where});
+  renderRanges();
+  // The table first: the facets' counts follow, without slowing the answer a click waits for.
+  renderTable().then(renderFacets);
+}
+
+function explore() {
+  try {
+    const parsed = JSON.parse(CONFIG.where || "{}");
+    if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) state.where = parsed;
+  } catch (e) { show("error", "the filter in the address is not JSON"); }
+  for (const tab of document.querySelectorAll("[role=tab]")) {
+    tab.addEventListener("click", () => {
+      for (const other of document.querySelectorAll("[role=tab]")) other.setAttribute("aria-selected", "false");
+      tab.setAttribute("aria-selected", "true");
+      state.level = tab.dataset.level;
+      state.where = {};
+      state.sort = null;
+      state.cursors = [null];
+      state.page = 0;
+      refresh();
+    });
+  }
+  document.getElementById("apply-raw").addEventListener("click", () => {
+    let parsed;
+    try { parsed = JSON.parse(document.getElementById("raw").value || "{}"); } catch (error) {
+      show("error", "The filter is not valid JSON: " + error.message);
+      return;
+    }
+    if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
+      show("error", "A filter is a JSON object, e.g. {\"modality\": \"CT\"}");
+      return;
+    }
+    state.where = parsed;
+    state.cursors = [null];
+    state.page = 0;
+    refresh();
+  });
+  document.getElementById("ask-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const question = document.getElementById("ask").value.trim();
+    const box = document.getElementById("ask-answer");
+    show("error", "");
+    if (!question) return;
+    box.hidden = false;
+    box.textContent = "Reading the question…";
+    try {
+      const answer = await api("/api/v1/ask?" + query({q: question}));
+      const said = [`Read as ${answer.level}${answer.count ? ` (how many: ${answer.total})` : ""}; the filter below.`];
+      if (answer.sort) said.push(`Sorted by ${answer.sort.map(([f, d]) => `${f} ${d < 0 ? "desc" : "asc"}`).join(", ")}.`);
+      for (const note of answer.notes) said.push(note + ".");
+      if (answer.unrecognized.length) said.push(`Not understood: ${answer.unrecognized.join(", ")}.`);
+      box.textContent = said.join(" ");
+      box.dataset.total = String(answer.total);
+      for (const tab of document.querySelectorAll("[role=tab]")) {
+        tab.setAttribute("aria-selected", String(tab.dataset.level === answer.level));
+      }
+      state.level = answer.level;
+      state.where = answer.filter;
+      state.sort = answer.sort ? answer.sort.map(([f, d]) => `${f}:${d < 0 ? "desc" : "asc"}`)[0] : null;
+      state.cursors = [null];
+      state.page = 0;
+      refresh();
+    } catch (error) {
+      box.hidden = true;
+      show("error", error.message);
+    }
+  });
+  document.getElementById("clear").addEventListener("click", () => { state.where = {}; state.cursors = [null]; state.page = 0; refresh(); });
+  document.getElementById("next").addEventListener("click", () => { state.page += 1; renderTable(); });
+  document.getElementById("prev").addEventListener("click", () => { state.page = Math.max(0, state.page - 1); renderTable(); });
+  refresh();
+}
+
+// ---- Cohort --------------------------------------------------------------------------------
+
+async function cohort() {
+  const where = CONFIG.where;
+  const level = CONFIG.level;
+  const count = document.getElementById("cohort-count");
+  try {
+    const body = await api(`/api/v1/${level}/count?` + query({where}));
+    count.textContent = `${body.count.toLocaleString("en")} ${level} in this cohort.`;
+  } catch (error) {
+    count.textContent = "";
+    show("error", error.message);
+  }
+  document.getElementById("save-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = new FormData(event.target);
+    show("error", "");
+    try {
+      const saved = await api("/api/v1/cohorts", {method: "POST", json: {
+        collection_id: form.get("collection_id"), name: form.get("name") || null,
+        description: form.get("description") || null, level, where: JSON.parse(where)}});
+      show("message", `Saved the collection ${saved.collection_id} with ${saved.cases.length} cases.`);
+    } catch (error) { show("error", error.message); }
+  });
+  document.getElementById("submit-job").addEventListener("click", async () => {
+    show("error", "");
+    try {
+      const values = await api(`/api/v1/${level}/distinct/accession_number?` + query({where, limit: 10000}));
+      const accessions = values.values.map((v) => String(v.value));
+      if (!accessions.length) throw new Error("these documents have no accession numbers to extract");
+      const job = await api("/api/v1/jobs", {method: "POST", json: {accessions,
+        name: document.getElementById("job-name").value || null}});
+      const message = document.getElementById("message");
+      message.replaceChildren(`Submitted job ${job.job_id} (${job.num_accessions} accessions): `,
+                              el("a", {href: "/jobs", text: "follow it on the Jobs page"}));
+      message.hidden = false;
+    } catch (error) { show("error", error.message); }
+  });
+}
+
+// ---- Jobs ----------------------------------------------------------------------------------
+
+async function jobsPage() {
+  const status = document.getElementById("status");
+  const box = document.getElementById("jobs");
+  try {
+    const jobs = await api("/api/v1/jobs");
+    status.textContent = jobs.length ? "" : "No jobs yet: submit one from the Cohort page or with `quire jobs submit`.";
+    box.replaceChildren(...jobs.map((job) => {
+      const rows = Object.entries(job.accessions).map(([accession, s]) =>
+        el("tr", {}, el("td", {text: accession}), el("td", {class: `state-${s.status}`, text: s.status}),
+           el("td", {text: s.run_id || ""}), el("td", {text: s.detail || ""})));
+      return el("section", {class: "job", "data-job": job.job_id, "data-status": job.status},
+        el("h2", {text: `${job.name} · ${job.status}`}),
+        el("p", {class: "muted", text: `${job.job_id} · ${job.researcher_id} · collection ${job.collection_id} · ${job.created_at}`}),
+        el("table", {}, el("thead", {}, el("tr", {}, ...["accession", "status", "run", "detail"].map(
+          (c) => el("th", {scope: "col", text: c})))), el("tbody", {}, ...rows)));
+    }));
+    if (jobs.some((job) => job.status === "pending" || job.status === "running")) setTimeout(jobsPage, 2000);
+  } catch (error) {
+    status.textContent = "Error: " + error.message;
+  }
+}
+
+// ---- Integrity -----------------------------------------------------------------------------
+
+async function integrityPage() {
+  const status = document.getElementById("status");
+  const box = document.getElementById("report");
+  try {
+    const report = await api("/api/v1/integrity");
+    status.textContent = report.ok ? `All links hold: ${Object.entries(report.checked).map(([k, v]) => `${v} ${k}`).join(", ")} checked.`
+      : "Problems found:";
+    box.replaceChildren(...["orphan_series", "orphan_instances", "count_mismatches"].filter((k) => report.totals[k]).map(
+      (k) => el("section", {}, el("h2", {text: `${k.replace("_", " ")} (${report.totals[k]})`}),
+        el("ul", {}, ...report[k].map((item) => el("li", {text: cell(item)}))))));
+  } catch (error) {
+    status.textContent = "Error: " + error.message;
+  }
+  const repair = document.getElementById("repair");
+  if (repair && !repair.dataset.bound) {
+    repair.dataset.bound = "1";
+    repair.addEventListener("click", async () => {
+      try {
+        const done = await api("/api/v1/integrity/repair", {method: "POST"});
+        show("message", `Re-rolled ${done.recounted.series} series and ${done.recounted.studies} studies` +
+             (done.job_id ? `; job ${done.job_id} ingests the orphans' accessions again.` : "."));
+        integrityPage();
+      } catch (error) { show("message", "Error: " + error.message); }
+    });
+  }
+}
+
+({overview, explore, cohort, jobs: jobsPage, integrity: integrityPage})[CONFIG.page]?.();

@@ -1,0 +1,43 @@
+"""``GET /api/v1/ask``: a question in plain words, answered with the filter it became."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from quire_assets.api.auth import CallerDep, CatalogDep
+from quire_assets.ask import AskError, run, translate
+from quire_assets.ask.translate import VALUE_FIELDS
+from quire_assets.catalog.fields import filter_fields
+
+router = APIRouter(prefix="/api/v1", tags=["ask"])
+
+
+class Answer(BaseModel):
+    question: str
+    level: str
+    filter: dict[str, Any] = Field(description="the MongoDB filter the question became (editable in Explore)")
+    sort: list[list[Any]] | None
+    limit: int | None
+    count: bool = Field(description="the question asked how many: `total` is the answer")
+    total: int
+    results: list[dict[str, Any]]
+    unrecognized: list[str] = Field(description="words of the question that were not used")
+    notes: list[str] = Field(description="how words were read (thresholds, ambiguous values, joins)")
+
+
+@router.get("/ask", summary="Ask in plain words: the filter it became, and its results or count")
+def ask(catalog: CatalogDep, who: CallerDep, q: Annotated[str, Query(min_length=1, max_length=500)],
+        level: Annotated[Literal["auto", "patients", "studies", "series", "instances"], Query()] = "auto") -> Answer:
+    hidden = frozenset() if who.admin else frozenset(
+        path for _, path in VALUE_FIELDS.values() if who.policy.hidden(path))
+    try:
+        translation = translate(q, catalog, level, hidden)
+    except AskError as exc:
+        raise HTTPException(400, str(exc)) from None
+    who.check_visible(filter_fields(translation.filter), "the question")
+    answer = run(translation, catalog)
+    answer["results"] = [who.view(d) for d in answer["results"]]
+    return Answer(**answer)

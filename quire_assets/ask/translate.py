@@ -1,0 +1,706 @@
+"""Questions in plain words → a level, a MongoDB filter, a sort, a limit, or a count: offline,
+deterministic, and honest (the words it could not use are listed; nothing understood is refused).
+
+Hand-written because no library does this job offline: the vocabulary is the catalog's own values,
+DICOM's attribute names (pydicom's data dictionary) and a synonym file users can extend
+(``synonyms.toml``). A sentence is read left to right; each matcher takes the longest phrase it
+knows at the current word.
+"""
+
+from __future__ import annotations
+
+import calendar
+import difflib
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+from quire_assets.catalog.base import Catalog
+
+SYNONYMS = Path(__file__).with_name("synonyms.toml")
+LEVELS = ("patients", "studies", "series", "instances")
+
+# Where each concept lives, per level (a concept missing at the asked level is joined in from one
+# that has it: "female" on series goes through the studies).
+CONCEPTS: dict[str, dict[str, str]] = {
+    "modality": {"series": "modality", "studies": "modalities", "patients": "modalities"},
+    "body_part": {"series": "body_part_examined"},
+    "sex": {"studies": "patient_sex", "patients": "patient_sex"},
+    "slice_thickness": {"series": "slice_thickness"},
+    "contrast": {"series": "metadata.ContrastBolusAgent"},
+    "manufacturer": {"series": "manufacturer"},
+    "model": {"series": "manufacturer_model_name"},
+    "kernel": {"series": "convolution_kernel"},
+    "kvp": {"series": "kvp"},
+    "images": {"series": "num_instances", "studies": "num_instances", "patients": "num_instances"},
+    "series_count": {"studies": "num_series", "patients": "num_series"},
+    "date": {"studies": "study_date", "series": "series_date"},
+    "age": {"studies": "patient_age"},
+    "collection": {"studies": "collection_ids"},
+    "accession": {"studies": "accession_number", "series": "accession_number", "instances": "accession_number",
+                  "patients": "accession_numbers"},
+    "patient": {"patients": "patient_id", "studies": "patient_id", "series": "patient_id"},
+    "series_description": {"series": "series_description"},
+    "study_description": {"studies": "study_description"},
+}
+# The level a question about this concept is asked at, when the question names none.
+HOME = {"sex": "studies", "age": "studies", "collection": "studies", "study_description": "studies",
+        "date": "studies", "patient": "studies", "accession": "studies", "series_count": "studies"}
+# Catalog values that are words of a question: concept → (level, field).
+VALUE_FIELDS = {"manufacturer": ("series", "manufacturer"), "model": ("series", "manufacturer_model_name"),
+                "body_part": ("series", "body_part_examined"), "modality": ("series", "modality"),
+                "kernel": ("series", "convolution_kernel"), "collection": ("studies", "collection_ids"),
+                "accession": ("studies", "accession_number"), "patient": ("patients", "patient_id")}
+LEVEL_WORDS = {"patients": "patients", "patient": "patients", "people": "patients", "subjects": "patients",
+               "studies": "studies", "study": "studies", "exams": "studies", "exam": "studies",
+               "examinations": "studies", "series": "series", "scans": "series", "scan": "series",
+               "acquisitions": "series", "instances": "instances", "instance": "instances", "images": "instances",
+               "files": "instances", "slices": "instances"}
+COMPARATORS = [("more than", "$gt"), ("greater than", "$gt"), ("larger than", "$gt"), ("bigger than", "$gt"),
+               ("at least", "$gte"), ("no less than", "$gte"), ("less than", "$lt"), ("fewer than", "$lt"),
+               ("smaller than", "$lt"), ("at most", "$lte"), ("no more than", "$lte"), ("up to", "$lte"),
+               ("over", "$gt"), ("above", "$gt"), ("exceeding", "$gt"), ("under", "$lt"), ("below", "$lt"),
+               ("exactly", "$eq"), (">=", "$gte"), ("<=", "$lte"), (">", "$gt"), ("<", "$lt"), ("=", "$eq")]
+CONCEPT_COMPARATORS = {"thinner than": ("slice_thickness", "$lt"), "thicker than": ("slice_thickness", "$gt"),
+                       "older than": ("age", "$gt"), "younger than": ("age", "$lt")}
+UNITS = {"mm": "slice_thickness", "millimeters": "slice_thickness", "millimetres": "slice_thickness",
+         "kv": "kvp", "kvp": "kvp", "slices": "images", "slice": "images", "images": "images", "image": "images",
+         "instances": "images", "files": "images", "years": "age", "year": "age", "yrs": "age",
+         "series": "series_count"}
+SUPERLATIVES = {"thinnest": ("slice_thickness", 1), "thickest": ("slice_thickness", -1), "latest": ("date", -1),
+                "newest": ("date", -1), "most recent": ("date", -1), "recent": ("date", -1), "oldest": ("date", 1),
+                "earliest": ("date", 1), "largest": ("images", -1), "biggest": ("images", -1),
+                "smallest": ("images", 1)}
+NEGATIONS = {"not", "no", "without", "excluding", "except", "exclude", "non", "but not"}
+COUNTS = ("how many", "number of", "count of", "count")
+# Words that carry no condition (field nouns such as "kernel" only say where a value is).
+STOPWORDS = frozenset({
+    "the", "a", "an", "of", "from", "with", "in", "on", "by", "for", "all", "any", "show", "me",
+    "list", "find", "get", "give", "which", "that", "who", "whose", "have", "has", "had", "having",
+    "are", "is", "were", "was", "there", "do", "does", "what", "please", "to", "their", "them",
+    "those", "these", "some", "scanner", "scanners", "machine", "machines", "acquired", "taken",
+    "done", "performed", "made", "where", "each", "per", "and", "patients'", "than", "also", "only",
+    "just", "ones", "one", "using", "used", "at", "kernel", "kernels", "manufacturer",
+    "manufacturers", "vendor", "vendors", "model", "models", "modality", "modalities",
+})
+MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
+MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
+TOKEN = re.compile(r"\d{4}-\d{2}-\d{2}|\d+(?:\.\d+)?|[a-z0-9][a-z0-9/._]*(?:[-'][a-z0-9]+)*|[<>]=?|=")
+EXAMPLES = ('"thin-slice chest CTs from GE scanners", "how many female patients have a DX study", '
+            '"series with more than 100 slices acquired after 2001"')
+
+
+class AskError(ValueError):
+    """A question Quire cannot turn into a filter (with examples of ones it can)."""
+
+
+@dataclass
+class Translation:
+    question: str
+    level: str
+    filter: dict
+    sort: list[tuple[str, int]] | None = None
+    limit: int | None = None
+    count: bool = False
+    unrecognized: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"question": self.question, "level": self.level, "filter": self.filter,
+                "sort": [list(s) for s in self.sort] if self.sort else None, "limit": self.limit,
+                "count": self.count, "unrecognized": self.unrecognized, "notes": self.notes}
+
+
+class Translator(Protocol):
+    """What turns a question into a ``Translation``: the offline one below is the default; a
+    deployment may plug in another (a model behind a service) with the same signature."""
+
+    def __call__(self, question: str, catalog: Catalog, level: str = "auto",
+                 hidden: frozenset[str] = frozenset()) -> Translation: ...
+
+
+@dataclass
+class Condition:
+    concept: str
+    condition: Any  # a MongoDB condition on the concept's field (a value or an operator document)
+    attribute: tuple[str, str] | None = None  # (level, field) for a DICOM attribute named in the question
+
+
+# ---- vocabularies ------------------------------------------------------------------------------
+
+
+def load_phrases() -> list[tuple[tuple[str, ...], Condition, str | None]]:
+    """The synonym file(s): (words, condition, note), a user's file ($QUIRE_ASK_SYNONYMS) first."""
+    files = [Path(p) for p in [os.environ.get("QUIRE_ASK_SYNONYMS")] if p] + [SYNONYMS]
+    phrases = []
+    for path in files:
+        for entry in tomllib.loads(path.read_text(encoding="utf-8")).get("phrase", []):
+            op, value = entry.get("op"), entry["value"]
+            condition = Condition(entry["concept"], {op: value} if op and op != "$eq" else value)
+            for words in entry["words"]:
+                phrases.append((tuple(tokens(words)), condition, entry.get("note")))
+    return sorted(phrases, key=lambda p: -len(p[0]))
+
+
+@lru_cache(maxsize=1)
+def dicom_attributes() -> dict[tuple[str, ...], str]:
+    """DICOM attribute names and keywords (pydicom's dictionary), as words → keyword."""
+    from pydicom.datadict import DicomDictionary
+
+    found: dict[tuple[str, ...], str] = {}
+    for _vr, _vm, name, retired, keyword in DicomDictionary.values():
+        if keyword and not retired:
+            found.setdefault(tuple(tokens(name)), keyword)
+            found.setdefault((keyword.lower(),), keyword)
+    return found
+
+
+def attribute_field(keyword: str, catalog: Catalog) -> tuple[str, str] | None:
+    """Where the catalog keeps an attribute: a promoted field, else ``metadata.<Keyword>``, at the
+    first level whose documents have it."""
+    from quire_assets.catalog.fields import has_field
+    from quire_assets.dicom.records import snake_case
+
+    for level in ("series", "studies", "instances"):
+        for path in (snake_case(keyword), f"metadata.{keyword}"):
+            if has_field(catalog, level, path):
+                return level, path
+    return None
+
+
+def tokens(text: str) -> list[str]:
+    return TOKEN.findall(text.lower().replace("’", "'"))
+
+
+@dataclass
+class Vocabulary:
+    values: dict[str, dict[str, list]]  # concept → normalized text → catalog values
+    words: dict[str, set[str]]  # description concept → words
+
+    @classmethod
+    def of(cls, catalog: Catalog, hidden: frozenset[str] = frozenset()) -> Vocabulary:
+        values: dict[str, dict[str, list]] = {}
+        for concept, (level, path) in VALUE_FIELDS.items():
+            if path in hidden:
+                continue  # a researcher's question never confirms a hidden value
+            table: dict[str, list] = {}
+            for value in catalog.distinct(level, path):
+                if isinstance(value, str) and value.strip():
+                    table.setdefault(" ".join(tokens(value)), []).append(value)
+            values[concept] = table
+        words = {concept: {w for value in catalog.distinct(level, path) if isinstance(value, str)
+                           for w in tokens(value) if len(w) >= 3 and not w[0].isdigit()}
+                 for concept, (level, path) in (("series_description", ("series", "series_description")),
+                                                ("study_description", ("studies", "study_description")))}
+        return cls(values, words)
+
+
+# ---- reading a question ---------------------------------------------------------------------
+
+
+class Reader:
+    def __init__(self, question: str, catalog: Catalog, hidden: frozenset[str]):
+        self.question = question
+        self.words = tokens(question)
+        self.catalog = catalog
+        self.vocabulary = Vocabulary.of(catalog, hidden)
+        self.phrases = load_phrases()
+        self.i = 0
+        self.level: str | None = None
+        self.count = False
+        self.sort: tuple[str, int] | None = None
+        self.limit: int | None = None
+        self.conditions: list[Condition | list[Condition]] = []  # a list is an or-group
+        self.unrecognized: list[str] = []
+        self.notes: list[str] = []
+        self.negate = False
+        self.either = False  # "or" was just read
+        self.attribute: tuple[str, str, str] | None = None  # (keyword, level, field) last named
+
+    def at(self, words: tuple[str, ...] | list[str]) -> bool:
+        return tuple(self.words[self.i:self.i + len(words)]) == tuple(words)
+
+    def add(self, condition: Condition) -> None:
+        if self.negate:
+            condition = Condition(condition.concept, negated(condition.condition), condition.attribute)
+            self.negate = False
+        if self.either and self.conditions:
+            last = self.conditions.pop()
+            group = last if isinstance(last, list) else [last]
+            merged = merge_values(group[-1], condition) if len(group) == 1 else None
+            self.conditions.append(merged or [*group, condition])
+        else:
+            self.conditions.append(condition)
+        self.either = False
+
+    def read(self) -> None:
+        while self.i < len(self.words):
+            if not any(step() for step in (self.phrase, self.connector, self.counting, self.superlative,
+                                           self.comparison, self.date, self.catalog_value, self.dicom_attribute,
+                                           self.number_with_unit, self.level_word, self.description_word,
+                                           self.stopword)):
+                self.unrecognized.append(self.words[self.i])
+                self.i += 1
+
+    # Each step reads at self.i and returns whether it took words.
+
+    def connector(self) -> bool:
+        word = self.words[self.i]
+        if word == "or":
+            self.either = True
+        elif word in NEGATIONS or self.at(("but", "not")):
+            self.negate = True
+            self.i += 1 if word in NEGATIONS else 2
+            return True
+        else:
+            return False
+        self.i += 1
+        return True
+
+    def counting(self) -> bool:
+        for phrase in COUNTS:
+            if self.at(phrase.split()):
+                self.count = True
+                self.i += len(phrase.split())
+                return True
+        return False
+
+    def superlative(self) -> bool:
+        start = self.i
+        for lead in (("the",), ("top",), ("first",), ()):
+            self.i = start
+            if lead and not self.at(lead):
+                continue
+            self.i += len(lead)
+            number = self.integer()
+            for phrase, (concept, direction) in SUPERLATIVES.items():
+                if self.at(phrase.split()):
+                    self.i += len(phrase.split())
+                    self.sort = (concept, direction)
+                    self.limit = number or self.limit
+                    return True
+            if lead and number is not None and self.i < len(self.words) and self.words[self.i] in LEVEL_WORDS:
+                self.limit = number  # "the 10 series", "top 5 studies"
+                return True
+        self.i = start
+        return False
+
+    def integer(self) -> int | None:
+        if self.i < len(self.words) and re.fullmatch(r"\d+", self.words[self.i]) and not is_year(self.words[self.i]):
+            self.i += 1
+            return int(self.words[self.i - 1])
+        return None
+
+    def number(self) -> float | None:
+        if self.i < len(self.words) and re.fullmatch(r"\d+(\.\d+)?", self.words[self.i]):
+            self.i += 1
+            text = self.words[self.i - 1]
+            return int(text) if text.isdigit() else float(text)
+        return None
+
+    def unit(self) -> str | None:
+        if self.at(("years", "old")) or self.at(("year", "old")):
+            self.i += 2
+            return "age"
+        if self.i < len(self.words) and self.words[self.i] in UNITS:
+            self.i += 1
+            return UNITS[self.words[self.i - 1]]
+        return None
+
+    def comparison(self) -> bool:
+        start = self.i
+        concept = op = None
+        for phrase, (c, o) in CONCEPT_COMPARATORS.items():
+            if self.at(phrase.split()):
+                concept, op = c, o
+                self.i += len(phrase.split())
+                break
+        else:
+            for phrase, o in COMPARATORS:
+                if self.at(phrase.split()):
+                    op = o
+                    self.i += len(phrase.split())
+                    break
+        between = op is None and self.at(("between",))
+        if between:
+            self.i += 1
+        elif op is None:
+            return False
+        low = self.number()
+        if low is None or (between and is_year(self.words[self.i - 1])):
+            self.i = start
+            return False
+        high = None
+        if between:
+            self.unit_after_low = self.unit()
+            if not (self.at(("and",)) or self.at(("to",))):
+                self.i = start
+                return False
+            self.i += 1
+            high = self.number()
+            if high is None:
+                self.i = start
+                return False
+        concept = self.unit() or (self.unit_after_low if between else None) or concept
+        if concept is None and self.attribute:
+            keyword, level, path = self.attribute
+            self.add(Condition(f"attribute:{keyword}", {"$gte": low, "$lte": high} if between else
+                               (low if op == "$eq" else {op: low}), (level, path)))
+            return True
+        if concept is None:
+            self.i = start
+            return False
+        condition = {"$gte": scaled(concept, low), "$lte": scaled(concept, high)} if between else (
+            scaled(concept, low) if op == "$eq" else {op: scaled(concept, low)})
+        self.add(Condition(concept, condition))
+        return True
+
+    unit_after_low: str | None = None
+
+    def month_year(self) -> tuple[int, int | None] | None:
+        """``[month] YEAR`` at self.i: (year, month or None)."""
+        start = self.i
+        month = None
+        if self.i < len(self.words) and self.words[self.i] in MONTHS:
+            month = MONTHS[self.words[self.i]]
+            self.i += 1
+        if self.i < len(self.words) and is_year(self.words[self.i]):
+            self.i += 1
+            return int(self.words[self.i - 1]), month
+        self.i = start
+        return None
+
+    def date(self) -> bool:
+        start = self.i
+        word = self.words[self.i]
+        lead = word if word in ("in", "during", "after", "since", "before", "until", "between", "from") else None
+        if lead:
+            self.i += 1
+        if self.i < len(self.words) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", self.words[self.i]):
+            day = self.words[self.i]
+            self.i += 1
+            first = last = day
+        else:
+            period = self.month_year()
+            if period is None:
+                self.i = start
+                return False
+            first, last = bounds(*period)
+        if lead in ("between", "from") and (self.at(("and",)) or self.at(("to",))):
+            self.i += 1
+            period = self.month_year()
+            if period is None:
+                self.i = start
+                return False
+            last = bounds(*period)[1]
+            condition: Any = {"$gte": first, "$lte": last}
+        elif lead == "after":
+            condition = {"$gt": last}
+        elif lead == "since":
+            condition = {"$gte": first}
+        elif lead in ("before", "until"):
+            condition = {"$lt": first} if lead == "before" else {"$lte": last}
+        elif lead in ("between", "from"):
+            self.i = start
+            return False
+        else:
+            condition = {"$gte": first, "$lte": last}
+        self.add(Condition("date", condition))
+        return True
+
+    def phrase(self) -> bool:
+        for words, condition, note in self.phrases:
+            if words and self.at(words):
+                self.i += len(words)
+                self.add(condition)
+                if note and note not in self.notes:
+                    self.notes.append(note)
+                return True
+        return False
+
+    def catalog_value(self) -> bool:
+        for size in (4, 3, 2, 1):
+            text = " ".join(self.words[self.i:self.i + size])
+            if len(self.words) - self.i < size or not text:
+                continue
+            found = self.values_for(text, size == 1)
+            if found:
+                self.i += size
+                for concept, values in found.items():
+                    self.add(Condition(concept, values[0] if len(values) == 1 else {"$in": values}))
+                    if len(values) > 1:
+                        self.notes.append(f"{text!r} matches several {concept} values: {', '.join(values)}")
+                return True
+        return False
+
+    def values_for(self, text: str, single: bool) -> dict[str, list]:
+        """Catalog values this text names: exactly, as the first words of a value ("ge" → "GE
+        MEDICAL SYSTEMS"), or, for a longer word, misspelled a little ("siemen")."""
+        found: dict[str, list] = {}
+        for concept, table in self.vocabulary.values.items():
+            if text in table:
+                found[concept] = list(table[text])
+        if found:
+            return found
+        for concept, table in self.vocabulary.values.items():
+            if concept in ("accession", "patient", "collection"):
+                continue  # identifiers: exact only
+            hits = [v for norm, values in table.items() if norm.startswith(text + " ") for v in values]
+            if hits and (not single or text not in STOPWORDS and text not in LEVEL_WORDS):
+                found[concept] = sorted(hits)
+        if found or not single or len(text) < 4 or text in STOPWORDS:
+            return found
+        for concept, table in self.vocabulary.values.items():
+            if concept in ("accession", "patient", "collection"):
+                continue
+            close = difflib.get_close_matches(text, [n.split()[0] for n in table], n=3, cutoff=0.8)
+            hits = sorted({v for norm, values in table.items() if norm.split()[0] in close for v in values})
+            if hits:
+                found[concept] = hits
+        return found
+
+    def dicom_attribute(self) -> bool:
+        attributes = dicom_attributes()
+        for size in (5, 4, 3, 2, 1):
+            words = tuple(self.words[self.i:self.i + size])
+            if len(words) == size and words in attributes and not (size == 1 and words[0] in STOPWORDS):
+                keyword = attributes[words]
+                where = attribute_field(keyword, self.catalog)
+                if where is None:
+                    return False
+                self.i += size
+                self.attribute = (keyword, *where)
+                # "kvp 120", "convolution kernel b30f": a value right after the attribute.
+                if self.i < len(self.words) and (value := self.plain_value()) is not None:
+                    self.add(Condition(f"attribute:{keyword}", value, where))
+                return True
+        return False
+
+    def plain_value(self) -> Any:
+        word = self.words[self.i]
+        if re.fullmatch(r"\d+(\.\d+)?", word) and not is_year(word):
+            self.i += 1
+            return int(word) if word.isdigit() else float(word)
+        if re.fullmatch(r"[a-z]*\d[a-z0-9]*", word):  # a code such as b30f
+            self.i += 1
+            return {"$regex": f"^{re.escape(word)}$", "$options": "i"}
+        return None
+
+    def number_with_unit(self) -> bool:
+        start = self.i
+        value = self.number()
+        if value is None:
+            return False
+        concept = self.unit()
+        if concept in ("slice_thickness", "kvp"):
+            self.add(Condition(concept, value))
+            return True
+        if concept is None and self.attribute and not is_year(self.words[start]):
+            keyword, level, path = self.attribute  # "kvp is 120", "slice thickness of 0.625"
+            self.add(Condition(f"attribute:{keyword}", value, (level, path)))
+            self.attribute = None
+            return True
+        self.i = start
+        return False
+
+    def level_word(self) -> bool:
+        word = self.words[self.i]
+        if word in LEVEL_WORDS:
+            self.level = self.level or LEVEL_WORDS[word]
+            self.i += 1
+            return True
+        return False
+
+    def description_word(self) -> bool:
+        word = self.words[self.i]
+        for concept, words in self.vocabulary.words.items():
+            if word in words and word not in STOPWORDS:
+                self.i += 1
+                self.add(Condition(concept, {"$regex": rf"\b{re.escape(word)}\b", "$options": "i"}))
+                return True
+        return False
+
+    def stopword(self) -> bool:
+        if self.words[self.i] in STOPWORDS:
+            self.i += 1
+            return True
+        return False
+
+
+def is_year(word: str) -> bool:
+    return bool(re.fullmatch(r"(19|20)\d\d", word))
+
+
+def bounds(year: int, month: int | None) -> tuple[str, str]:
+    if month is None:
+        return f"{year}-01-01", f"{year}-12-31"
+    return f"{year}-{month:02d}-01", f"{year}-{month:02d}-{calendar.monthrange(year, month)[1]:02d}"
+
+
+def scaled(concept: str, value: Any) -> Any:
+    """A number as the concept's field holds it: ages are DICOM age strings (``063Y``)."""
+    return f"{int(value):03d}Y" if concept == "age" else value
+
+
+def negated(condition: Any) -> Any:
+    if isinstance(condition, dict) and set(condition) == {"$in"}:
+        return {"$nin": condition["$in"]}
+    if isinstance(condition, dict) and set(condition) == {"$exists"}:
+        return {"$exists": not condition["$exists"]}
+    if isinstance(condition, dict) and "$regex" in condition:
+        return {"$not": condition}
+    if isinstance(condition, dict):
+        return {"$not": condition}
+    return {"$ne": condition}
+
+
+def merge_values(first: Condition, second: Condition) -> Condition | None:
+    """"CT or MR" → one ``$in`` of both, when both are plain values of one concept."""
+    def values(c: Any) -> list | None:
+        if isinstance(c, dict):
+            return c["$in"] if set(c) == {"$in"} else None
+        return [c]
+
+    a, b = values(first.condition), values(second.condition)
+    if first.concept != second.concept or a is None or b is None or first.attribute:
+        return None
+    return Condition(first.concept, {"$in": list(dict.fromkeys([*a, *b]))})
+
+
+# ---- from conditions to a filter at one level ---------------------------------------------
+
+
+def home_level(concept: str) -> str:
+    if concept.startswith("attribute:"):
+        return "series"
+    return HOME.get(concept, "series" if "series" in CONCEPTS.get(concept, {}) else "studies")
+
+
+def place(condition: Condition, level: str) -> tuple[str, str]:
+    """(level, field) where a condition is evaluated: the asked level if it has the concept."""
+    if condition.attribute:
+        return condition.attribute
+    fields = CONCEPTS[condition.concept]
+    if level in fields:
+        return level, fields[level]
+    other = next(lv for lv in ("studies", "series", "patients", "instances") if lv in fields)
+    return other, fields[other]
+
+
+# (asked level, level of the condition) → (field here, field there). Patients are joined through
+# their studies' UIDs, never their IDs: a filter shown to a researcher holds no patient ID.
+JOINS = {("series", "studies"): ("study_instance_uid", "study_instance_uid"),
+         ("studies", "series"): ("study_instance_uid", "study_instance_uid"),
+         ("instances", "series"): ("series_instance_uid", "series_instance_uid"),
+         ("instances", "studies"): ("study_instance_uid", "study_instance_uid"),
+         ("patients", "studies"): ("study_instance_uids", "study_instance_uid"),
+         ("patients", "series"): ("study_instance_uids", "study_instance_uid")}
+
+
+def level_filter(catalog: Catalog, level: str, conditions: list[Condition | list[Condition]],
+                 notes: list[str]) -> dict:
+    """One filter at ``level``: conditions on its own fields as they are, the others joined in
+    through the level that has them (their keys as an ``$in``)."""
+    own: list[dict] = []
+    elsewhere: dict[str, list[dict]] = {}
+    for item in conditions:
+        group = item if isinstance(item, list) else [item]
+        placed = [(place(c, level), c) for c in group]
+        levels = {lv for (lv, _), _ in placed}
+        parts = [{path: c.condition} for (_, path), c in placed]
+        clause = parts[0] if len(parts) == 1 else {"$or": parts}
+        target = levels.pop() if len(levels) == 1 else level
+        if len(levels) and target == level:
+            notes.append("'or' between things kept at different levels: read as 'and'")
+            own.extend(parts)
+            continue
+        (own if target == level else elsewhere.setdefault(target, [])).append(clause)
+    for other, clauses in elsewhere.items():
+        mine, theirs = JOINS[(level, other)]
+        inner = clauses[0] if len(clauses) == 1 else {"$and": clauses}
+        keys = sorted({v for v, _ in catalog.value_counts(other, theirs, inner)})
+        own.append({mine: {"$in": keys}})
+        notes.append(f"{', '.join(sorted({k for c in clauses for k in flat_fields(c)}))} "
+                     f"{'is' if len(clauses) == 1 else 'are'} on {other}: joined by {mine} ({len(keys)} of them)")
+    if not own:
+        return {}
+    merged: dict = {}
+    for clause in own:
+        if set(clause) & set(merged):
+            return {"$and": own}
+        merged.update(clause)
+    return merged
+
+
+def flat_fields(clause: dict) -> list[str]:
+    found = []
+    for key, value in clause.items():
+        if key in ("$or", "$and"):
+            for part in value:
+                found.extend(flat_fields(part))
+        else:
+            found.append(key)
+    return found
+
+
+def sort_field(concept: str, level: str) -> tuple[str, str] | None:
+    fields = CONCEPTS[concept]
+    if level in fields:
+        return level, fields[level]
+    return None
+
+
+def translate(question: str, catalog: Catalog, level: str = "auto",
+              hidden: frozenset[str] = frozenset()) -> Translation:
+    """The offline translator (``Translator``). ``hidden``: fields the asker may not see (their
+    values are not offered as words)."""
+    if not question or not question.strip():
+        raise AskError(f"ask a question, e.g. {EXAMPLES}")
+    reader = Reader(question, catalog, hidden)
+    reader.read()
+    if not reader.conditions and not reader.count and not reader.sort and not reader.limit:
+        raise AskError(f"no word of this question names something in the catalog "
+                       f"({', '.join(reader.unrecognized) or 'nothing to read'}); ask e.g. {EXAMPLES}")
+    if reader.sort and not reader.sort[0].startswith("attribute:"):
+        # "the thinnest": of the documents that have a thickness at all
+        reader.conditions.append(Condition(reader.sort[0], {"$ne": None}))
+    chosen = level if level in LEVELS else reader.level
+    if chosen is None:
+        concepts = [c.concept for item in reader.conditions for c in (item if isinstance(item, list) else [item])]
+        if reader.sort:
+            concepts.append(reader.sort[0])
+        homes = [home_level(c) for c in concepts]
+        chosen = "series" if "series" in homes else (homes[0] if homes else "studies")
+    notes = list(reader.notes)
+    flt = level_filter(catalog, chosen, reader.conditions, notes)
+    sort = None
+    if reader.sort:
+        placed = sort_field(reader.sort[0], chosen) if not reader.sort[0].startswith("attribute:") else None
+        if placed:
+            sort = [(placed[1], reader.sort[1])]
+        else:
+            notes.append(f"cannot sort {chosen} by {reader.sort[0]}")
+    if reader.negate:
+        notes.append("a 'not' at the end had nothing to apply to")
+    return Translation(question=question, level=chosen, filter=flt, sort=sort, limit=reader.limit,
+                       count=reader.count, unrecognized=list(dict.fromkeys(reader.unrecognized)), notes=notes)
+
+
+def run(translation: Translation, catalog: Catalog, default_limit: int = 100) -> dict[str, Any]:
+    """The answer: the translation with its results (or its count)."""
+    answer = translation.as_dict()
+    total = catalog.count(translation.level, translation.filter)
+    answer["total"] = total
+    if translation.count:
+        answer["results"] = []
+        return answer
+    answer["results"] = catalog.find(translation.level, translation.filter, sort=translation.sort,
+                                     limit=translation.limit or default_limit)
+    return answer
+
+
+__all__ = ["AskError", "Translation", "Translator", "run", "translate"]

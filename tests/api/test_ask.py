@@ -1,0 +1,34 @@
+"""``GET /api/v1/ask`` on a running ``quire serve``: the filter, the results, the refusals, the PHI policy."""
+
+from __future__ import annotations
+
+from quire_assets.catalog import open_catalog
+from tests.api.conftest import pseudonym
+
+
+def test_a_question_answers_with_its_filter_and_results(admin, api_home):
+    answer = admin.get("/api/v1/ask", params={"q": "thin-slice chest CTs from GE scanners"}).json()
+    assert answer["level"] == "series" and answer["unrecognized"] == []
+    assert answer["filter"] == {"slice_thickness": {"$lte": 1.5}, "body_part_examined": "CHEST", "modality": "CT",
+                                "manufacturer": "GE MEDICAL SYSTEMS"}
+    with open_catalog(f"sqlite:///{api_home['catalog']}") as catalog:
+        expected = catalog.find("series", answer["filter"])
+    assert answer["results"] == expected and answer["total"] == len(expected) > 0
+    assert "thin-slice means a slice thickness of at most 1.5 mm" in answer["notes"]
+
+
+def test_counting_and_refusals(admin):
+    counted = admin.get("/api/v1/ask", params={"q": "how many CT series"}).json()
+    assert counted["count"] and counted["results"] == [] and counted["total"] > 0
+    refused = admin.get("/api/v1/ask", params={"q": "hello world"})
+    assert refused.status_code == 400 and "thin-slice chest CTs" in refused.json()["detail"]
+    assert admin.get("/api/v1/ask", params={"q": ""}).status_code == 422
+
+
+def test_a_researcher_gets_the_phi_policy_and_no_patient_id_words(alice):
+    answer = alice.get("/api/v1/ask", params={"q": "female patients"}).json()
+    assert answer["results"] and all(len(p["patient_id"]) == 16 and "patient_name" not in p
+                                     for p in answer["results"])
+    assert pseudonym("LIDC-IDRI-0002") in {p["patient_id"] for p in answer["results"]}
+    asked = alice.get("/api/v1/ask", params={"q": "CT studies of LIDC-IDRI-0002"}).json()
+    assert "lidc-idri-0002" in asked["unrecognized"] and "patient_id" not in str(asked["filter"])
