@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from quire_assets.api.auth import CallerDep, CatalogDep
-from quire_assets.ask import AskError, run, translate
+from quire_assets.ask import AskError, get_translator, run
 from quire_assets.ask.translate import VALUE_FIELDS
 from quire_assets.catalog.fields import filter_fields
 
@@ -34,7 +34,7 @@ def ask(catalog: CatalogDep, who: CallerDep, q: Annotated[str, Query(min_length=
     hidden = frozenset() if who.admin else frozenset(
         path for _, path in VALUE_FIELDS.values() if who.policy.hidden(path))
     try:
-        translation = translate(q, catalog, level, hidden)
+        translation = get_translator()(q, catalog, level, hidden)
     except AskError as exc:
         raise HTTPException(400, str(exc)) from None
     who.check_visible(filter_fields(translation.filter), "the question")

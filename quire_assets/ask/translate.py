@@ -281,7 +281,7 @@ class Reader:
                 if self.at(phrase.split()):
                     self.i += len(phrase.split())
                     self.sort = (concept, direction)
-                    self.limit = number or self.limit
+                    self.limit = number or self.integer() or self.limit  # "the 3 newest", "the newest 3"
                     return True
             if lead and number is not None and self.i < len(self.words) and self.words[self.i] in LEVEL_WORDS:
                 self.limit = number  # "the 10 series", "top 5 studies"
@@ -496,7 +496,7 @@ class Reader:
         if value is None:
             return False
         concept = self.unit()
-        if concept in ("slice_thickness", "kvp"):
+        if concept in ("slice_thickness", "kvp", "images"):  # "1 mm", "120 kV", "with 8 images"
             self.add(Condition(concept, value))
             return True
         if concept is None and self.attribute and not is_year(self.words[start]):
@@ -690,6 +690,21 @@ def translate(question: str, catalog: Catalog, level: str = "auto",
                        count=reader.count, unrecognized=list(dict.fromkeys(reader.unrecognized)), notes=notes)
 
 
+def get_translator() -> Translator:
+    """``$QUIRE_ASK_TRANSLATOR`` (``package.module:function``, a ``Translator``) if a deployment
+    names one, else the offline ``translate``."""
+    import importlib
+
+    named = os.environ.get("QUIRE_ASK_TRANSLATOR")
+    if not named:
+        return translate
+    module, _, name = named.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise AskError(f"QUIRE_ASK_TRANSLATOR={named!r} cannot be loaded: {exc}") from None
+
+
 def run(translation: Translation, catalog: Catalog, default_limit: int = 100) -> dict[str, Any]:
     """The answer: the translation with its results (or its count)."""
     answer = translation.as_dict()
@@ -703,4 +718,4 @@ def run(translation: Translation, catalog: Catalog, default_limit: int = 100) ->
     return answer
 
 
-__all__ = ["AskError", "Translation", "Translator", "run", "translate"]
+__all__ = ["AskError", "Translation", "Translator", "get_translator", "run", "translate"]

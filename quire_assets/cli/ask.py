@@ -11,10 +11,10 @@ from quire_assets.cli.common import TABLE_COLUMNS, format_docs
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from quire_assets.ask import run, translate
+    from quire_assets.ask import get_translator, run
 
     with open_catalog(args.catalog, must_exist=True) as catalog:
-        translation = translate(args.question, catalog, args.level)
+        translation = get_translator()(args.question, catalog, args.level)
         answer = run(translation, catalog)
     if args.format == "json":
         print(json.dumps(answer, ensure_ascii=False, indent=2, default=str))

@@ -52,6 +52,8 @@ FILTERS = [
     ("series of LIDC0004A", "series", {"accession_number": "LIDC0004A"}, None, None, False),
     ("studies of patient LIDC-IDRI-0002", "studies", {"patient_id": "LIDC-IDRI-0002"}, None, None, False),
     ("lung-cohort studies", "studies", {"collection_ids": "lung-cohort"}, None, None, False),
+    ("contrast studies", "studies", {"study_description": {"$regex": "\\bcontrast\\b", "$options": "i"}},
+     None, None, False),
     # synonyms
     ("thin-slice series", "series", {"slice_thickness": T}, None, None, False),
     ("thin slice CT", "series", {"slice_thickness": T, "modality": "CT"}, None, None, False),
@@ -138,6 +140,8 @@ FILTERS = [
      None, False),
     ("top 2 largest series", "series", {"num_instances": {"$ne": None}}, [("num_instances", -1)], 2, False),
     ("top 5 studies", "studies", {}, None, 5, False),
+    ("show the newest 3 studies", "studies", {"study_date": {"$ne": None}}, [("study_date", -1)], 3, False),
+    ("series with 8 images", "series", {"num_instances": 8}, None, None, False),
     # level given by the question where the value would choose another
     ("patients with CT", "patients", {"modalities": "CT"}, None, None, False),
     ("studies with DX", "studies", {"modalities": "DX"}, None, None, False),
@@ -234,3 +238,14 @@ def test_hidden_fields_are_not_offered_as_words(catalog):
     translation = translate("studies of patient LIDC-IDRI-0002 in 2000", catalog,
                             hidden=frozenset({"patient_id"}))
     assert "patient_id" not in str(translation.filter) and "lidc-idri-0002" in translation.unrecognized
+
+
+def test_a_deployment_can_name_another_translator(catalog, monkeypatch):
+    from quire_assets.ask import get_translator
+
+    assert get_translator() is translate
+    monkeypatch.setenv("QUIRE_ASK_TRANSLATOR", "quire_assets.ask.translate:translate")
+    assert get_translator() is translate
+    monkeypatch.setenv("QUIRE_ASK_TRANSLATOR", "no.such.module:ask")
+    with pytest.raises(AskError, match="cannot be loaded"):
+        get_translator()
