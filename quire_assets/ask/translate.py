@@ -335,8 +335,9 @@ class Reader:
             self.i = start
             return False
         high = None
+        unit_after_low = None
         if between:
-            self.unit_after_low = self.unit()
+            unit_after_low = self.unit()
             if not (self.at(("and",)) or self.at(("to",))):
                 self.i = start
                 return False
@@ -345,7 +346,7 @@ class Reader:
             if high is None:
                 self.i = start
                 return False
-        concept = self.unit() or (self.unit_after_low if between else None) or concept
+        concept = self.unit() or unit_after_low or concept
         if concept is None and self.attribute:
             keyword, level, path = self.attribute
             self.add(Condition(f"attribute:{keyword}", {"$gte": low, "$lte": high} if between else
@@ -358,8 +359,6 @@ class Reader:
             scaled(concept, low) if op == "$eq" else {op: scaled(concept, low)})
         self.add(Condition(concept, condition))
         return True
-
-    unit_after_low: str | None = None
 
     def month_year(self) -> tuple[int, int | None] | None:
         """``[month] YEAR`` at self.i: (year, month or None)."""
@@ -607,17 +606,19 @@ def level_filter(catalog: Catalog, level: str, conditions: list[Condition | list
     through the level that has them (their keys as an ``$in``)."""
     own: list[dict] = []
     elsewhere: dict[str, list[dict]] = {}
+    groups: list[list[Condition]] = []
     for item in conditions:
         group = item if isinstance(item, list) else [item]
-        placed = [(place(c, level), c) for c in group]
-        levels = {lv for (lv, _), _ in placed}
-        parts = [{path: c.condition} for (_, path), c in placed]
-        clause = parts[0] if len(parts) == 1 else {"$or": parts}
-        target = levels.pop() if len(levels) == 1 else level
-        if len(levels) and target == level:
+        if len({place(c, level)[0] for c in group}) > 1:  # an "or" across levels cannot be one clause
             notes.append("'or' between things kept at different levels: read as 'and'")
-            own.extend(parts)
-            continue
+            groups.extend([c] for c in group)
+        else:
+            groups.append(group)
+    for group in groups:
+        placed = [place(c, level) for c in group]
+        parts = [{path: c.condition} for (_, path), c in zip(placed, group, strict=True)]
+        clause = parts[0] if len(parts) == 1 else {"$or": parts}
+        target = placed[0][0]
         (own if target == level else elsewhere.setdefault(target, [])).append(clause)
     for other, clauses in elsewhere.items():
         mine, theirs = JOINS[(level, other)]

@@ -249,3 +249,9 @@ def test_a_deployment_can_name_another_translator(catalog, monkeypatch):
     monkeypatch.setenv("QUIRE_ASK_TRANSLATOR", "no.such.module:ask")
     with pytest.raises(AskError, match="cannot be loaded"):
         get_translator()
+
+
+def test_or_across_levels_is_read_as_and_and_said(catalog):
+    translation = translate("female or siemens series", catalog)
+    assert translation.level == "series" and "read as 'and'" in " ".join(translation.notes)
+    assert translation.filter["manufacturer"] == SIEMENS and "study_instance_uid" in translation.filter
