@@ -24,7 +24,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -119,22 +122,23 @@ async def _load(url: str, key: str, clients: int, seconds: float) -> int:
     return done
 
 
-def over_http(catalog_path: Path, key: str, workers: int, n: int, clients: int, seconds: float) -> dict:
-    from tests.api.conftest import free_port
+@contextmanager
+def serving(catalog_path: Path, *args: str) -> Iterator[Any]:
+    """``quire serve`` on the catalog, jobs left to no one: the tests' ``Server`` (a free loopback
+    port, up once /health answers)."""
+    from tests.api.conftest import Server
 
-    port = free_port()
     env = {**os.environ, "QUIRE_PHI_SALT": "benchmark", "QUIRE_HOME": str(catalog_path.parent)}
-    server = subprocess.Popen([QUIRE, "serve", "--port", str(port), "--catalog", f"sqlite:///{catalog_path}",
-                               "--no-worker", "--workers", str(workers)], env=env, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    server = Server(env, catalog_path.parent, "--catalog", f"sqlite:///{catalog_path}", "--no-worker", *args)
     try:
-        for _ in range(300):
-            try:
-                httpx.get(f"{url}/health", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as client:
+        yield server
+    finally:
+        server.stop()
+
+
+def over_http(catalog_path: Path, key: str, workers: int, n: int, clients: int, seconds: float) -> dict:
+    with serving(catalog_path, "--workers", str(workers)) as server:
+        with server.client(key) as client:
             params = {"where": json.dumps(WHERE), "limit": "100"}
             for _ in range(50):
                 rows = client.get("/api/v1/series", params=params).json()["count"]
@@ -143,10 +147,7 @@ def over_http(catalog_path: Path, key: str, workers: int, n: int, clients: int, 
                 start = time.perf_counter()
                 client.get("/api/v1/series", params=params).raise_for_status()
                 times.append(time.perf_counter() - start)
-        done = asyncio.run(_load(url, key, clients, seconds))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        done = asyncio.run(_load(server.url, key, clients, seconds))
     p50, p99 = percentiles(times)
     return {"p50": p50, "p99": p99, "rps": done / seconds, "rows": rows}
 
@@ -159,7 +160,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.api.conftest.free_port
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.api.conftest.Server
     catalog_path = build_catalog(args.series)
     with open_catalog(f"sqlite:///{catalog_path}") as catalog:
         catalog.delete("researchers", {})

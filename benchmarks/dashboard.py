@@ -11,22 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.api import QUIRE, build_catalog  # noqa: E402
+from benchmarks.api import build_catalog, serving  # noqa: E402
 from quire_assets.catalog import open_catalog  # noqa: E402
 from quire_assets.catalog.researchers import add_researcher  # noqa: E402
-from tests.api.conftest import free_port  # noqa: E402
 
 FACET = "manufacturer"
 VALUES = ["GE MEDICAL SYSTEMS", "SIEMENS", "Philips", "TOSHIBA"]
@@ -49,20 +44,10 @@ def main() -> None:
     with open_catalog(f"sqlite:///{catalog_path}") as catalog:
         catalog.delete("researchers", {})
         _, key = add_researcher(catalog, "bench", admin=True)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "QUIRE_PHI_SALT": "benchmark", "QUIRE_HOME": str(catalog_path.parent)}
-    server = subprocess.Popen([QUIRE, "serve", "--port", str(port), "--catalog", f"sqlite:///{catalog_path}",
-                               "--no-worker"], env=env, stderr=subprocess.DEVNULL)
     clicks, api_times = [], []
-    try:
-        for _ in range(300):
-            try:
-                httpx.get(f"{url}/health", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as client:
+    with serving(catalog_path) as server:
+        url = server.url
+        with server.client(key) as client:
             for i in range(args.clicks):
                 where = json.dumps({FACET: {"$in": [VALUES[i % len(VALUES)]]}})
                 start = time.perf_counter()
@@ -93,9 +78,6 @@ def main() -> None:
                 page.wait_for_function("document.querySelector('#table').getAttribute('aria-busy') === 'false'")
                 page.wait_for_load_state("networkidle")
             browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     with open_catalog(f"sqlite:///{catalog_path}") as catalog:
         total = catalog.count("series")
     print(f"catalog: {total:,} series; facet {FACET}; {args.clicks} clicks\n")

@@ -26,7 +26,7 @@ from dagster import (
 
 from quire_assets.assets import catalog_integrity
 from quire_assets.catalog import Catalog
-from quire_assets.catalog.requests import update_accessions
+from quire_assets.catalog.requests import serves, update_accessions
 from quire_assets.dicom.records import partition_key
 from quire_assets.instance import (
     ASSET_PARTITION_RANGE_END_TAG,
@@ -51,7 +51,7 @@ class Plan:
 
 
 def plan_requests(catalog: Catalog, index: SourceIndex, existing_keys: list[str],
-                         batch: int = DEFAULT_BATCH, job_ids: list[str] | None = None) -> Plan:
+                  batch: int = DEFAULT_BATCH, job_ids: list[str] | None = None) -> Plan:
     """Runs for the pending accessions of pending jobs on this source; ``not_found`` for the rest."""
     plan = Plan()
     order = list(existing_keys)
@@ -59,7 +59,7 @@ def plan_requests(catalog: Catalog, index: SourceIndex, existing_keys: list[str]
     flt = {"status": "pending", **({"job_id": {"$in": job_ids}} if job_ids else {})}
     weights: dict[str, int] | None = None  # files per partition, read only when a job has runs to plan
     for job in catalog.find("jobs", flt, sort=[("created_at", 1)]):
-        if job.get("source") and job["source"] != index.source.uri:
+        if not serves(job, index.source.uri):
             continue  # another code location (or `quire jobs submit --wait`) serves that source
         wanted = [a for a, state in job["accessions"].items() if state["status"] == "pending"]
         found = index.keys_holding(wanted)

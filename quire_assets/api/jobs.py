@@ -85,7 +85,7 @@ async def submit_job(request: Request, who: CallerDep) -> Job:
     job = await _new_job(request)
 
     def submit() -> dict:
-        catalog = request.app.state.catalogs.get()
+        catalog = request.app.state.thread_catalog
         try:
             return submit_request(catalog, who.researcher_id, job.accessions, name=job.name,
                                   collection=job.collection, source=request.app.state.settings.source)

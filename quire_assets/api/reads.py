@@ -21,7 +21,7 @@ from quire_assets.catalog import KEYS, Catalog, CatalogError, FilterError
 from quire_assets.catalog.base import chunks
 from quire_assets.catalog.cohort import EXPORT_COLUMNS, cohort_files, fetch_commands, in_collection
 from quire_assets.catalog.fields import LEVELS, TABLE_COLUMNS, csv_cells, filter_fields, refuse_unknown_fields
-from quire_assets.catalog.filters import user_filter
+from quire_assets.catalog.filters import filter_from_json, user_filter
 from quire_assets.catalog.pages import MAX_LIMIT, Position, page
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
@@ -74,13 +74,7 @@ LIST_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"content": {
 
 
 def parse_where(text: str | None) -> dict:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise FilterError(f"where is not valid JSON: {exc}") from None
-    return user_filter(value)
+    return filter_from_json(text, "where")
 
 
 def parse_sort(text: str | None) -> tuple[str, int] | None:
@@ -105,7 +99,8 @@ class Reader:
         who.check_visible(filter_fields(where), "where")
         who.check_visible(sort_fields, "sort")
         if collection:
-            if not who.owns(catalog.get("collections", collection)) and not who.admin:  # a tag without a document
+            # An admin may name a collection that is only a tag on studies (no document).
+            if not who.admin and not who.owns(catalog.get("collections", collection)):
                 raise HTTPException(404, f"no collection {collection!r}")
             try:
                 where = in_collection(catalog, collection, where)
@@ -140,7 +135,8 @@ class Reader:
             items = [self.who.view(d) for d in docs]
             return FastJSON({"items": items, "count": len(items), "next_cursor": self.seal(end)})
         # Streamed: the page's keys first (so the next cursor can go in a header), then the documents
-        # a chunk at a time, each chunk on whichever pool thread runs it, with that thread's catalog.
+        # a chunk at a time, each chunk on whichever pool thread runs it (``self.catalog`` is the
+        # calling thread's: ``ThreadCatalog``).
         keyed, end = page(self.catalog, self.level, self.where, self.sort, limit, after, [KEYS[self.level]])
         keys = [d[KEYS[self.level]] for d in keyed]
         headers = {"X-Next-Cursor": self.seal(end) or "", "X-Count": str(len(keys))}
@@ -152,13 +148,13 @@ class Reader:
         return [c for c in columns if self.who.admin or self.who.policy.hidden(c) != "drop"]
 
     def stream(self, keys: list[str], fmt: str) -> Iterator[bytes]:
-        key, catalogs = KEYS[self.level], self.request.app.state.catalogs
+        key = KEYS[self.level]
         sort = [self.sort] if self.sort else None
         columns = self.columns() if fmt == "csv" else []
         if fmt == "csv":
             yield _csv_lines([columns]).encode()
         for chunk in chunks(keys, STREAM_CHUNK):
-            docs = catalogs.get().find(self.level, {key: {"$in": list(chunk)}}, projection=self.projection(), sort=sort)
+            docs = self.catalog.find(self.level, {key: {"$in": list(chunk)}}, projection=self.projection(), sort=sort)
             views = [self.who.view(d) for d in docs]
             if fmt == "csv":
                 yield _csv_lines(csv_cells(d, columns) for d in views).encode()
@@ -343,7 +339,7 @@ async def report(request: Request, who: CallerDep, where: Where = None,
     from quire_assets.report import catalog_report
 
     def render() -> str:
-        cat = request.app.state.catalogs.get()
+        cat = request.app.state.thread_catalog
         reader = Reader(request, cat, who, level, parse_where(where), None, [], collection)
         return catalog_report(cat, _studies_of(reader, level))[1]
 

@@ -17,8 +17,10 @@ POLL_SECONDS = 2.0
 
 def pending_jobs(catalog, source: str) -> list[str]:
     """Pending jobs this worker serves: those of its source, or of none named."""
+    from quire_assets.catalog.requests import serves
+
     return [j["job_id"] for j in catalog.find("jobs", {"status": "pending"}, projection={"job_id": 1, "source": 1},
-                                              sort=[("created_at", 1)]) if j.get("source") in (None, source)]
+                                              sort=[("created_at", 1)]) if serves(j, source)]
 
 
 def serve_jobs(catalog_uri: str, source: str, stop: Event, poll: float = POLL_SECONDS) -> None:

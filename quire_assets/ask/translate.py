@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from quire_assets.catalog.base import Catalog
+from quire_assets.catalog.fields import filter_fields, has_field
 
 SYNONYMS = Path(__file__).with_name("synonyms.toml")
 LEVELS = ("patients", "studies", "series", "instances")
@@ -162,7 +163,6 @@ def dicom_attributes() -> dict[tuple[str, ...], str]:
 def attribute_field(keyword: str, catalog: Catalog) -> tuple[str, str] | None:
     """Where the catalog keeps an attribute: a promoted field, else ``metadata.<Keyword>``, at the
     first level whose documents have it."""
-    from quire_assets.catalog.fields import has_field
     from quire_assets.dicom.records import snake_case
 
     for level in ("series", "studies", "instances"):
@@ -625,7 +625,7 @@ def level_filter(catalog: Catalog, level: str, conditions: list[Condition | list
         inner = clauses[0] if len(clauses) == 1 else {"$and": clauses}
         keys = sorted({v for v, _ in catalog.value_counts(other, theirs, inner)})
         own.append({mine: {"$in": keys}})
-        notes.append(f"{', '.join(sorted({k for c in clauses for k in flat_fields(c)}))} "
+        notes.append(f"{', '.join(sorted({k for c in clauses for k in filter_fields(c)}))} "
                      f"{'is' if len(clauses) == 1 else 'are'} on {other}: joined by {mine} ({len(keys)} of them)")
     if not own:
         return {}
@@ -635,17 +635,6 @@ def level_filter(catalog: Catalog, level: str, conditions: list[Condition | list
             return {"$and": own}
         merged.update(clause)
     return merged
-
-
-def flat_fields(clause: dict) -> list[str]:
-    found = []
-    for key, value in clause.items():
-        if key in ("$or", "$and"):
-            for part in value:
-                found.extend(flat_fields(part))
-        else:
-            found.append(key)
-    return found
 
 
 def sort_field(concept: str, level: str) -> tuple[str, str] | None:

@@ -97,6 +97,20 @@ def user_filter(flt: Any) -> dict:
     return validate_filter(flt)
 
 
+def filter_from_json(text: str | None, what: str = "where") -> dict:
+    """A user's filter given as JSON text (a ``--where``, a ``where`` query parameter), parsed and
+    held to ``user_filter``; ``what`` names it in the errors."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise FilterError(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise FilterError(f"{what} takes a JSON object, e.g. '{{\"modality\": \"CT\"}}'")
+    return user_filter(value)
+
+
 def _validate_condition(field: str, value: Any) -> None:
     if not _is_operator_doc(value):
         _check_literal(value, field)

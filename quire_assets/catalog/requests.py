@@ -53,6 +53,11 @@ def check_id(kind: str, value: str) -> str:
     return value
 
 
+def serves(job: dict, source_uri: str) -> bool:
+    """Whether a job is for this source (one that names none is for any)."""
+    return not job.get("source") or job["source"] == source_uri
+
+
 def request_status(accessions: dict[str, dict[str, Any]]) -> str:
     statuses = [a["status"] for a in accessions.values()]
     if not statuses or all(s == "pending" for s in statuses):

@@ -7,7 +7,8 @@ import json
 import sys
 
 from quire_assets.catalog import open_catalog
-from quire_assets.cli.common import TABLE_COLUMNS, format_docs
+from quire_assets.catalog.fields import TABLE_COLUMNS
+from quire_assets.cli.common import format_docs
 
 
 def cmd_ask(args: argparse.Namespace) -> int:

@@ -11,10 +11,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from quire_assets.catalog.fields import TABLE_COLUMNS, csv_cells, value_at
-from quire_assets.catalog.filters import user_filter
-
-__all__ = ["TABLE_COLUMNS"]  # the commands' default columns, kept with the fields
+from quire_assets.catalog.fields import csv_cells, value_at
+from quire_assets.catalog.filters import filter_from_json
 
 # Columns whose values are identifiers or locations: a cut one is useless, so tables never cut them.
 WHOLE_COLUMNS = ("uid", "uri", "uris", "partition_key", "job_id", "path")
@@ -87,15 +85,7 @@ class Progress:
 
 
 def parse_where(text: str | None) -> dict:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"--where is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise UserError("--where takes a JSON object, e.g. '{\"modality\": \"CT\"}'")
-    return user_filter(value)
+    return filter_from_json(text, "--where")
 
 
 def whole_number(low: int) -> Callable[[str], int]:

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from quire_assets.catalog import default_catalog_uri, open_catalog, quire_home
-from quire_assets.cli.common import TABLE_COLUMNS, format_table
+from quire_assets.catalog.fields import TABLE_COLUMNS
+from quire_assets.cli.common import format_table
 from quire_assets.cli.ingest import ingest
 
 DEMO_QUERIES = [

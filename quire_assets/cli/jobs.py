@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from quire_assets.catalog import default_catalog_uri, open_catalog
-from quire_assets.cli.common import TABLE_COLUMNS, Progress, UserError, dagster_instance, format_table
+from quire_assets.catalog.fields import TABLE_COLUMNS
+from quire_assets.cli.common import Progress, UserError, dagster_instance, format_table
 from quire_assets.cli.ingest import checked_source_uri
 
 

@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 
 from quire_assets.catalog import open_catalog
-from quire_assets.catalog.fields import LEVELS
+from quire_assets.catalog.fields import LEVELS, TABLE_COLUMNS
 from quire_assets.cli.common import (
-    TABLE_COLUMNS,
     UserError,
     check_fields,
     columns_of,
