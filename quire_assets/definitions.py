@@ -1,7 +1,7 @@
 """``defs``: the one place assets, jobs, resources and sensors are wired.
 
-The source and the catalog come from the environment: ``QUIRE_SOURCE`` (a folder or
-``s3://bucket/prefix``) and ``QUIRE_CATALOG`` (a catalog URI; by default the embedded SQLite
+The source and the catalog come from the environment: ``QUIRE_SOURCE`` (a folder,
+``s3://bucket/prefix``, ``dicomweb+https://host/path`` or ``dimse://AET@host:port?calling=AET``) and ``QUIRE_CATALOG`` (a catalog URI; by default the embedded SQLite
 catalog under ``$QUIRE_HOME``). Both are read through ``EnvVar`` at run time, so a URI with a
 password never lands in the definitions or the UI.
 """
@@ -36,10 +36,23 @@ enable_event_batches()
 
 
 def source_resource(source_uri: str | None = None) -> DicomSource:
-    """The source resource for a folder or an ``s3://`` URI (default: ``$QUIRE_SOURCE``)."""
+    """The source resource for a folder, an ``s3://`` URI or a PACS (default: ``$QUIRE_SOURCE``)."""
     uri = source_uri if source_uri is not None else os.environ.get("QUIRE_SOURCE", DEFAULT_SOURCE)
     from_env = source_uri is None and "QUIRE_SOURCE" in os.environ
     where = parse_source_uri(uri)
+    if where.kind == "dicomweb":
+        from quire_assets.resources.pacs import DicomWebSource
+
+        # Credentials stay EnvVars: read at run time, never in the definitions or the UI.
+        secrets = {field: EnvVar(name) for field, name in (("username", "QUIRE_PACS_USER"),
+                   ("password", "QUIRE_PACS_PASSWORD"), ("token", "QUIRE_PACS_TOKEN"),
+                   ("ca_bundle", "QUIRE_PACS_CA_BUNDLE")) if os.environ.get(name)}
+        return DicomWebSource(url=where.url, **secrets)
+    if where.kind == "dimse":
+        from quire_assets.resources.pacs import DimseSource
+
+        return DimseSource(host=where.host, port=where.port, called_aet=where.called_aet,
+                           calling_aet=where.calling_aet)
     if where.kind == "s3":
         from quire_assets.resources.s3 import S3DicomSource
 

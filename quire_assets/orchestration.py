@@ -266,15 +266,20 @@ def run_requests_here(catalog: Catalog, job_ids: Sequence[str], source: str, cat
     ``quire jobs submit --wait`` and ``quire serve``'s job worker both come here."""
     from quire_assets.definitions import build_definitions
     from quire_assets.dicom.features import load_feature_sets
-    from quire_assets.sensors import apply_updates, plan_requests, record_run_outcome
+    from quire_assets.sensors import apply_updates, look_up_requests, plan_requests, record_run_outcome
     from quire_assets.sources import source_from_uri
 
     with SourceIndex(source_from_uri(source)) as index:
-        refresh = index.refresh(load_feature_sets(), progress=progress)
+        if index.source.queryable:  # a PACS is asked for the requested accessions, not listed whole
+            refresh = look_up_requests(catalog, index, load_feature_sets(), list(job_ids))
+        else:
+            refresh = index.refresh(load_feature_sets(), progress=progress)
         existing = list(instance.get_dynamic_partitions(accession_partitions.name))
         plan = plan_requests(catalog, index, existing, job_ids=list(job_ids))
         apply_updates(catalog, plan)
-        report_index_refresh(instance, index, refresh, register_partitions(instance, plan.new_keys))
+        new_keys = register_partitions(instance, plan.new_keys)
+        if refresh is not None:
+            report_index_refresh(instance, index, refresh, new_keys)
     results = execute_run_requests(build_definitions(source, catalog_uri), instance, plan.run_requests)
     ordered = list(instance.get_dynamic_partitions(accession_partitions.name))
     for result in results:

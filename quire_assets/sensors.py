@@ -6,8 +6,9 @@ logic in the foreground, without a daemon.
 """
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from dagster import (
     AssetSelection,
@@ -27,6 +28,7 @@ from dagster import (
 from quire_assets.assets import catalog_integrity
 from quire_assets.catalog import Catalog
 from quire_assets.catalog.requests import serves, update_accessions
+from quire_assets.dicom.features import FeatureSets
 from quire_assets.dicom.records import partition_key
 from quire_assets.instance import (
     ASSET_PARTITION_RANGE_END_TAG,
@@ -38,6 +40,9 @@ from quire_assets.orchestration import DEFAULT_BATCH, partition_ranges, range_ta
 from quire_assets.partitions import accession_partitions
 from quire_assets.resources import CatalogResource, DicomSource
 from quire_assets.sources import SourceIndex
+from quire_assets.sources.base import Selection
+from quire_assets.sources.index import RefreshResult
+from quire_assets.sources.pacs import exact_accession
 
 REQUEST_TAG = "quire/job_id"
 RESEARCHER_TAG = "quire/researcher_id"
@@ -50,21 +55,44 @@ class Plan:
     updates: dict[str, dict[str, dict]] = field(default_factory=dict)  # job id → accession → change
 
 
+def pending_jobs(catalog: Catalog, source_uri: str, job_ids: list[str] | None = None) -> Iterator[dict]:
+    """Pending jobs for this source, oldest first (another code location, or `quire jobs submit
+    --wait`, serves the jobs of other sources)."""
+    flt = {"status": "pending", **({"job_id": {"$in": job_ids}} if job_ids else {})}
+    return (job for job in catalog.find("jobs", flt, sort=[("created_at", 1)]) if serves(job, source_uri))
+
+
+def requested_accessions(catalog: Catalog, source_uri: str, job_ids: list[str] | None = None) -> list[str]:
+    """The pending accessions of the pending jobs this source serves."""
+    wanted: dict[str, None] = {}
+    for job in pending_jobs(catalog, source_uri, job_ids):
+        wanted.update((a, None) for a, state in job["accessions"].items() if state["status"] == "pending")
+    return list(wanted)
+
+
+def look_up_requests(catalog: Catalog, index: SourceIndex, features: FeatureSets,
+                     job_ids: list[str] | None = None) -> RefreshResult | None:
+    """A PACS is not listed whole: ask it for the accessions researchers are waiting for, so that the
+    index holds what it has of them (an accession it cannot be asked for exactly stays not found)."""
+    wanted = [a for a in requested_accessions(catalog, index.source.uri, job_ids) if exact_accession(a)]
+    if not index.source.queryable or not wanted:
+        return None
+    return index.refresh(features, selection=Selection(tuple(wanted)))
+
+
 def plan_requests(catalog: Catalog, index: SourceIndex, existing_keys: list[str],
                   batch: int = DEFAULT_BATCH, job_ids: list[str] | None = None) -> Plan:
     """Runs for the pending accessions of pending jobs on this source; ``not_found`` for the rest."""
     plan = Plan()
     order = list(existing_keys)
     known = set(order)
-    flt = {"status": "pending", **({"job_id": {"$in": job_ids}} if job_ids else {})}
     weights: dict[str, int] | None = None  # files per partition, read only when a job has runs to plan
-    for job in catalog.find("jobs", flt, sort=[("created_at", 1)]):
-        if not serves(job, index.source.uri):
-            continue  # another code location (or `quire jobs submit --wait`) serves that source
+    for job in pending_jobs(catalog, index.source.uri, job_ids):
         wanted = [a for a, state in job["accessions"].items() if state["status"] == "pending"]
         found = index.keys_holding(wanted)
-        changes = {a: {"status": "not_found", "detail": f"no file with this accession in {index.source.uri}"}
-                   for a in wanted if a not in found}
+        absent = (f"the PACS {index.source.uri} has no study with this accession number" if index.source.queryable
+                  else f"no file with this accession in {index.source.uri}")
+        changes = {a: {"status": "not_found", "detail": absent} for a in wanted if a not in found}
         keys = sorted(set(found.values()), key=lambda k: (k not in known, k))
         for key in keys:
             if key not in known:
@@ -120,14 +148,13 @@ def record_run_outcome(catalog: Catalog, run: DagsterRun, ordered: list[str], su
         description="Turns pending researcher requests (`quire jobs submit`) into partitioned runs; marks absent "
                     "accessions not_found.")
 def researcher_requests(context: SensorEvaluationContext, source: DicomSource, catalog: CatalogResource):
-    with source.index() as index:
-        if not index.partition_keys():
+    with source.index() as index, catalog.open() as cat:
+        if look_up_requests(cat, index, source.features()) is None and not index.partition_keys():
             return SkipReason(f"the source {index.source.uri} is not indexed yet: run index_job or `quire ingest`")
-        with catalog.open() as cat:
-            plan = plan_requests(cat, index, list(context.instance.get_dynamic_partitions(accession_partitions.name)))
-            if not plan.updates:
-                return SkipReason("no pending researcher requests")
-            apply_updates(cat, plan)
+        plan = plan_requests(cat, index, list(context.instance.get_dynamic_partitions(accession_partitions.name)))
+        if not plan.updates:
+            return SkipReason("no pending researcher requests")
+        apply_updates(cat, plan)
     return SensorResult(
         run_requests=plan.run_requests,
         dynamic_partitions_requests=[accession_partitions.build_add_request(plan.new_keys)] if plan.new_keys else [],
@@ -228,10 +255,32 @@ def s3_arrival(context: SensorEvaluationContext, source: DicomSource, catalog: C
                            f"{len(objects)} object(s) listed, none new or changed")
 
 
+@sensor(job=ingest_job, minimum_interval_seconds=300, default_status=DefaultSensorStatus.STOPPED,
+        description="Asks the PACS (QIDO-RS or C-FIND) for studies dated from the last poll's day on; catalogs the "
+                    "new and changed ones.")
+def pacs_poll(context: SensorEvaluationContext, source: DicomSource, catalog: CatalogResource):
+    files = source.files()
+    if not files.queryable:
+        return SkipReason(f"the source {files.uri} is not a PACS (folder_arrival and s3_arrival watch those)")
+    state = json.loads(context.cursor) if context.cursor else {}
+    # A PACS is asked by study date (its receive time cannot be queried): each poll asks from the
+    # previous poll's day on, the first from today; the instance counts make repeated studies cheap.
+    since = state.get("since") or date.today().strftime("%Y%m%d")
+    with SourceIndex(files) as index:
+        refresh = index.refresh(source.features(), workers=source.workers or None, selection=Selection(since=since))
+        plan, changed = plan_arrivals(index, int(state.get("changed", 0)),
+                                      list(context.instance.get_dynamic_partitions(accession_partitions.name)),
+                                      catalog.resolved_uri())
+    context.log.info(f"{refresh.listed} instances of studies since {since}; {refresh.read} new")
+    return _arrival_result(plan, json.dumps({"since": date.today().strftime("%Y%m%d"), "changed": changed}),
+                           f"no new or changed studies since {since}")
+
+
 # Evaluates summary_statistics' automation condition (refresh after catalog writes), on by default.
 summary_refresh = AutomationConditionSensorDefinition(
     "summary_refresh", target=AssetSelection.assets("summary_statistics") | AssetSelection.checks(catalog_integrity),
     default_status=DefaultSensorStatus.RUNNING, minimum_interval_seconds=60,
     description="Refreshes summary_statistics and the whole-catalog checks once catalog writes have finished.")
 
-all_sensors = [researcher_requests, researcher_request_done, researcher_request_failed, folder_arrival, s3_arrival, summary_refresh]
+all_sensors = [researcher_requests, researcher_request_done, researcher_request_failed, folder_arrival, s3_arrival, pacs_poll,
+               summary_refresh]

@@ -14,11 +14,19 @@ from typing import Any
 
 from quire_assets.catalog import CatalogError, default_catalog_uri, open_catalog
 from quire_assets.cli.common import Progress, UserError, dagster_instance, whole_number
+from quire_assets.sources.base import Selection
 
 
 def checked_source_uri(source: str) -> str:
+    """The source as the index names it: a folder's absolute path, ``s3://…``, a PACS's URI."""
+    from quire_assets.sources.base import parse_source_uri
+
     if source.startswith("s3://"):
         return source
+    if parse_source_uri(source).kind in ("dicomweb", "dimse"):
+        from quire_assets.sources import source_from_uri
+
+        return source_from_uri(source).uri
     path = Path(source).expanduser()
     if not path.is_dir():
         raise UserError(f"source folder {source!r} does not exist")
@@ -26,8 +34,9 @@ def checked_source_uri(source: str) -> str:
 
 
 def ingest(source: str, catalog_uri: str | None, workers: int | None = None, batch: int | None = None,
-           quiet: bool = False) -> dict[str, Any]:
-    """Index the source, then catalog every partition the catalog does not hold yet."""
+           quiet: bool = False, selection: Selection | None = None) -> dict[str, Any]:
+    """Index the source (of a PACS, the ``selection``), then catalog every partition the catalog
+    does not hold yet."""
     start = time.perf_counter()
     from quire_assets.dicom.features import load_feature_sets
     from quire_assets.sources import SourceIndex, source_from_uri
@@ -47,7 +56,7 @@ def ingest(source: str, catalog_uri: str | None, workers: int | None = None, bat
                                       name="import-dagster", daemon=True)
     try:
         refresh = index.refresh(load_feature_sets(), workers=workers, meanwhile=dagster_import.start,
-                                progress=None if quiet else Progress("reading headers"))
+                                progress=None if quiet else Progress("reading headers"), selection=selection)
     except BaseException:
         if created:  # nothing was written: leave no empty catalog behind for a reader to mistake
             for path in (created, *(created.with_name(created.name + x) for x in ("-wal", "-shm"))):
@@ -90,10 +99,29 @@ def ingest(source: str, catalog_uri: str | None, workers: int | None = None, bat
             "failed_runs": runs.failed, "run_ids": runs.run_ids, "seconds": time.perf_counter() - start}
 
 
+def selection_of(args: argparse.Namespace) -> Selection | None:
+    """``--accessions`` / ``--accessions-file`` / ``--since`` / ``--modality``: the part of a PACS to read."""
+    from quire_assets.sources.pacs import dicom_date
+
+    accessions = [a.strip() for a in (args.accessions or "").split(",") if a.strip()]
+    if args.accessions_file:
+        try:
+            text = Path(args.accessions_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"--accessions-file {args.accessions_file}: {exc.strerror}") from None
+        accessions += [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    try:
+        since = dicom_date(args.since) if args.since else ""
+    except ValueError as exc:
+        raise UserError(f"--since: {exc}") from None
+    selection = Selection(tuple(dict.fromkeys(accessions)), since, (args.modality or "").strip())
+    return None if selection.whole else selection
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     if args.features:
         os.environ["QUIRE_FEATURES"] = args.features
-    report = ingest(args.source, args.catalog, workers=args.workers, batch=args.batch)
+    report = ingest(args.source, args.catalog, workers=args.workers, batch=args.batch, selection=selection_of(args))
     if args.timings:
         print(json.dumps(report["timings"]), file=sys.stderr)
     print(f"{report['files']:,} files, {report['instances']:,} instances, {report['series']:,} series, "
@@ -107,11 +135,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ingest", help="catalog everything under a folder or s3://bucket/prefix")
+    p = sub.add_parser("ingest", help="catalog a folder, s3://bucket/prefix, or a PACS (DICOMweb or DIMSE)")
     p.add_argument("source")
     p.add_argument("--catalog", help="catalog URI (default: $QUIRE_CATALOG or sqlite:///$QUIRE_HOME/catalog.db)")
     p.add_argument("--workers", type=whole_number(1), help="parallel header readers and Dagster runs (default: one per core)")
     p.add_argument("--batch", type=whole_number(1), help="accessions per Dagster run (default: 2,500)")
     p.add_argument("--features", help="a folder with your own study.txt / series.txt / instance.txt")
+    pacs = p.add_argument_group("a PACS source (dicomweb+https://host/path or dimse://CALLED_AET@host:port"
+                                "?calling=OUR_AET): what to ask it for; by default every study")
+    pacs.add_argument("--accessions", help="accession numbers, comma-separated")
+    pacs.add_argument("--accessions-file", help="a text file with one accession number per line")
+    pacs.add_argument("--since", help="studies from this date on (YYYY-MM-DD)")
+    pacs.add_argument("--modality", help="studies with this modality (CT, MR, ...)")
     p.add_argument("--timings", action="store_true", help="print where the time went (JSON, on stderr)")
     p.set_defaults(func=cmd_ingest)

@@ -96,7 +96,7 @@ def _feature_value(ds: Dataset, feature: Feature, oddities: Oddities) -> Any:
     return normalize_element(elem, feature.name, oddities)
 
 
-def record_from_dataset(uri: str, ds: Dataset, features: FeatureSets, preamble: bool, size: int) -> dict:
+def record_from_dataset(uri: str, ds: Dataset, features: FeatureSets, preamble: bool, size: int | None) -> dict:
     """The instance record of a parsed header (raises ``HeaderError`` without the UIDs)."""
     study_uid, series_uid, sop_uid = require_uids(ds, preamble)
     oddities = Oddities()
@@ -108,7 +108,7 @@ def record_from_dataset(uri: str, ds: Dataset, features: FeatureSets, preamble: 
     return build_record(uri, size, metadata, oddities, study_uid, series_uid, sop_uid)
 
 
-def build_record(uri: str, size: int, metadata: dict[str, Any], oddities: list, study_uid: str, series_uid: str,
+def build_record(uri: str, size: int | None, metadata: dict[str, Any], oddities: list, study_uid: str, series_uid: str,
                  sop_uid: str) -> dict:
     """An instance record from its metadata (shared by the pydicom path and the fast path)."""
     # The UIDs identify the record whatever the feature set says.
@@ -163,13 +163,19 @@ def extract(
     except Exception as exc:  # the core's promise: a bad file is a record, never a crash
         return error_record(uri, "unreadable", f"{type(exc).__name__}: {exc}"[:300], size=size)
     ds = header.dataset
+    return record_or_error(uri, ds, features, getattr(ds, "preamble", None) is not None, size)
+
+
+def record_or_error(uri: str, ds: Dataset, features: FeatureSets, preamble: bool, size: int | None) -> dict:
+    """``record_from_dataset``, with whatever goes wrong as an error record (a file's header, or an
+    instance a PACS described)."""
     try:
         with warnings.catch_warnings():  # pydicom warns on values that violate their VR: oddities say it
             warnings.simplefilter("ignore")
-            return record_from_dataset(uri, ds, features, getattr(ds, "preamble", None) is not None, size)
+            return record_from_dataset(uri, ds, features, preamble, size)
     except HeaderError as exc:
         return error_record(uri, exc.reason, exc.detail, _partition_of_partial(ds), size=size)
-    except Exception as exc:
+    except Exception as exc:  # the core's promise: a bad file is a record, never a crash
         return error_record(uri, "unreadable", f"{type(exc).__name__}: {exc}"[:300], _partition_of_partial(ds), size=size)
 
 

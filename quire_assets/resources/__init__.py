@@ -1,10 +1,11 @@
-"""Dagster resources: the DICOM source, the catalog, and the Parquet IO manager."""
+"""Dagster resources: the DICOM source (folder, S3, DICOMweb, DIMSE), the catalog, and the Parquet IO manager."""
 
 from quire_assets.resources.catalog import CatalogResource
 from quire_assets.resources.io_manager import PartitionedParquetIOManager
+from quire_assets.resources.pacs import DicomWebSource, DimseSource
 from quire_assets.resources.source import DicomSource, LocalDicomSource
 
-__all__ = ["CatalogResource", "DicomSource", "LocalDicomSource", "PartitionedParquetIOManager", "S3DicomSource"]
+__all__ = ["CatalogResource", "DicomSource", "DicomWebSource", "DimseSource", "LocalDicomSource", "PartitionedParquetIOManager", "S3DicomSource"]
 
 
 def __getattr__(name: str):

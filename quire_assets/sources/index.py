@@ -23,8 +23,7 @@ from pathlib import Path
 from quire_assets.catalog.base import chunks, quire_home
 from quire_assets.catalog.sqlite import connect, immediate
 from quire_assets.dicom.features import FeatureSets
-from quire_assets.dicom.records import extract
-from quire_assets.sources.base import FileEntry, FileSource
+from quire_assets.sources.base import FileEntry, FileSource, Selection
 
 CHUNK = 32  # files per task handed to a worker
 INLINE_BELOW = 64  # fewer changed files than this are read in this process
@@ -82,10 +81,8 @@ def _extract_chunk(source: FileSource, entries: Sequence[FileEntry], features: F
                    first_bytes: int, dictionary: bytes | None) -> list[tuple]:
     """Index rows for some files, serialized and packed in the worker (cheaper to send back than
     records); without a dictionary yet, the record stays JSON text (``update`` packs it)."""
-    fast = fast_path_enabled()
     rows = []
-    for e in entries:
-        r = extract(e.uri, e.size, source.fetcher(e), features, first_bytes, fast=fast)
+    for e, r in zip(entries, source.extract_batch(entries, features, first_bytes, fast_path_enabled()), strict=True):
         text = json.dumps(r, ensure_ascii=False, separators=(",", ":"))
         rows.append((e.uri, e.size, e.version, features.fingerprint, r["partition_key"], r.get("study_instance_uid"),
                      r.get("series_instance_uid"), r.get("sop_instance_uid"), r.get("reason"),
@@ -138,10 +135,13 @@ class SourceIndex:
         progress: Progress | None = None,
         first_bytes: int | None = None,
         meanwhile: Callable[[], None] | None = None,
+        selection: Selection | None = None,
     ) -> RefreshResult:
-        """List the source; read new and changed files; forget files that are gone."""
-        return self.update(self.source.list(), features, workers, progress, first_bytes, complete=True,
-                           meanwhile=meanwhile)
+        """List the source (or the ``selection`` of a PACS); read new and changed files; forget files
+        that are gone (from the whole source: a selection forgets nothing)."""
+        whole = selection is None or selection.whole
+        return self.update(self.source.listing(self.entries, selection), features, workers, progress, first_bytes,
+                           complete=whole, meanwhile=meanwhile)
 
     def update(
         self,
@@ -230,7 +230,7 @@ class SourceIndex:
         if progress:
             progress(0, total)
         size = CHUNK if self.source.parallelism == "processes" else 4  # threads wait on I/O: small tasks
-        batches = [todo[i : i + size] for i in range(0, total, size)]
+        batches = self.source.batches(todo, size)
         workers = workers or default_workers()
         if total < INLINE_BELOW or workers == 1:
             results: Iterable[list[tuple]] = (_extract_chunk(self.source, b, features, first_bytes, self.dictionary)
@@ -278,6 +278,10 @@ class SourceIndex:
         return [r[0] for r in rows], max([cursor, *(r[1] for r in rows)])
 
     # ---- reads --------------------------------------------------------------------------------
+
+    def entries(self) -> list[FileEntry]:
+        """Every file the index holds, as the source listed it."""
+        return [FileEntry(*row) for row in self.conn.execute("SELECT uri, size, version FROM files")]
 
     def partition_keys(self) -> list[str]:
         """Every partition that holds files, in the order they were first seen."""
