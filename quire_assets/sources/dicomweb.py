@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from http import HTTPStatus
@@ -186,7 +187,9 @@ class DicomWebFiles(PacsSource):
                                                     partition_key(None, study_uid)))
                         continue
             try:
-                dataset = Dataset.from_json(metadata, bulk_data_uri_handler=_no_bulk_data)
+                with warnings.catch_warnings():  # values that violate their VR: the record's oddities say it
+                    warnings.simplefilter("ignore")
+                    dataset = Dataset.from_json(metadata, bulk_data_uri_handler=_no_bulk_data)
             except Exception as exc:  # DICOM JSON the PACS got wrong: this instance is an error, the rest go on
                 records.append(error_record(entry.uri, "unreadable", f"DICOM JSON: {type(exc).__name__}: {exc}"[:300],
                                             partition_key(None, study_uid)))
