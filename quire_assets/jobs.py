@@ -26,16 +26,29 @@ index_job = define_asset_job(
     description="List the source, read new or changed headers, register accession partitions.",
 )
 
-EXECUTORS = {"in_process": in_process_executor, "multiprocess": multiprocess_executor}
+EXECUTORS = ("in_process", "multiprocess", "celery")
 
 
 def ingest_executor() -> ExecutorDefinition:
-    """The executor named by ``QUIRE_EXECUTOR`` (default ``in_process``)."""
+    """The executor named by ``QUIRE_EXECUTOR`` (default ``in_process``). ``celery`` is dagster-celery's,
+    configured from the environment as its workers are (``quire_assets/workers.py``)."""
     name = os.environ.get("QUIRE_EXECUTOR") or "in_process"
-    if name not in EXECUTORS:
-        raise DagsterInvalidDefinitionError(
-            f"QUIRE_EXECUTOR={name!r} is not an executor Quire knows: use one of {', '.join(EXECUTORS)}")
-    return EXECUTORS[name]
+    if name == "in_process":
+        return in_process_executor
+    if name == "multiprocess":
+        return multiprocess_executor
+    if name == "celery":
+        try:
+            from dagster_celery import celery_executor
+
+            from quire_assets.workers import executor_config
+        except ImportError as exc:
+            raise DagsterInvalidDefinitionError(
+                f"QUIRE_EXECUTOR=celery needs dagster-celery: pip install 'quire[celery]' ({exc})") from exc
+
+        return celery_executor.configured(executor_config())
+    raise DagsterInvalidDefinitionError(
+        f"QUIRE_EXECUTOR={name!r} is not an executor Quire knows: use one of {', '.join(EXECUTORS)}")
 
 
 ingest_job = define_asset_job(

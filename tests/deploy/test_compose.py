@@ -15,7 +15,7 @@ def test_compose_services_and_readme_agree():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = set(compose["services"])
     assert {"mongodb", "mongo-express", "postgres", "quire-code", "dagster-webserver", "dagster-daemon",
-            "quire-api"} <= services
+            "quire-api", "redis", "quire-worker"} <= services
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Deployment", 1)[1].split("\n## ", 1)[0]
     named = set(re.findall(r"`([a-z][a-z0-9-]+)`", section)) & (services | {"mongo", "dagster"})
@@ -55,3 +55,20 @@ def test_the_api_service_runs_quire_serve_behind_keys():
     assert api["environment"]["QUIRE_PHI_SALT"].startswith("${")
     assert api["environment"]["QUIRE_CATALOG"].startswith("mongodb://")  # the shared catalog, not a file
     assert all(port.startswith("127.0.0.1:") for port in api["ports"])
+
+
+def test_celery_workers_share_what_a_step_needs():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    worker = services["quire-worker"]
+    assert worker["command"][:4] == ["celery", "-A", "quire_assets.workers", "worker"]
+    assert "healthcheck" in worker and "healthcheck" in services["redis"]
+    env = worker["environment"]
+    assert env["QUIRE_EXECUTOR"].startswith("${QUIRE_EXECUTOR:-celery")
+    assert env["QUIRE_CELERY_BROKER"].startswith("redis://redis:")
+    # The run's process (code location) and the workers see the archive, QUIRE_HOME and Dagster's
+    # storage at the same paths: a step runs on any of them.
+    for name in ("quire-code", "dagster-daemon", "quire-worker"):
+        mounts = {v.removesuffix(":ro").rsplit(":", 1)[1] for v in services[name]["volumes"]}
+        assert {"/archive", "/var/lib/quire", "/opt/dagster/home/storage"} <= mounts, name
+    assert "dagster-celery" in (ROOT / "pyproject.toml").read_text() and ".[celery]" in (ROOT / "Dockerfile").read_text()

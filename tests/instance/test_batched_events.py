@@ -28,7 +28,7 @@ from quire_assets.instance import (
 )
 from quire_assets.partitions import accession_partitions
 from tests.cli.test_ingest_e2e import quire
-from tests.deploy.test_postgres_instance import postgres  # noqa: F401 (a fixture)
+from tests.deploy.conftest import postgres  # noqa: F401 (a fixture)
 
 ASSETS = ["source_index", "dicom_files", "instance_records", "series_rollups", "study_rollups", "catalog_entries"]
 ROOT = Path(__file__).resolve().parents[2]
