@@ -88,6 +88,11 @@ def ingest(source: str, catalog_uri: str | None, workers: int | None = None, bat
                           weights=index.file_counts(), workers=workers or default_workers())
     summary = index.summary()
     index.close()
+    with open_catalog(catalog_uri) as catalog:
+        # What the catalog holds of this source, which the closing line reports (the index only
+        # says what was read); every document names its source.
+        held = {level: catalog.count(level, {"source": source_uri}) for level in ("instances", "series", "studies", "errors")}
+    mismatch = {k: (summary[k], v) for k, v in held.items() if summary[k] != v}
     from quire_assets.timing import spent
 
     in_quire = sum(spent.values())
@@ -95,7 +100,7 @@ def ingest(source: str, catalog_uri: str | None, workers: int | None = None, bat
     timings = {"index_s": refresh.seconds, "dagster_setup_s": setup_s, "runs_s": runs.seconds,
                "run_workers": runs.workers, "runs_busy_s": runs.busy_s, "in_quire_code_s": in_quire,
                "dagster_overhead_s": runs.busy_s - in_quire, **{f"{k}_s": v for k, v in spent.items()}}
-    return {**summary, "timings": timings, "read": refresh.read, "partitions": len(pending), "runs": len(runs.run_ids),
+    return {**summary, **held, "index": summary, "mismatch": mismatch, "timings": timings, "read": refresh.read, "partitions": len(pending), "runs": len(runs.run_ids),
             "failed_runs": runs.failed, "run_ids": runs.run_ids, "seconds": time.perf_counter() - start}
 
 
@@ -127,6 +132,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     print(f"{report['files']:,} files, {report['instances']:,} instances, {report['series']:,} series, "
           f"{report['studies']:,} studies, {report['errors']:,} errors, {report['seconds']:.1f} s "
           f"({report['read']:,} files read, {report['partitions']:,} accessions cataloged in {report['runs']} run(s))")
+    if report["mismatch"] and not report["failed_runs"]:
+        differences = ", ".join(f"{k}: {i:,} in the index, {c:,} in the catalog" for k, (i, c) in report["mismatch"].items())
+        print(f"note: the catalog does not hold what the source index read ({differences}): "
+              "run `quire ingest` again", file=sys.stderr)
     if report["failed_runs"]:
         print(f"error: {len(report['failed_runs'])} run(s) failed: {', '.join(report['failed_runs'])} "
               "(see them in the Dagster UI with the same DAGSTER_HOME)", file=sys.stderr)

@@ -173,35 +173,37 @@ class SourceIndex:
                 result.unchanged += 1
             else:
                 todo.append(entry)
+        # Rows and the versions of their partitions are written in one transaction: a refresh
+        # killed half-way leaves every file it wrote in a partition the catalog knows is pending.
         changed: set[str] = set()
         gone = [uri for uri in known if uri not in seen] if complete else []
         for chunk in chunks(gone):
-            changed.update(known[uri][3] for uri in chunk)
+            keys = {known[uri][3] for uri in chunk}
             with immediate(self.conn):
                 self.conn.executemany("DELETE FROM files WHERE uri = ?", [(u,) for u in chunk])
+                self._bump(sorted(keys))
+            changed.update(keys)
         result.removed = len(gone)
         pending: list[tuple] = []
 
         def write() -> None:
+            keys = {row[4] for row in pending}
+            keys.update(known[row[0]][3] for row in pending if row[0] in known)  # a file may have moved
             with immediate(self.conn):
                 self.conn.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?)", pending)
+                self._bump(sorted(keys))
+            changed.update(keys)
             result.read += len(pending)
             pending.clear()
 
         probed = self._choose_dictionary(todo, features, first_bytes)
         todo = todo[len(probed):]
         for rows in itertools.chain([probed], self._read(todo, features, workers, progress, first_bytes, meanwhile)):
-            for row in rows:
-                changed.add(row[4])
-                old = known.get(row[0])
-                if old and old[3] != row[4]:
-                    changed.add(old[3])  # the file moved to another accession
             pending.extend(rows)
             if len(pending) >= COMMIT_ROWS:
                 write()
         if pending:
             write()
-        self._bump(sorted(changed))
         result.changed_partitions = sorted(changed)
         result.seconds = time.perf_counter() - start
         return result
@@ -257,19 +259,19 @@ class SourceIndex:
                 executor.shutdown(cancel_futures=True)
 
     def _bump(self, keys: Sequence[str]) -> None:
-        """New version for each changed partition; ``changed`` is one counter per refresh (sensor cursors)."""
+        """New version for each changed partition, inside the caller's transaction; ``changed`` is
+        one counter per write (the sensors' cursors)."""
         if not keys:
             return
-        with immediate(self.conn):
-            seq, changed = self.conn.execute(
-                "SELECT coalesce(max(seq), 0), coalesce(max(changed), 0) + 1 FROM partitions").fetchone()
-            for key in keys:
-                seq += 1
-                self.conn.execute(
-                    "INSERT INTO partitions VALUES (?, 1, ?, ?) ON CONFLICT(partition_key) "
-                    "DO UPDATE SET version = version + 1, changed = excluded.changed",
-                    (key, seq, changed),
-                )
+        seq, changed = self.conn.execute(
+            "SELECT coalesce(max(seq), 0), coalesce(max(changed), 0) + 1 FROM partitions").fetchone()
+        for key in keys:
+            seq += 1
+            self.conn.execute(
+                "INSERT INTO partitions VALUES (?, 1, ?, ?) ON CONFLICT(partition_key) "
+                "DO UPDATE SET version = version + 1, changed = excluded.changed",
+                (key, seq, changed),
+            )
 
     def changes_since(self, cursor: int) -> tuple[list[str], int]:
         """Partitions changed by refreshes after ``cursor``, and the newest change counter."""
