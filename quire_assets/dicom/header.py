@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import struct
 import warnings
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import UID
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 DEFAULT_PREFIX = 64 * 1024
 LOCAL_PREFIX = 16 * 1024  # a local re-read is cheap: start small
@@ -135,6 +136,12 @@ def parse_prefix(name: str, prefix: bytes, size: int) -> Header:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+    except zlib.error as exc:
+        # Deflated Explicit VR Little Endian: pydicom inflates everything after the file meta at
+        # once, so a deflated file is parsed whole (they are rare, and small: they are compressed).
+        if not complete:
+            raise NeedMoreBytes() from exc
+        raise HeaderError("truncated", f"the deflated data set ends early ({exc})") from exc
     except (EOFError, OSError, struct.error, OverflowError) as exc:  # OSError: pydicom's "no tag to read"
         if not complete:
             raise NeedMoreBytes() from exc
@@ -146,6 +153,11 @@ def parse_prefix(name: str, prefix: bytes, size: int) -> Header:
             raise NeedMoreBytes() from exc
         reason = "unreadable" if has_preamble(prefix) else "not_dicom"
         raise HeaderError(reason, f"{type(exc).__name__}: {exc}"[:300]) from exc
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+        # Inflated whole without a zlib error: the data set is complete, and offsets in this file
+        # say nothing of offsets in the inflated data set.
+        return Header(dataset=ds, header_bytes=size)
     offset = fp.tell()
     short = _short_element(ds)
     stopped_at_pixels = offset < len(prefix)

@@ -287,3 +287,21 @@ def test_unreadable_paths_are_error_records_not_exceptions(tmp_path, features, f
 
     record = extract("s3://b/k.dcm", len(data), failing, features, fast=fast)
     assert record["reason"] == "io_error" and "connection reset" in record["detail"]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("first_bytes", [256, 16 * 1024])
+def test_a_deflated_file_is_cataloged_and_a_cut_one_is_truncated(features, fast, first_bytes):
+    """Deflated Explicit VR Little Endian: the data set after the file meta is deflated, so file
+    offsets say nothing of the data set's; the file is read whole and inflated."""
+    path = PYDICOM_TEST_FILES / "image_dfl.dcm"
+    data = path.read_bytes()
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    record = extract(str(path), len(data), lambda n: data[:n], features, first_bytes, fast=fast)
+    assert "reason" not in record, record
+    assert record["sop_instance_uid"] == ds.SOPInstanceUID and record["study_instance_uid"] == ds.StudyInstanceUID
+    assert record["metadata"]["TransferSyntaxUID"] == "1.2.840.10008.1.2.1.99"
+    assert record["metadata"]["Modality"] == ds.Modality
+    cut = data[: len(data) // 2]
+    record = extract("cut.dcm", len(cut), lambda n: cut[:n], features, first_bytes, fast=fast)
+    assert record["reason"] == "truncated" and "deflated data set ends early" in record["detail"]
