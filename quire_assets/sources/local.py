@@ -1,13 +1,53 @@
-"""A local folder as a DICOM source."""
+"""A local folder as a DICOM source.
+
+Every name under the folder is accounted for. Regular files are read. Anything else is recorded
+and never opened: a FIFO or a device could block a reader or never end. That covers named pipes,
+sockets, devices, symbolic links to nothing or in a loop, and links to folders, which are not
+followed (that is how loops are avoided). A name that is not valid UTF-8 gets a lossless URI
+(``file://`` and its bytes percent-encoded), because a catalog holds text.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
-from collections.abc import Callable, Iterator
+import stat
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from urllib.parse import quote, unquote_to_bytes
 
-from quire_assets.dicom.records import read_file_prefix
+from quire_assets.dicom.features import FeatureSets
+from quire_assets.dicom.records import error_record, extract, read_file_prefix
 from quire_assets.sources.base import FileEntry, FileSource, SourceError
+
+_KINDS = ((stat.S_ISFIFO, "named pipe (FIFO)"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
+          (stat.S_ISBLK, "block device"), (stat.S_ISDIR, "symbolic link to a folder (links to folders are not followed)"))
+
+
+def uri_of(path: str) -> str:
+    """The path itself, or ``file://`` and its bytes percent-encoded when it is not valid UTF-8."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:  # os.scandir gives undecodable bytes as surrogates
+        return "file://" + quote(os.fsencode(path), safe="/")
+
+
+def path_of(uri: str) -> str:
+    return os.fsdecode(unquote_to_bytes(uri.removeprefix("file://"))) if uri.startswith("file://") else uri
+
+
+def refusal(path: str) -> tuple[str, str] | None:
+    """Why this name is not opened, as (reason, detail); None for a regular file."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        link = " (a symbolic link" + (" in a loop)" if exc.errno == errno.ELOOP else " to nothing)") if os.path.islink(path) else ""
+        return "io_error", f"{exc.strerror}{link}"
+    if stat.S_ISREG(st.st_mode):
+        return None
+    kind = next((name for test, name in _KINDS if test(st.st_mode)), "special file")
+    return "skipped", f"a {kind}, not a regular file: not opened"
 
 
 class LocalFiles(FileSource):
@@ -30,10 +70,23 @@ class LocalFiles(FileSource):
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
                     subdirs.append(entry.path)
-                elif entry.is_file(follow_symlinks=True):
-                    st = entry.stat()
-                    yield FileEntry(entry.path, st.st_size, f"{st.st_mtime_ns}:{st.st_size}")
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=True)
+                except OSError:  # a link to nothing or a loop: its own times, and the reader says why
+                    st = entry.stat(follow_symlinks=False)
+                yield FileEntry(uri_of(entry.path), st.st_size if stat.S_ISREG(st.st_mode) else 0,
+                                f"{st.st_mtime_ns}:{st.st_size}")
             stack.extend(reversed(subdirs))
 
     def fetcher(self, entry: FileEntry) -> Callable[[int], bytes]:
-        return read_file_prefix(entry.uri)
+        return read_file_prefix(path_of(entry.uri))
+
+    def extract_batch(self, entries: Sequence[FileEntry], features: FeatureSets, first_bytes: int,
+                      fast: bool) -> list[dict]:
+        records = []
+        for entry in entries:
+            refused = refusal(path_of(entry.uri))
+            records.append(error_record(entry.uri, *refused, size=entry.size) if refused
+                           else extract(entry.uri, entry.size, self.fetcher(entry), features, first_bytes, fast=fast))
+        return records
