@@ -9,6 +9,7 @@ the operator: never ignored, never executed. Filter values reach SQL only as par
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Any
 
@@ -143,6 +144,23 @@ def _validate_condition(field: str, value: Any) -> None:
             _validate_condition(field, operand)
         else:
             _check_literal(operand, field)
+
+
+def regex_seconds() -> float:
+    """How long the ``$regex`` conditions of one query may run in all (``QUIRE_REGEX_SECONDS``, 5 s):
+    a pattern that backtracks catastrophically ends as a refusal, not a hung catalog."""
+    return float(os.environ.get("QUIRE_REGEX_SECONDS") or 5)
+
+
+def has_regex(node: Any) -> bool:
+    if isinstance(node, dict):
+        return "$regex" in node or any(has_regex(v) for v in node.values())
+    return isinstance(node, list) and any(has_regex(v) for v in node)
+
+
+def regex_timeout_error() -> FilterError:
+    return FilterError(f"the query's $regex ran longer than {regex_seconds():g} s (a pattern that backtracks, "
+                       "such as (a|aa)+, on long values): simplify the pattern")
 
 
 def regex_flags(options: str) -> int:

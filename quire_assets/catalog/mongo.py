@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReplaceOne
-from pymongo.errors import BulkWriteError, ConfigurationError, PyMongoError
+from pymongo.errors import BulkWriteError, ConfigurationError, ExecutionTimeout, PyMongoError
 from pymongo.uri_parser import parse_uri
 
 from quire_assets.catalog.base import (
@@ -20,7 +20,7 @@ from quire_assets.catalog.base import (
     checked_projection,
     tie_direction,
 )
-from quire_assets.catalog.filters import validate_filter
+from quire_assets.catalog.filters import has_regex, regex_seconds, regex_timeout_error, validate_filter
 
 DEFAULT_DATABASE = "quire"
 
@@ -64,14 +64,20 @@ class MongoCatalog(Catalog):
     def find(self, collection, flt=None, projection=None, sort=None, limit=0, skip=0) -> list[dict]:
         check_collection(collection)
         projection = {**checked_projection(projection), "_id": 0}
-        cursor = self.db[collection].find(validate_filter(flt or {}), projection)
+        flt = validate_filter(flt or {})
+        cursor = self.db[collection].find(flt, projection)
+        if has_regex(flt):  # the server stops a pattern that backtracks (maxTimeMS)
+            cursor = cursor.max_time_ms(int(regex_seconds() * 1000))
         order = [(f, DESCENDING if d < 0 else ASCENDING) for f, d in sort or []]
         cursor = cursor.sort([*order, ("_id", DESCENDING if tie_direction(sort) == "DESC" else ASCENDING)])
         if skip:
             cursor = cursor.skip(skip)
         if limit:
             cursor = cursor.limit(limit)
-        return list(cursor)
+        try:
+            return list(cursor)
+        except ExecutionTimeout:
+            raise regex_timeout_error() from None
 
     def value_counts(self, collection: str, field: str, flt: dict | None = None) -> list[tuple[Any, int]]:
         if field not in SCALAR_FIELDS[check_collection(collection)]:
@@ -83,7 +89,12 @@ class MongoCatalog(Catalog):
         return sorted(rows, key=lambda vn: (-vn[1], repr(vn[0])))
 
     def count(self, collection: str, flt: dict | None = None) -> int:
-        return self.db[check_collection(collection)].count_documents(validate_filter(flt or {}))
+        flt = validate_filter(flt or {})
+        bound = {"maxTimeMS": int(regex_seconds() * 1000)} if has_regex(flt) else {}
+        try:
+            return self.db[check_collection(collection)].count_documents(flt, **bound)
+        except ExecutionTimeout:
+            raise regex_timeout_error() from None
 
     def close(self) -> None:
         self.client.close()

@@ -8,7 +8,6 @@ compile to SQL over JSON1 (see ``filters.py``); indexes are expression indexes o
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import regex
 
 from quire_assets.catalog.base import (
     COLLECTIONS,
@@ -31,18 +31,23 @@ from quire_assets.catalog.base import (
     checked_projection,
     tie_direction,
 )
-from quire_assets.catalog.filters import SqlFilter, json_path, regex_flags, validate_filter
+from quire_assets.catalog.filters import (
+    SqlFilter,
+    json_path,
+    regex_flags,
+    regex_seconds,
+    regex_timeout_error,
+    validate_filter,
+)
 
 BUSY_TIMEOUT_MS = 60_000
 
 
 @lru_cache(maxsize=256)
-def _compiled(pattern: str, options: str) -> re.Pattern:
-    return re.compile(pattern, regex_flags(options))
-
-
-def _regexp(pattern: str, options: str, value: Any) -> bool:
-    return isinstance(value, str) and _compiled(pattern, options).search(value) is not None
+def _compiled(pattern: str, options: str) -> regex.Pattern:
+    # The `regex` engine (a superset of `re`'s syntax, same flags) because it takes a timeout:
+    # Python's `re` cannot be stopped once a pattern backtracks catastrophically.
+    return regex.compile(pattern, regex_flags(options))
 
 
 def _dumps(doc: dict) -> str:
@@ -115,7 +120,9 @@ class SqliteCatalog(Catalog):
             self.conn = connect(self.path)
         except (OSError, sqlite3.Error) as exc:
             raise CatalogError(f"cannot open the catalog {self.path}: {exc}") from exc
-        self.conn.create_function("quire_regexp", 3, _regexp, deterministic=True)
+        self.conn.create_function("quire_regexp", 3, self._regexp, deterministic=True)
+        self._regex_deadline = 0.0
+        self._regex_timed_out = False
         self._depth = 0
         self._create_schema()
 
@@ -159,7 +166,30 @@ class SqliteCatalog(Catalog):
 
     def _where(self, collection: str, flt: dict | None) -> tuple[str, list]:
         compiler = SqlFilter(scalar_fields=frozenset(SCALAR_FIELDS[collection]), key_field=KEYS[collection])
-        return compiler.compile(validate_filter(flt or {})), compiler.params
+        where = compiler.compile(validate_filter(flt or {}))
+        # The query about to run gets the regex budget (all its $regex evaluations together).
+        self._regex_deadline, self._regex_timed_out = time.monotonic() + regex_seconds(), False
+        return where, compiler.params
+
+    def _regexp(self, pattern: str, options: str, value: Any) -> bool:
+        if not isinstance(value, str):
+            return False
+        try:
+            return _compiled(pattern, options).search(value, timeout=max(0.0, self._regex_deadline - time.monotonic())) \
+                is not None
+        except TimeoutError:
+            self._regex_timed_out = True
+            raise
+
+    def _rows(self, sql: str, params: list) -> list[tuple]:
+        """A read's rows; a $regex over its time budget is a FilterError (SQLite only says that a
+        function raised)."""
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError:
+            if self._regex_timed_out:
+                raise regex_timeout_error() from None
+            raise
 
     def delete(self, collection: str, flt: dict) -> int:
         where, params = self._where(collection, flt)
@@ -183,7 +213,7 @@ class SqliteCatalog(Catalog):
         if limit or skip:
             sql += " LIMIT ? OFFSET ?"
             params = [*params, limit if limit else -1, skip]
-        rows = self.conn.execute(sql, params)
+        rows = self._rows(sql, params)
         if fields:
             return [_picked(row, fields) for row in rows]
         # orjson: reading 100 documents of 2 KB takes half the time of json.loads (measured)
@@ -193,7 +223,7 @@ class SqliteCatalog(Catalog):
         # The key column itself: no document is parsed.
         check_collection(collection)
         where, params = self._where(collection, flt)
-        return [row[0] for row in self.conn.execute(f'SELECT k FROM "{collection}" WHERE {where} ORDER BY k', params)]
+        return [row[0] for row in self._rows(f'SELECT k FROM "{collection}" WHERE {where} ORDER BY k', params)]
 
     def value_counts(self, collection: str, field: str, flt: dict | None = None) -> list[tuple[Any, int]]:
         if field not in SCALAR_FIELDS[check_collection(collection)]:
@@ -201,14 +231,14 @@ class SqliteCatalog(Catalog):
         # A single-valued field: grouped by SQLite on its index, no document parsed in Python.
         where, params = self._where(collection, flt)
         expr = f"json_extract(doc, '{json_path(field.split('.'))}')"
-        rows = self.conn.execute(f'SELECT {expr}, count(*) FROM "{collection}" WHERE {where} AND {expr} IS NOT NULL '
-                                 "GROUP BY 1", params).fetchall()
+        rows = self._rows(f'SELECT {expr}, count(*) FROM "{collection}" WHERE {where} AND {expr} IS NOT NULL '
+                          "GROUP BY 1", params)
         return sorted(((v, n) for v, n in rows), key=lambda vn: (-vn[1], repr(vn[0])))
 
     def count(self, collection: str, flt: dict | None = None) -> int:
         check_collection(collection)
         where, params = self._where(collection, flt)
-        return self.conn.execute(f'SELECT count(*) FROM "{collection}" WHERE {where}', params).fetchone()[0]
+        return self._rows(f'SELECT count(*) FROM "{collection}" WHERE {where}', params)[0][0]
 
     def explain(self, collection: str, flt: dict) -> str:
         """SQLite's query plan for a filter (to see an index at work)."""
