@@ -19,21 +19,9 @@ from pathlib import Path
 import pytest
 
 from quire_assets.catalog import COLLECTIONS, open_catalog
-from quire_assets.dicom.sample import SeriesPlan, StudyPlan, write_series
 from tests.cli.test_ingest_e2e import QUIRE, quire
 
 IGNORED = {"_id", "updated_at", "partition_version"}
-
-
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("dx")
-    for a in range(1200):
-        study = StudyPlan(patient_index=a + 1, accession=f"XR{a + 1:06d}", date="2019-03-01",
-                          description="XR CHEST 2 VIEWS")
-        study.series.append(SeriesPlan(1, "CHEST", "DX", 1 + a % 3, None, 0.139))
-        write_series(root, study, study.series[0], 16, annotation=False)
-    return root
 
 
 def documents(home: Path) -> dict[str, list[dict]]:
@@ -41,13 +29,6 @@ def documents(home: Path) -> dict[str, list[dict]]:
         return {c: sorted(({k: v for k, v in d.items() if k not in IGNORED} for d in catalog.find(c)),
                           key=lambda d: json.dumps(d, sort_keys=True, default=str))
                 for c in COLLECTIONS if c not in ("jobs", "researchers", "collections")}
-
-
-@pytest.fixture(scope="module")
-def reference(archive, tmp_path_factory) -> dict[str, list[dict]]:
-    home = tmp_path_factory.mktemp("undisturbed")
-    quire("ingest", str(archive), "--workers", "2", env=_env(home), cwd=home)
-    return documents(home)
 
 
 def _env(home: Path) -> dict:
