@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from ingest import dx_archive_for  # noqa: E402
 
 from quire_assets.catalog import open_catalog  # noqa: E402
 from quire_assets.instance import open_instance  # noqa: E402
+from tests.deploy.test_celery import Workers  # noqa: E402
 from tests.s3.conftest import free_port  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -42,27 +42,6 @@ def dagster(*args: str, env: dict, log: Path) -> subprocess.Popen:
     """``dagster`` with its (long) output in a file: a pipe nobody reads would stall it."""
     return subprocess.Popen([str(BIN / "dagster"), *args], env=env, stdout=open(log, "wb"),  # noqa: SIM115
                             stderr=subprocess.STDOUT)
-
-
-def start_workers(n: int, env: dict, logs: Path) -> list[subprocess.Popen]:
-    workers = []
-    for i in range(n):
-        log = logs / f"w{i}.log"
-        workers.append(subprocess.Popen(
-            [str(BIN / "celery"), "-A", "quire_assets.workers", "worker", "--queues", "dagster", "--concurrency", "1",
-             "--hostname", f"w{i}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-            env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True))  # noqa: SIM115
-    for i in range(n):
-        while b"ready." not in (logs / f"w{i}.log").read_bytes():
-            time.sleep(0.2)
-    return workers
-
-
-def stop(processes: list[subprocess.Popen]) -> None:
-    for p in processes:
-        os.killpg(p.pid, signal.SIGTERM)
-    for p in processes:
-        p.wait()
 
 
 def main() -> None:
@@ -103,7 +82,9 @@ def main() -> None:
                                            ("Celery, 1 worker", "celery", 1), ("Celery, 2 workers", "celery", 2)):
             catalog = f"sqlite:///{work / f'{executor}-{n_workers}.db'}"
             env = {**base, "QUIRE_EXECUTOR": executor, "QUIRE_CATALOG": catalog}
-            workers = start_workers(n_workers, env, work / "logs") if n_workers else []
+            workers = Workers(env, work / "logs")
+            for i in range(n_workers):
+                workers.start(f"w{i}")
             try:
                 start = time.perf_counter()
                 logs = [work / "logs" / f"{executor}-{n_workers}-run{i}.log" for i in range(len(ranges))]
@@ -115,7 +96,7 @@ def main() -> None:
                 failed = [log.read_text()[-2000:] for p, log in zip(runs, logs, strict=True) if p.wait() != 0]
                 seconds = time.perf_counter() - start
             finally:
-                stop(workers)
+                workers.stop()
             with open_catalog(catalog) as cat:
                 instances = cat.count("instances")
             rows.append((label, seconds, instances, len(failed)))

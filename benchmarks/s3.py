@@ -29,6 +29,9 @@ from quire_assets.dicom.sample import SeriesPlan, StudyPlan, write_series
 from quire_assets.sources import SourceIndex
 from quire_assets.sources.s3 import S3Files, make_client
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.s3.conftest import send_head  # noqa: E402 (the test proxies' answer, shared)
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -69,12 +72,7 @@ def serve_latency_proxy(port: int, upstream: int, latency_ms: float) -> None:
             conn.request(self.command, self.path, body=body, headers=dict(self.headers.items()))
             response = conn.getresponse()
             data = response.read()
-            self.send_response(response.status)
-            for k, v in response.getheaders():
-                if k.lower() not in ("transfer-encoding", "connection", "content-length"):
-                    self.send_header(k, v)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
+            send_head(self, response.status, response.getheaders(), len(data))
             if self.command != "HEAD":
                 self.wfile.write(data)
 

@@ -29,7 +29,7 @@ from pydicom.misc import is_dicom
 
 from quire_assets.dicom.sample import write_sample_archive
 from tests.conftest import PYDICOM_TEST_FILES
-from tests.s3.conftest import free_port
+from tests.s3.conftest import free_port, send_head
 
 ORTHANC = "/usr/sbin/Orthanc"
 DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
@@ -180,11 +180,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             if fail:
                 server.failed += 1
         if fail:
-            body = b"busy"
-            self.send_response(503)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            send_head(self, 503, [], 4)
+            self.wfile.write(b"busy")
             return
         upstream = http.client.HTTPConnection("127.0.0.1", server.upstream_port, timeout=60)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive", "host")}
@@ -195,12 +192,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         with server.lock:
             server.requests.append(urlsplit(self.path).path)
             server.bytes[urlsplit(self.path).path] += len(data)
-        self.send_response(response.status)
-        for k, v in response.getheaders():
-            if k.lower() not in ("transfer-encoding", "connection", "content-length"):
-                self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
+        send_head(self, response.status, response.getheaders(), len(data))
         self.wfile.write(data)
 
 
@@ -211,9 +203,3 @@ def counting_proxy(pacs):
     thread.start()
     yield server
     server.shutdown()
-
-
-@pytest.fixture
-def pacs_env(monkeypatch):
-    monkeypatch.setenv("QUIRE_PACS_USER", USER)
-    monkeypatch.setenv("QUIRE_PACS_PASSWORD", PASSWORD)

@@ -94,7 +94,7 @@ def test_researcher_requests_sensor_on_a_dimse_pacs(pacs, tmp_path):
         assert catalog.count("instances") == len(accessions_of(pacs)[accession])
 
 
-def test_a_second_run_asks_only_for_what_changed(pacs, counting_proxy, pacs_env, tmp_path):
+def test_a_second_run_asks_only_for_what_changed(pacs, counting_proxy, tmp_path):
     accessions = accessions_of(pacs)
     accession = sorted(accessions)[0]
     env = env_for(tmp_path / "home", QUIRE_PACS_USER=USER, QUIRE_PACS_PASSWORD=PASSWORD)

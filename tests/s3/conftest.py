@@ -29,6 +29,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Headers of the upstream's own framing, and those http.server writes itself.
+HOP_HEADERS = {"transfer-encoding", "connection", "content-length", "server", "date"}
+
+
+def send_head(handler: BaseHTTPRequestHandler, status: int, headers: list[tuple[str, str]], length: int) -> None:
+    """A proxy's status line and headers for a body of ``length`` bytes (the upstream's headers,
+    less its framing); the caller writes the body."""
+    handler.send_response(status)
+    for k, v in headers:
+        if k.lower() not in HOP_HEADERS:
+            handler.send_header(k, v)
+    handler.send_header("Content-Length", str(length))
+    handler.end_headers()
+
+
 class Proxy(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -60,10 +75,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
 
     def _error(self, status: int, body: bytes) -> None:
         """An S3 error answer (XML body), as the real service sends it."""
-        self.send_response(status)
-        self.send_header("Content-Type", "application/xml")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
+        send_head(self, status, [("Content-Type", "application/xml")], len(body))
         self.wfile.write(body)
 
     def _forward(self) -> None:
@@ -100,12 +112,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
             with server.lock:
                 server.bytes_by_key[key] += len(data)
                 server.gets_by_key[key] += 1
-        self.send_response(response.status)
-        for k, v in response.getheaders():
-            if k.lower() not in ("transfer-encoding", "connection", "content-length", "server", "date"):
-                self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
+        send_head(self, response.status, response.getheaders(), len(data))
         if self.command != "HEAD":
             if cut:
                 server.injected["cut"] += 1
