@@ -46,11 +46,17 @@ def celery_settings() -> dict[str, Any]:
     }
 
 
+def _url(variable: str, default: str) -> Any:
+    """A set variable stays an env reference, read at run time (a Redis URL may hold a password);
+    an unset one is the default, as the workers take it."""
+    return {"env": variable} if os.environ.get(variable) else default
+
+
 def executor_config() -> dict[str, Any]:
-    """The celery executor's config: broker and backend read from the environment at run time."""
+    """The celery executor's config: broker and backend as the workers read them."""
     return {
-        "broker": {"env": "QUIRE_CELERY_BROKER"},
-        "backend": {"env": "QUIRE_CELERY_BACKEND"},
+        "broker": _url("QUIRE_CELERY_BROKER", DEFAULT_BROKER),
+        "backend": _url("QUIRE_CELERY_BACKEND", DEFAULT_BACKEND),
         "config_source": celery_settings(),
     }
 
@@ -59,8 +65,8 @@ def _app_args() -> dict[str, Any]:
     from dagster_celery.config import DEFAULT_CONFIG, dict_wrapper
 
     return {
-        "broker": os.environ.get("QUIRE_CELERY_BROKER", DEFAULT_BROKER),
-        "backend": os.environ.get("QUIRE_CELERY_BACKEND", DEFAULT_BACKEND),
+        "broker": os.environ.get("QUIRE_CELERY_BROKER") or DEFAULT_BROKER,
+        "backend": os.environ.get("QUIRE_CELERY_BACKEND") or DEFAULT_BACKEND,
         "include": [],
         # As dagster-celery's executor builds it, so the workers listen as the executor sends.
         "config_source": dict_wrapper({**DEFAULT_CONFIG, **celery_settings()}),

@@ -84,6 +84,9 @@ class DimseFiles(PacsSource):
         self._local = threading.local()
         self._lock = threading.Lock()
         self.received = 0  # bytes of the instances C-GET brought (pixel data included)
+        # SOP classes by (study, series), from the listing's image-level C-FIND: reading the series
+        # then needs no second one.
+        self._listed: dict[tuple[str, str], dict[str, str]] = {}
 
     # ---- associations -------------------------------------------------------------------------
 
@@ -189,13 +192,19 @@ class DimseFiles(PacsSource):
                 if f.get("SOPInstanceUID")}
 
     def instances(self, study_uid: str, series_uid: str) -> list[str]:
-        return list(self._sop_classes(study_uid, series_uid))
+        classes = self._sop_classes(study_uid, series_uid)
+        with self._lock:  # kept for read_series: the instances listed are the ones read next
+            self._listed[study_uid, series_uid] = classes
+        return list(classes)
 
     # ---- reading ------------------------------------------------------------------------------
 
     def read_series(self, study_uid: str, series_uid: str, entries: Sequence[FileEntry],
                     features: FeatureSets) -> list[dict]:
-        classes = self._sop_classes(study_uid, series_uid)
+        with self._lock:
+            classes = self._listed.pop((study_uid, series_uid), None)
+        if classes is None or any(instance_path(e.uri)[2] not in classes for e in entries):
+            classes = self._sop_classes(study_uid, series_uid)
         wanted = {instance_path(e.uri)[2]: e for e in entries}
         records: dict[str, dict] = {}
 
