@@ -1,12 +1,46 @@
-"""The MongoDB catalog (pymongo). Documents are stored with ``_id`` = their natural key."""
+"""The MongoDB catalog (pymongo).
+
+Patients, researchers, collections and jobs are stored with ``_id`` = their natural key. The
+documents of accession partitions (instances, series, studies, errors) are versioned, so that a
+reader sees a partition either as it was or as it is after a ``replace_partitions``, never half
+replaced, on any server:
+
+1. the writer takes the catalog's write lease (one writer at a time, as SQLite's write lock:
+   writes of one partition group take a second, readers never wait) and numbers its write ``v``;
+2. it records ``{_id: v, state: "writing"}`` in ``partition_writes``: readers hide ``_pv == v``;
+3. it inserts the new documents with ``_pv = v`` (``_id`` = ``"{v}/{key}"``) and marks what they
+   replace (the partitions' older documents and older documents of the same keys) with
+   ``_superseded_by: [v]``;
+4. it switches: one single-document update sets the record's state to ``"switched"``, and from
+   then readers hide what is marked ``_superseded_by`` v instead;
+5. it deletes what v superseded, then the record.
+
+A reader takes the records before and after its query and asks again if they changed, since a
+query on a standalone server is no snapshot. On a replica set or sharded cluster, steps 2 to 4
+run in one transaction as well, so the records and documents appear together at commit. A writer
+killed at any step leaves a record that the next writer finishes (switched) or rolls back
+(writing), once its lease has run out.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReplaceOne
-from pymongo.errors import BulkWriteError, ConfigurationError, ExecutionTimeout, PyMongoError
+from pymongo import ASCENDING, DESCENDING, InsertOne, ReplaceOne, ReturnDocument, UpdateMany
+from pymongo.errors import (
+    BulkWriteError,
+    ConfigurationError,
+    DuplicateKeyError,
+    ExecutionTimeout,
+    OperationFailure,
+    PyMongoError,
+)
 from pymongo.uri_parser import parse_uri
 
 from quire_assets.catalog.base import (
@@ -18,11 +52,19 @@ from quire_assets.catalog.base import (
     CatalogError,
     check_collection,
     checked_projection,
+    chunks,
     tie_direction,
 )
 from quire_assets.catalog.filters import has_regex, regex_seconds, regex_timeout_error, validate_filter
 
 DEFAULT_DATABASE = "quire"
+VERSIONED = ("instances", "series", "studies", "errors")
+INTERNAL_FIELDS = ("_pv", "_superseded_by")
+WRITES = "partition_writes"
+LOCKS = "catalog_locks"
+LEASE = timedelta(seconds=120)  # a writer renews it with every batch; a dead one's runs out
+LOCK_WAIT_SECONDS = 600
+READ_ATTEMPTS = 50
 
 
 class MongoCatalog(Catalog):
@@ -32,12 +74,30 @@ class MongoCatalog(Catalog):
         self.client = client
         self.db = client[database]
         self.uri = uri
+        self._writer = threading.local()  # a shared catalog's lease and session are its thread's
         for name in COLLECTIONS:
             collection = self.db[name]
             for field in INDEXES[name]:
                 collection.create_index([(field, ASCENDING)], name=f"ix_{field}")
-            # ``_id`` is already unique; the natural key gets its own unique index for lookups by name.
-            collection.create_index([(KEYS[name], ASCENDING)], name=f"ux_{KEYS[name]}", unique=True)
+            if name in VERSIONED:
+                # Two versions of a document live side by side while a partition is replaced.
+                if f"ux_{KEYS[name]}" in collection.index_information():  # a catalog of an earlier version
+                    collection.drop_index(f"ux_{KEYS[name]}")
+                collection.create_index([(KEYS[name], ASCENDING), ("_pv", ASCENDING)], name=f"ux_{KEYS[name]}_pv",
+                                        unique=True)
+                collection.create_index([("_superseded_by", ASCENDING)], name="ix_superseded_by", sparse=True)
+            else:
+                # ``_id`` is already unique; the natural key gets its own unique index for lookups by name.
+                collection.create_index([(KEYS[name], ASCENDING)], name=f"ux_{KEYS[name]}", unique=True)
+        self._transactions = _supports_transactions(client)
+
+    @property
+    def _session(self) -> Any:
+        return getattr(self._writer, "session", None)
+
+    @property
+    def _held(self) -> int:
+        return getattr(self._writer, "held", 0)
 
     @classmethod
     def from_uri(cls, uri: str) -> MongoCatalog:
@@ -50,32 +110,56 @@ class MongoCatalog(Catalog):
             raise CatalogError(f"cannot open the MongoDB catalog: {exc}") from exc
         return cls(client, database, uri=_redact(uri))
 
-    def _upsert(self, collection: str, docs: Sequence[dict]) -> None:
-        key = KEYS[collection]
-        requests = [ReplaceOne({"_id": d[key]}, {**d, "_id": d[key]}, upsert=True) for d in docs]
-        try:
-            self.db[collection].bulk_write(requests, ordered=False)
-        except BulkWriteError as exc:
-            raise CatalogError(f"writing {collection}: {exc.details.get('writeErrors', [])[:3]}") from exc
+    # ---- reading: what a reader may see -------------------------------------------------------
 
-    def delete(self, collection: str, flt: dict) -> int:
-        return self.db[check_collection(collection)].delete_many(validate_filter(flt)).deleted_count
+    def _writes(self) -> tuple[tuple[int, str], ...]:
+        return tuple(sorted((w["_id"], w["state"]) for w in self.db[WRITES].find({}, {"state": 1},
+                                                                                  session=self._session)))
+
+    def _visible(self, collection: str, flt: dict, writes: tuple[tuple[int, str], ...]) -> dict:
+        if collection not in VERSIONED or self._held:  # the writer sees its own work
+            return flt
+        writing = [v for v, state in writes if state == "writing"]
+        switched = [v for v, state in writes if state == "switched"]
+        clauses = ([{"_pv": {"$nin": writing}}] if writing else []) + \
+                  ([{"_superseded_by": {"$nin": switched}}] if switched else [])
+        return {"$and": [flt, *clauses]} if clauses else flt
+
+    def _read(self, collection: str, query: Any) -> Any:
+        """``query(filter_addition)``, asked again until no partition write started, switched or
+        ended while it ran: its answer is then one consistent state."""
+        if collection not in VERSIONED or self._held:
+            return query(lambda flt: flt)
+        for _ in range(READ_ATTEMPTS):
+            before = self._writes()
+            answer = query(lambda flt, w=before: self._visible(collection, flt, w))
+            if self._writes() == before:
+                return answer
+        raise CatalogError(f"the {collection} kept changing while being read; try again")
 
     def find(self, collection, flt=None, projection=None, sort=None, limit=0, skip=0) -> list[dict]:
         check_collection(collection)
         projection = {**checked_projection(projection), "_id": 0}
+        if collection in VERSIONED and not any(v for k, v in projection.items() if k != "_id"):
+            projection.update(dict.fromkeys(INTERNAL_FIELDS, 0))
         flt = validate_filter(flt or {})
-        cursor = self.db[collection].find(flt, projection)
-        if has_regex(flt):  # the server stops a pattern that backtracks (maxTimeMS)
-            cursor = cursor.max_time_ms(int(regex_seconds() * 1000))
         order = [(f, DESCENDING if d < 0 else ASCENDING) for f, d in sort or []]
-        cursor = cursor.sort([*order, ("_id", DESCENDING if tie_direction(sort) == "DESC" else ASCENDING)])
-        if skip:
-            cursor = cursor.skip(skip)
-        if limit:
-            cursor = cursor.limit(limit)
-        try:
+        # The natural key breaks ties (``_id`` is the version too, for partition documents).
+        order.append((KEYS[collection], DESCENDING if tie_direction(sort) == "DESC" else ASCENDING))
+
+        def query(visible) -> list[dict]:
+            cursor = self.db[collection].find(visible(flt), projection, session=self._session)
+            if has_regex(flt):  # the server stops a pattern that backtracks (maxTimeMS)
+                cursor = cursor.max_time_ms(int(regex_seconds() * 1000))
+            cursor = cursor.sort(order)
+            if skip:
+                cursor = cursor.skip(skip)
+            if limit:
+                cursor = cursor.limit(limit)
             return list(cursor)
+
+        try:
+            return self._read(collection, query)
         except ExecutionTimeout:
             raise regex_timeout_error() from None
 
@@ -83,21 +167,187 @@ class MongoCatalog(Catalog):
         if field not in SCALAR_FIELDS[check_collection(collection)]:
             return super().value_counts(collection, field, flt)
         # A single-valued field: grouped by the server, not by reading every document here.
-        pipeline = [{"$match": {"$and": [validate_filter(flt or {}), {field: {"$ne": None}}]}},
-                    {"$group": {"_id": f"${field}", "n": {"$sum": 1}}}]
-        rows = [(d["_id"], d["n"]) for d in self.db[collection].aggregate(pipeline)]
-        return sorted(rows, key=lambda vn: (-vn[1], repr(vn[0])))
+        flt = validate_filter(flt or {})
+
+        def query(visible) -> list[tuple[Any, int]]:
+            pipeline = [{"$match": {"$and": [visible(flt), {field: {"$ne": None}}]}},
+                        {"$group": {"_id": f"${field}", "n": {"$sum": 1}}}]
+            return [(d["_id"], d["n"]) for d in self.db[collection].aggregate(pipeline, session=self._session)]
+
+        return sorted(self._read(collection, query), key=lambda vn: (-vn[1], repr(vn[0])))
 
     def count(self, collection: str, flt: dict | None = None) -> int:
         flt = validate_filter(flt or {})
         bound = {"maxTimeMS": int(regex_seconds() * 1000)} if has_regex(flt) else {}
+        collection = check_collection(collection)
         try:
-            return self.db[check_collection(collection)].count_documents(flt, **bound)
+            return self._read(collection, lambda visible: self.db[collection].count_documents(
+                visible(flt), session=self._session, **bound))
         except ExecutionTimeout:
             raise regex_timeout_error() from None
 
+    # ---- writing ------------------------------------------------------------------------------
+
+    @contextmanager
+    def _lease(self) -> Iterator[None]:
+        """The catalog's write lease (re-entrant): one writer of partition documents at a time."""
+        if self._held:
+            self._writer.held += 1
+            try:
+                yield
+            finally:
+                self._writer.held -= 1
+            return
+        holder = uuid.uuid4().hex
+        locks = self.db[LOCKS]
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            now = datetime.now(UTC)
+            try:
+                locks.find_one_and_update(
+                    {"_id": "partitions", "$or": [{"holder": None}, {"expires": {"$lt": now}}]},
+                    {"$set": {"holder": holder, "expires": now + LEASE}}, upsert=True)
+                break
+            except DuplicateKeyError:  # held by a live writer
+                if time.monotonic() > deadline:
+                    raise CatalogError("another process has been writing the catalog for "
+                                       f"{LOCK_WAIT_SECONDS} s; try again later") from None
+                time.sleep(0.05)
+        self._writer.holder, self._writer.held = holder, 1
+        try:
+            self._recover()
+            yield
+        finally:
+            self._writer.held, self._writer.holder = 0, None
+            locks.update_one({"_id": "partitions", "holder": holder}, {"$set": {"holder": None}})
+
+    def _renew(self) -> None:
+        """Extend the lease; a writer that lost it (it stalled past the lease) must stop."""
+        renewed = self.db[LOCKS].update_one({"_id": "partitions", "holder": self._writer.holder},
+                                            {"$set": {"expires": datetime.now(UTC) + LEASE}})
+        if not renewed.matched_count:
+            raise CatalogError("this process lost the catalog's write lease (it stalled for "
+                               f"{int(LEASE.total_seconds())} s); run it again")
+
+    def _recover(self) -> None:
+        """Finish or roll back the partition writes of writers that died (only the lease holder
+        writes, so every record found here is a dead writer's)."""
+        for write in list(self.db[WRITES].find({})):
+            v = write["_id"]
+            for collection in VERSIONED:
+                if write["state"] == "switched":
+                    self.db[collection].delete_many({"_superseded_by": v})
+                else:
+                    self.db[collection].delete_many({"_pv": v})
+                    self.db[collection].update_many({"_superseded_by": v}, {"$pull": {"_superseded_by": v}})
+            self.db[WRITES].delete_one({"_id": v})
+
+    def _next_version(self) -> int:
+        doc = self.db[LOCKS].find_one_and_update({"_id": "partitions", "holder": self._writer.holder},
+                                                 {"$inc": {"version": 1}}, return_document=ReturnDocument.AFTER)
+        return int(doc["version"])
+
+    def _upsert(self, collection: str, docs: Sequence[dict]) -> None:
+        key = KEYS[collection]
+        if collection not in VERSIONED:
+            requests = [ReplaceOne({"_id": d[key]}, {**d, "_id": d[key]}, upsert=True) for d in docs]
+            self._bulk(collection, requests)
+            return
+        # A document edited in place (a collection tag, a recount) keeps its version.
+        with self._lease():
+            current = {d[key]: d for d in self.db[collection].find(
+                self._visible(collection, {key: {"$in": [d[key] for d in docs]}}, ()),
+                {key: 1, "_pv": 1, "_superseded_by": 1})}
+            requests = []
+            for doc in docs:
+                old = current.get(doc[key])
+                kept = {f: old[f] for f in ("_id", *INTERNAL_FIELDS) if old and f in old}
+                new_id = kept.get("_id", f"0/{doc[key]}")
+                requests.append(ReplaceOne({"_id": new_id}, {**doc, "_pv": 0, **kept, "_id": new_id}, upsert=True))
+            self._bulk(collection, requests)
+
+    def _bulk(self, collection: str, requests: list) -> None:
+        try:
+            self.db[collection].bulk_write(requests, ordered=False, session=self._session)
+        except BulkWriteError as exc:
+            raise CatalogError(f"writing {collection}: {exc.details.get('writeErrors', [])[:3]}") from exc
+
+    def delete(self, collection: str, flt: dict) -> int:
+        return self.db[check_collection(collection)].delete_many(validate_filter(flt),
+                                                                 session=self._session).deleted_count
+
+    def replace_partitions(self, partition_keys, instances, series, studies, errors, source=None) -> dict[str, int]:
+        keys = list(dict.fromkeys(partition_keys))
+        if source:
+            instances, series, studies, errors = ([{**d, "source": source} for d in docs]
+                                                  for docs in (instances, series, studies, errors))
+        new = {"instances": instances, "series": series, "studies": studies, "errors": errors}
+        for collection, docs in new.items():
+            for doc in docs:
+                if doc.get(KEYS[collection]) in (None, ""):
+                    raise CatalogError(f"a {collection} document needs its key {KEYS[collection]!r}")
+        mine = [{"partition_key": {"$in": list(chunk)}, **({"source": source} if source else {})}
+                for chunk in chunks(keys)]
+        with self._lease():
+            old_patients = {p for flt in mine for p in self.distinct("studies", "patient_id", flt)}
+            kept = self._collection_ids([s["study_instance_uid"] for s in studies])
+            new["studies"] = [{**s, "collection_ids": sorted(set(s.get("collection_ids", []))
+                                                             | kept.get(s["study_instance_uid"], set()))}
+                              for s in studies]
+            v = self._next_version()
+            removed = self._in_transaction(lambda: self._write_version(v, new, mine))
+            for collection in VERSIONED:  # what v superseded is hidden already: now it goes
+                self.db[collection].delete_many({"_superseded_by": v})
+            self.db[WRITES].delete_one({"_id": v})
+            self.refresh_patients(old_patients | {s["patient_id"] for s in studies if s.get("patient_id")})
+        return {**{c: len(d) for c, d in new.items()}, "removed": removed}
+
+    def _in_transaction(self, write: Any) -> Any:
+        """``write()`` in one transaction where the server has them (replica set, sharded
+        cluster); elsewhere the versioned write alone keeps readers from a mix."""
+        if not self._transactions:
+            return write()
+        with self.client.start_session() as session:
+            self._writer.session = session
+            try:
+                return session.with_transaction(lambda _: write())
+            finally:
+                self._writer.session = None
+
+    def _write_version(self, v: int, new: dict[str, Sequence[dict]], mine: list[dict]) -> int:
+        """Steps 2 to 4 of the module's docstring; returns how many documents v removes."""
+        self.db[WRITES].insert_one({"_id": v, "state": "writing", "started": datetime.now(UTC)},
+                                   session=self._session)
+        older = {"_pv": {"$not": {"$gte": v}}}  # documents of catalogs before versions have none
+        superseded = 0
+        for collection, docs in new.items():
+            key = KEYS[collection]
+            for batch in chunks(list(docs)):
+                self._renew()
+                self._bulk(collection, [InsertOne({**d, "_pv": v, "_id": f"{v}/{d[key]}"}) for d in batch])
+                self._bulk(collection, [UpdateMany({key: {"$in": [d[key] for d in batch]}, **older},
+                                                   {"$addToSet": {"_superseded_by": v}})])
+            for flt in mine:  # what the partitions held and hold no longer
+                self._renew()
+                self.db[collection].update_many({**flt, **older}, {"$addToSet": {"_superseded_by": v}},
+                                                session=self._session)
+            # Documents of keys no longer held (files that disappeared), not older versions of new ones.
+            gone = set(self.db[collection].distinct(key, {"_superseded_by": v}, session=self._session))
+            superseded += len(gone - {d[key] for d in docs})
+        self.db[WRITES].update_one({"_id": v}, {"$set": {"state": "switched"}}, session=self._session)
+        return superseded
+
     def close(self) -> None:
         self.client.close()
+
+
+def _supports_transactions(client: Any) -> bool:
+    """A replica set member or a mongos: multi-document transactions are there."""
+    try:
+        hello = client.admin.command("hello")
+    except (NotImplementedError, OperationFailure, PyMongoError):  # mongomock; an old server
+        return False
+    return bool(hello.get("setName") or hello.get("msg") == "isdbgrid")
 
 
 def _redact(uri: str) -> str:
