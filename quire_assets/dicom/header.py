@@ -18,6 +18,7 @@ import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.tag import BaseTag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 DEFAULT_PREFIX = 64 * 1024
@@ -60,6 +61,9 @@ class NeedMoreBytes(Exception):
 class Header:
     dataset: Dataset
     header_bytes: int  # where the pixel data (or the file) starts
+    # Why the file is not whole (cut in its header or pixel data, an image without pixels): the
+    # header read up to there is still cataloged, and the instance says so.
+    damage: str | None = None
 
 
 def has_preamble(prefix: bytes) -> bool:
@@ -111,7 +115,8 @@ def _is_image(ds: Dataset) -> bool:
         return False
 
 
-def _short_element(ds: Dataset) -> str | None:
+def _short_element(ds: Dataset) -> tuple[BaseTag, str] | None:
+    """The element whose value the end of the file cut, and what is missing."""
     for tag, elem in ds._dict.items():
         if (
             isinstance(elem, RawDataElement)
@@ -119,7 +124,7 @@ def _short_element(ds: Dataset) -> str | None:
             and elem.value is not None
             and len(elem.value) < elem.length
         ):
-            return f"element {tag} declares {elem.length} bytes, {len(elem.value)} remain"
+            return tag, f"element {tag} declares {elem.length} bytes, {len(elem.value)} remain"
     return None
 
 
@@ -164,15 +169,15 @@ def parse_prefix(name: str, prefix: bytes, size: int) -> Header:
     if not complete and (short or not stopped_at_pixels):
         raise NeedMoreBytes()
     if short:
+        tag, detail = short
         if not has_preamble(prefix) and "SOPInstanceUID" not in ds and "StudyInstanceUID" not in ds:
-            raise HeaderError("not_dicom", f"no DICOM preamble, no identifying UIDs, and {short}")
-        raise HeaderError("truncated", short)
+            raise HeaderError("not_dicom", f"no DICOM preamble, no identifying UIDs, and {detail}")
+        del ds[tag]  # its value is cut: what comes before it is whole
+        return Header(dataset=ds, header_bytes=offset, damage=detail)
     if stopped_at_pixels:
-        problem = _pixel_data_truncated(ds, prefix, offset, size)
-        if problem:
-            raise HeaderError("truncated", problem)
-    elif _is_image(ds):
-        raise HeaderError("truncated", "an image whose file ends before its pixel data")
+        return Header(dataset=ds, header_bytes=offset, damage=_pixel_data_truncated(ds, prefix, offset, size))
+    if _is_image(ds):
+        return Header(dataset=ds, header_bytes=offset, damage="an image whose file ends before its pixel data")
     return Header(dataset=ds, header_bytes=offset)
 
 

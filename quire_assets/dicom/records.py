@@ -163,7 +163,14 @@ def extract(
     except Exception as exc:  # the core's promise: a bad file is a record, never a crash
         return error_record(uri, "unreadable", f"{type(exc).__name__}: {exc}"[:300], size=size)
     ds = header.dataset
-    return record_or_error(uri, ds, features, getattr(ds, "preamble", None) is not None, size)
+    record = record_or_error(uri, ds, features, getattr(ds, "preamble", None) is not None, size)
+    if header.damage:
+        if record.get("reason") == "missing_uid":  # the cut took a UID with it
+            return error_record(uri, "truncated", f"{header.damage}; {record['detail']}",
+                                record["partition_key"], size=size)
+        if not is_error(record):
+            record["damage"] = header.damage
+    return record
 
 
 def record_or_error(uri: str, ds: Dataset, features: FeatureSets, preamble: bool, size: int | None) -> dict:

@@ -123,6 +123,7 @@ def instance_documents(records: Iterable[dict], features: FeatureSets) -> list[d
                 "size": first.get("size"),
                 "metadata": {k: v for k, v in first["metadata"].items() if k in names},
                 "oddities": first.get("oddities", []),
+                **({"damage": first["damage"]} if first.get("damage") else {}),
             }
         )
     return documents

@@ -52,8 +52,11 @@ def test_classifications_of_known_pydicom_files(features):
     assert reason("MR_small_bigendian.dcm") is None
     assert reason("ExplVR_LitEndNoMeta.dcm") is None  # no preamble, still DICOM
     assert reason("zipMR.gz") == "compressed_container"
-    assert reason("rtplan_truncated.dcm") == "truncated"
-    assert reason("MR_truncated.dcm") == "truncated"  # pixel data shorter than declared
+    # Cut files: what precedes the cut is cataloged, and the instance says what is missing.
+    assert extract_file(PYDICOM_TEST_FILES / "rtplan_truncated.dcm", features)["damage"] == \
+        "element (300A,00B0) declares 976 bytes, 711 remain"
+    assert extract_file(PYDICOM_TEST_FILES / "MR_truncated.dcm", features)["damage"] == \
+        "pixel data declares 8192 bytes, the file ends 8130 bytes after its start"
     assert reason("dicomdirtests/DICOMDIR") == "dicomdir"
     assert reason("README.txt") == "skipped"
     assert reason("crayons.icc") == "not_dicom"
@@ -126,13 +129,25 @@ def test_empty_gzip_and_text(tmp_path, features):
     assert extract_file(tmp_path / ".DS_Store", features)["reason"] == "skipped"
 
 
-def test_truncated_header_and_pixels(tmp_path, features):
+def test_a_cut_file_keeps_what_precedes_the_cut_and_says_it_is_damaged(tmp_path, features):
+    """Cut in its pixel data or after its UIDs: cataloged, with the damage named. Cut before its
+    UIDs: a ``truncated`` error, never ``missing_uid``."""
     source = (PYDICOM_TEST_FILES / "CT_small.dcm").read_bytes()
-    (tmp_path / "cut_header.dcm").write_bytes(source[:3000])
-    (tmp_path / "cut_pixels.dcm").write_bytes(source[: len(source) - 1000])
-    for name in ("cut_header.dcm", "cut_pixels.dcm"):
-        record = extract_file(tmp_path / name, features)
-        assert record["reason"] == "truncated", record
+    whole = pydicom.dcmread(PYDICOM_TEST_FILES / "CT_small.dcm")
+    cuts = {"pixels.dcm": len(source) - 1000, "after_uids.dcm": 2500, "before_uids.dcm": 1000}
+    for name, length in cuts.items():
+        (tmp_path / name).write_bytes(source[:length])
+    record = extract_file(tmp_path / "pixels.dcm", features)
+    assert record["damage"] == "pixel data declares 32768 bytes, the file ends 31906 bytes after its start"
+    assert record["sop_instance_uid"] == whole.SOPInstanceUID
+    assert record["metadata"]["SliceThickness"] == float(whole.SliceThickness)
+    record = extract_file(tmp_path / "after_uids.dcm", features)
+    assert record["damage"] == "element (0020,0052) declares 46 bytes, 40 remain"
+    assert record["series_instance_uid"] == whole.SeriesInstanceUID
+    assert "FrameOfReferenceUID" not in record["metadata"]  # the cut value is not kept half
+    record = extract_file(tmp_path / "before_uids.dcm", features)
+    assert record["reason"] == "truncated"
+    assert record["detail"].startswith("element (0010,1002) declares 72 bytes, 6 remain; missing StudyInstanceUID")
 
 
 def test_missing_uid_names_the_uid(tmp_path, features):
