@@ -1,0 +1,106 @@
+"""A researcher job while the folder sensor fires (issue 18, item 3), with the real daemon:
+``dagster-daemon run`` evaluates ``researcher_requests`` and ``folder_arrival`` on threads of their
+own and launches their runs side by side (default run launcher, queued run coordinator). Both
+kinds of run write the same accession at once. Nothing reports "database is locked", the job ends
+with the right statuses, and the catalog equals an undisturbed ingest of the final folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+from quire_assets.catalog import open_catalog
+from quire_assets.dicom.sample import SeriesPlan, StudyPlan, write_series
+from tests.cli.test_ingest_e2e import _restamp, quire
+from tests.deploy.conftest import ROOT
+from tests.deploy.test_celery import BIN, dagster
+from tests.resilience.test_kill_and_resume import _env, documents
+
+DAEMON_YAML = """
+sensors:
+  use_threads: true
+  num_workers: 4
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    max_concurrent_runs: 4
+"""
+FINAL = ("done", "partial", "failed")
+
+
+def without_tags(docs: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    return {c: [{k: v for k, v in d.items() if k != "collection_ids"} for d in ds] for c, ds in docs.items()}
+
+
+def test_researcher_job_while_the_folder_sensor_fires(archive, tmp_path, monkeypatch):
+    """On the 1,200-accession radiograph archive: the job asks for 300 accessions whose files the
+    scanner has just sent again (changed), so both sensors' runs cover the same 300 partitions and
+    take seconds each; a new accession arrives too."""
+    folder, home, dagster_home = tmp_path / "archive", tmp_path / "home", tmp_path / "dagster"
+    shutil.copytree(archive, folder)
+    env = {**_env(home), "DAGSTER_HOME": str(dagster_home), "QUIRE_SOURCE": str(folder),
+           "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}  # as the README runs the daemon
+    quire("ingest", str(folder), "--workers", "2", env=env, cwd=tmp_path)
+    # Quire's instance (it wrote it), with the daemon's sensors on threads and a run queue.
+    with (dagster_home / "dagster.yaml").open("a") as config:
+        config.write(DAEMON_YAML)
+
+    asked = [f"XR{a:06d}" for a in range(1, 301)]
+    with open_catalog(f"sqlite:///{home}/catalog.db") as catalog:
+        resent = [d["uri"] for d in catalog.find("instances", {"accession_number": {"$in": asked}}, ["uri"])]
+    for uri in resent:
+        _restamp(Path(uri), Path(uri), SeriesDescription="RE-SENT BY THE SCANNER")
+    study = StudyPlan(patient_index=5000, accession="NEW-0042", date="2001-02-03", description="CT CHEST")
+    study.series.append(SeriesPlan(7001, "NEW", "CT", 3, 1.0, 0.7))
+    write_series(folder, study, study.series[0], 16, annotation=False)
+    job = quire("jobs", "submit", "--researcher", "bob", "--accessions", ",".join([*asked, "ABSENT-9"]),
+                "--collection", "cohort-x", "--format", "json", env=env, cwd=tmp_path)
+    job_id = json.loads(job.stdout)["job_id"]
+
+    dagster("sensor", "start", "folder_arrival", "-w", str(ROOT / "workspace.yaml"), env=env, cwd=ROOT)
+    log = open(tmp_path / "daemon.log", "wb")  # noqa: SIM115 (lives as long as the daemon)
+    daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")], cwd=ROOT,
+                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+    instance = DagsterInstance.get()
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            with open_catalog(f"sqlite:///{home}/catalog.db") as catalog:
+                status = catalog.get("jobs", job_id)["status"]
+                arrived = catalog.count("studies", {"accession_number": "NEW-0042"})
+            runs = instance.get_runs()
+            if status in FINAL and arrived and runs and all(r.is_finished for r in runs):
+                break
+            assert daemon.poll() is None, (tmp_path / "daemon.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, f"job {status}, new study {arrived}, runs {[r.status for r in runs]}"
+            time.sleep(0.5)
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=60)
+
+    assert "locked" not in (tmp_path / "daemon.log").read_text()
+    runs = instance.get_runs(RunsFilter(job_name="ingest_job"))
+    assert {r.status for r in runs} == {DagsterRunStatus.SUCCESS}
+    spans = {}
+    for record in instance.get_run_records(RunsFilter(job_name="ingest_job")):
+        sensor = record.dagster_run.tags.get("dagster/sensor_name")
+        spans.setdefault(sensor, []).append((record.start_time, record.end_time))
+    assert {"researcher_requests", "folder_arrival"} <= set(spans)
+    # The two sensors' runs were executing at the same time.
+    assert any(a0 < b1 and b0 < a1 for a0, a1 in spans["researcher_requests"] for b0, b1 in spans["folder_arrival"])
+    with open_catalog(f"sqlite:///{home}/catalog.db") as catalog:
+        final = catalog.get("jobs", job_id)
+        tagged = sorted(s["accession_number"] for s in catalog.find("studies", {"collection_ids": "cohort-x"}))
+    assert {a: s["status"] for a, s in final["accessions"].items()} == {**dict.fromkeys(asked, "done"),
+                                                                        "ABSENT-9": "not_found"}
+    assert tagged == asked
+    reference = tmp_path / "undisturbed"
+    quire("ingest", str(folder), "--workers", "2", env=_env(reference), cwd=tmp_path)
+    assert without_tags(documents(home)) == without_tags(documents(reference))
