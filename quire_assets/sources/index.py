@@ -160,8 +160,8 @@ class SourceIndex:
         start = time.perf_counter()
         first_bytes = first_bytes or self.source.first_bytes
         result = RefreshResult()
-        known = {uri: (size, version, fp, key) for uri, size, version, fp, key in
-                 self.conn.execute("SELECT uri, size, version, fingerprint, partition_key FROM files")}
+        known = {uri: (size, version, fp, key, reason) for uri, size, version, fp, key, reason in
+                 self.conn.execute("SELECT uri, size, version, fingerprint, partition_key, reason FROM files")}
         fingerprint = features.fingerprint
         todo: list[FileEntry] = []
         seen: set[str] = set()
@@ -169,7 +169,10 @@ class SourceIndex:
             seen.add(entry.uri)
             result.listed += 1
             old = known.get(entry.uri)
-            if old and old[0] == entry.size and old[1] == entry.version and old[2] == fingerprint:
+            # A file the OS would not let us read (permissions, a link to nothing) is tried again:
+            # making it readable changes neither its size nor its modification time.
+            if old and old[0] == entry.size and old[1] == entry.version and old[2] == fingerprint \
+                    and old[4] != "io_error":
                 result.unchanged += 1
             else:
                 todo.append(entry)
@@ -187,6 +190,11 @@ class SourceIndex:
         pending: list[tuple] = []
 
         def write() -> None:
+            still = {row[0] for row in pending if row[8] == "io_error" and known.get(row[0], ())[:5] == (
+                row[1], row[2], row[3], row[4], "io_error")}
+            if still:  # tried again and still unreadable: nothing changed
+                result.unchanged += len(still)
+                pending[:] = [row for row in pending if row[0] not in still]
             keys = {row[4] for row in pending}
             keys.update(known[row[0]][3] for row in pending if row[0] in known)  # a file may have moved
             with immediate(self.conn):

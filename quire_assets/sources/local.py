@@ -3,7 +3,8 @@
 Every name under the folder is accounted for. Regular files are read. Anything else is recorded
 and never opened: a FIFO or a device could block a reader or never end. That covers named pipes,
 sockets, devices, symbolic links to nothing or in a loop, and links to folders, which are not
-followed (that is how loops are avoided). A name that is not valid UTF-8 gets a lossless URI
+followed (that is how loops are avoided). A subfolder that cannot be listed is recorded as an
+``io_error`` with the OS's message, and the rest of the archive is read. A name that is not valid UTF-8 gets a lossless URI
 (``file://`` and its bytes percent-encoded), because a catalog holds text.
 """
 
@@ -46,6 +47,13 @@ def refusal(path: str) -> tuple[str, str] | None:
         return "io_error", f"{exc.strerror}{link}"
     if stat.S_ISREG(st.st_mode):
         return None
+    if stat.S_ISDIR(st.st_mode) and not os.path.islink(path):  # a folder the listing could not open
+        try:
+            os.scandir(path).close()
+            detail = "a folder that could not be listed"
+        except OSError as exc:
+            detail = f"{exc.strerror}: a folder that cannot be listed (its files are not cataloged)"
+        return "io_error", detail
     kind = next((name for test, name in _KINDS if test(st.st_mode)), "special file")
     return "skipped", f"a {kind}, not a regular file: not opened"
 
@@ -65,7 +73,12 @@ class LocalFiles(FileSource):
                 with os.scandir(top) as it:
                     entries = sorted(it, key=lambda e: e.name)
             except OSError as exc:
-                raise SourceError(f"cannot list {top}: {exc.strerror}") from exc
+                if top == str(self.root):
+                    raise SourceError(f"cannot list {top}: {exc.strerror}") from exc
+                # Its files cannot be known: the folder itself is recorded (``refusal`` says why),
+                # and the rest of the archive goes on.
+                yield FileEntry(uri_of(top), 0, f"unlisted:{exc.errno}")
+                continue
             subdirs = []
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):

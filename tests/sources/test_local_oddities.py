@@ -78,3 +78,42 @@ def test_quire_ingest_accounts_for_each_odd_name(odd_archive, tmp_path):
     odd_uri = next(u for u in uris if u.startswith("file://"))
     assert os.fsencode(path_of(odd_uri)) == os.fsencode(names["odd"])  # lossless
     assert str(root / "two\nlines.dcm") in uris
+
+
+def test_unreadable_files_and_folders_are_io_errors_then_read_once_readable(tmp_path):
+    """A file and a subfolder this user may not read: recorded as ``io_error`` with the OS's
+    message, the rest read; made readable (which changes no size or mtime), the next ingest
+    catalogs them. Root reads everything, so as root the command runs without the capabilities
+    that let it (``setpriv``)."""
+    root = tmp_path / "archive"
+    (root / "closed").mkdir(parents=True)
+    shutil.copy(CT, root / "plain.dcm")
+    shutil.copy(MR, root / "locked.dcm")
+    shutil.copy(RT, root / "closed" / "inside.dcm")
+    os.chmod(root / "locked.dcm", 0)
+    os.chmod(root / "closed", 0)
+    unprivileged = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"] if os.geteuid() == 0 else []
+    env = {**os.environ, "QUIRE_HOME": str(tmp_path / "home")}
+    env.pop("QUIRE_CATALOG", None)
+    try:
+        first = subprocess.run([*unprivileged, QUIRE, "ingest", str(root)], env=env, cwd=tmp_path,
+                               capture_output=True, text=True, timeout=300)
+    finally:
+        os.chmod(root / "locked.dcm", 0o644)
+        os.chmod(root / "closed", 0o755)
+    assert first.returncode == 0, first.stderr[-2000:]
+    with open_catalog(f"sqlite:///{tmp_path / 'home' / 'catalog.db'}") as catalog:
+        errors = {d["uri"]: (d["reason"], d["detail"]) for d in catalog.find("errors")}
+        assert [d["uri"] for d in catalog.find("instances")] == [str(root / "plain.dcm")]
+    assert errors[str(root / "locked.dcm")][0] == "io_error"
+    assert "Permission denied" in errors[str(root / "locked.dcm")][1]
+    assert errors[str(root / "closed")] == (
+        "io_error", "Permission denied: a folder that cannot be listed (its files are not cataloged)")
+
+    second = subprocess.run([QUIRE, "ingest", str(root)], env=env, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    with open_catalog(f"sqlite:///{tmp_path / 'home' / 'catalog.db'}") as catalog:
+        assert catalog.count("errors") == 0
+        assert sorted(d["uri"] for d in catalog.find("instances")) == sorted(
+            str(p) for p in (root / "plain.dcm", root / "locked.dcm", root / "closed" / "inside.dcm"))
