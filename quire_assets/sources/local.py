@@ -58,6 +58,17 @@ def refusal(path: str) -> tuple[str, str] | None:
     return "skipped", f"a {kind}, not a regular file: not opened"
 
 
+def _stamp(st: os.stat_result) -> str:
+    return f"{st.st_mtime_ns}:{st.st_size}"
+
+
+def _version(path: str) -> str | None:
+    try:
+        return _stamp(os.stat(path))
+    except OSError:
+        return None
+
+
 class LocalFiles(FileSource):
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root).expanduser().resolve()
@@ -88,8 +99,7 @@ class LocalFiles(FileSource):
                     st = entry.stat(follow_symlinks=True)
                 except OSError:  # a link to nothing or a loop: its own times, and the reader says why
                     st = entry.stat(follow_symlinks=False)
-                yield FileEntry(uri_of(entry.path), st.st_size if stat.S_ISREG(st.st_mode) else 0,
-                                f"{st.st_mtime_ns}:{st.st_size}")
+                yield FileEntry(uri_of(entry.path), st.st_size if stat.S_ISREG(st.st_mode) else 0, _stamp(st))
             stack.extend(reversed(subdirs))
 
     def fetcher(self, entry: FileEntry) -> Callable[[int], bytes]:
@@ -99,7 +109,16 @@ class LocalFiles(FileSource):
                       fast: bool) -> list[dict]:
         records = []
         for entry in entries:
-            refused = refusal(path_of(entry.uri))
-            records.append(error_record(entry.uri, *refused, size=entry.size) if refused
-                           else extract(entry.uri, entry.size, self.fetcher(entry), features, first_bytes, fast=fast))
+            path = path_of(entry.uri)
+            refused = refusal(path)
+            if refused:
+                records.append(error_record(entry.uri, *refused, size=entry.size))
+                continue
+            record = extract(entry.uri, entry.size, self.fetcher(entry), features, first_bytes, fast=fast)
+            if record.get("reason") != "io_error" and _version(path) != entry.version:
+                # Written to while listed or read: what was read may be half old, half new. The index
+                # keeps the listing's version, so the next ingest sees a change and reads it again.
+                record = error_record(entry.uri, "io_error", "the file changed while it was read (its size or "
+                                      "modification time): the next ingest reads it again", size=entry.size)
+            records.append(record)
         return records

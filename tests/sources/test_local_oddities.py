@@ -9,6 +9,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+import pydicom
 import pytest
 
 from quire_assets.catalog import open_catalog
@@ -117,3 +118,38 @@ def test_unreadable_files_and_folders_are_io_errors_then_read_once_readable(tmp_
         assert catalog.count("errors") == 0
         assert sorted(d["uri"] for d in catalog.find("instances")) == sorted(
             str(p) for p in (root / "plain.dcm", root / "locked.dcm", root / "closed" / "inside.dcm"))
+
+
+def test_a_file_rewritten_while_it_is_read_is_read_again_next_time(tmp_path, monkeypatch, features):
+    """The scanner rewrites a file just as its header is read: that read is not cataloged (it
+    may be half old, half new), and the next refresh reads the new file."""
+    import quire_assets.sources.local as local
+
+    root = tmp_path / "archive"
+    root.mkdir()
+    target = root / "image.dcm"
+    shutil.copy(CT, target)
+    read = local.read_file_prefix
+
+    def rewritten_meanwhile(path):
+        fetch = read(path)
+
+        def fetch_then_rewrite(n: int) -> bytes:
+            data = fetch(n)
+            shutil.copy(MR, target)  # the new version lands right after the bytes were read
+            return data
+
+        return fetch_then_rewrite
+
+    index = SourceIndex(LocalFiles(root), tmp_path / "home")
+    monkeypatch.setattr(local, "read_file_prefix", rewritten_meanwhile)
+    first = index.refresh(features, workers=1)
+    monkeypatch.setattr(local, "read_file_prefix", read)
+    [record] = index.records([str(target)])
+    assert first.read == 1
+    assert record["reason"] == "io_error" and record["detail"].startswith("the file changed while it was read")
+    second = index.refresh(features, workers=1)
+    [record] = index.records([str(target)])
+    assert second.read == 1 and "reason" not in record
+    assert record["sop_instance_uid"] == pydicom.dcmread(MR, stop_before_pixels=True).SOPInstanceUID
+    assert index.refresh(features, workers=1).read == 0  # and then it is unchanged
