@@ -23,6 +23,10 @@ from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 DEFAULT_PREFIX = 64 * 1024
 LOCAL_PREFIX = 16 * 1024  # a local re-read is cheap: start small
+# The most of a file read to find the end of its header. Real headers are kilobytes (an enhanced
+# multi-frame CT's per-frame groups a few megabytes); a header that runs on past this holds a
+# corrupt length, and reading on would hold the whole file in memory.
+MAX_HEADER_BYTES = 64 * 1024 * 1024
 PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
 UNDEFINED_LENGTH = 0xFFFFFFFF
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
@@ -184,9 +188,10 @@ def parse_prefix(name: str, prefix: bytes, size: int) -> Header:
 def read_header(name: str, size: int, fetch: Callable[[int], bytes], first: int = DEFAULT_PREFIX) -> Header:
     """Read the header of a ``size``-byte file, where ``fetch(n)`` returns its first ``n`` bytes.
 
-    Starts with ``first`` bytes and doubles the prefix only while the header runs past it.
+    Starts with ``first`` bytes and doubles the prefix only while the header runs past it, up to
+    ``MAX_HEADER_BYTES``.
     """
-    length = min(first, size)
+    length = min(first, size, MAX_HEADER_BYTES)
     while True:
         prefix = fetch(length) if size else b""
         if len(prefix) < length and len(prefix) < size:
@@ -195,7 +200,10 @@ def read_header(name: str, size: int, fetch: Callable[[int], bytes], first: int 
         try:
             return parse_prefix(name, prefix, size)
         except NeedMoreBytes:
-            length = min(length * 2, size)
+            if length >= MAX_HEADER_BYTES:
+                raise HeaderError("unreadable", f"the header runs on past {MAX_HEADER_BYTES >> 20} MiB "
+                                  "(a corrupt length?): not read further") from None
+            length = min(length * 2, size, MAX_HEADER_BYTES)
 
 
 def require_uids(ds: Dataset, prefix_had_preamble: bool) -> tuple[str, str, str]:
