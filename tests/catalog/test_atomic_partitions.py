@@ -245,3 +245,32 @@ def test_tags_and_recounts_edit_the_current_version(catalog):
     assert catalog.get("studies", "1.2.ACC-1")["collection_ids"] == ["cohort-1"]
     if isinstance(catalog, MongoCatalog):
         assert raw_counts(catalog)["studies"] == 1
+
+
+def test_writers_take_turns_on_the_lease(mongo):
+    """A second writer waits while the first holds the lease, then writes; a lease whose holder
+    died (it ran out) is taken over."""
+    other = MongoCatalog(mongo.client, mongo.db.name)
+    held, released = threading.Event(), threading.Event()
+    order = []
+
+    def first():
+        with mongo._lease():  # noqa: SLF001 - a writer in the middle of its write
+            held.set()
+            released.wait(5)
+            order.append("first done")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    held.wait(5)
+    threading.Timer(0.3, released.set).start()
+    write(other, "A")
+    order.append("second wrote")
+    thread.join()
+    assert order == ["first done", "second wrote"]
+    assert other.count("instances") == ROUNDS["A"]
+
+    mongo.db[LOCKS].update_one({"_id": "partitions"}, {"$set": {"holder": "dead",
+                                                                "expires": datetime.now(UTC) - timedelta(seconds=1)}})
+    write(other, "B")
+    assert other.count("instances") == ROUNDS["B"]
