@@ -159,6 +159,9 @@ def series_documents(records: Iterable[dict], features: FeatureSets) -> list[dic
                 "metadata": metadata,
                 "instance_ranges": ranges,
                 "varying": varying,
+                # A series with files cut short says how many, so a series-level cohort sees it.
+                **({"damaged_instances": damaged} if (damaged := sum(bool(r.get("damage")) for r in members))
+                   else {}),
             }
         )
     return documents

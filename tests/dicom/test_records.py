@@ -129,11 +129,14 @@ def test_empty_gzip_and_text(tmp_path, features):
     assert extract_file(tmp_path / ".DS_Store", features)["reason"] == "skipped"
 
 
+CT_SMALL = PYDICOM_TEST_FILES / "CT_small.dcm"
+
+
 def test_a_cut_file_keeps_what_precedes_the_cut_and_says_it_is_damaged(tmp_path, features):
     """Cut in its pixel data or after its UIDs: cataloged, with the damage named. Cut before its
     UIDs: a ``truncated`` error, never ``missing_uid``."""
     source = (PYDICOM_TEST_FILES / "CT_small.dcm").read_bytes()
-    whole = pydicom.dcmread(PYDICOM_TEST_FILES / "CT_small.dcm")
+    whole = pydicom.dcmread(CT_SMALL)
     cuts = {"pixels.dcm": len(source) - 1000, "after_uids.dcm": 2500, "before_uids.dcm": 1000}
     for name, length in cuts.items():
         (tmp_path / name).write_bytes(source[:length])
@@ -145,6 +148,12 @@ def test_a_cut_file_keeps_what_precedes_the_cut_and_says_it_is_damaged(tmp_path,
     assert record["damage"] == "element (0020,0052) declares 46 bytes, 40 remain"
     assert record["series_instance_uid"] == whole.SeriesInstanceUID
     assert "FrameOfReferenceUID" not in record["metadata"]  # the cut value is not kept half
+    # The series of a damaged instance counts it, so a series-level cohort sees it.
+    from quire_assets.dicom.rollup import series_documents
+
+    [series] = series_documents([extract_file(tmp_path / "pixels.dcm", features)], features)
+    assert series["damaged_instances"] == 1
+    assert "damaged_instances" not in series_documents([extract_file(CT_SMALL, features)], features)[0]
     record = extract_file(tmp_path / "before_uids.dcm", features)
     assert record["reason"] == "truncated"
     assert record["detail"].startswith("element (0010,1002) declares 72 bytes, 6 remain; missing StudyInstanceUID")
