@@ -6,20 +6,22 @@ reader sees a partition either as it was or as it is after a ``replace_partition
 replaced, on any server:
 
 1. the writer takes the catalog's write lease (one writer at a time, as SQLite's write lock:
-   writes of one partition group take a second, readers never wait) and numbers its write ``v``;
-2. it records ``{_id: v, state: "writing"}`` in ``partition_writes``: readers hide ``_pv == v``;
+   writes of one partition group take a second; readers never wait);
+2. in one single-document update of the write state (``catalog_locks``, ``_id: "versions"``) it
+   numbers its write ``v`` and lists it as ``writing``: readers hide ``_pv == v`` and every
+   version above the last one they saw numbered;
 3. it inserts the new documents with ``_pv = v`` (``_id`` = ``"{v}/{key}"``) and marks what they
    replace (the partitions' older documents and older documents of the same keys) with
    ``_superseded_by: [v]``;
-4. it switches: one single-document update sets the record's state to ``"switched"``, and from
-   then readers hide what is marked ``_superseded_by`` v instead;
-5. it deletes what v superseded, then the record.
+4. it switches: one update of the write state moves v from ``writing`` to ``switched``, and
+   readers who start after it hide what is marked ``_superseded_by`` v instead;
+5. what v superseded is deleted by a writer once ``GRACE_SECONDS`` have passed since the switch,
+   so a reader that started before the switch still finds the old documents it was shown.
 
-A reader takes the records before and after its query and asks again if they changed, since a
-query on a standalone server is no snapshot. On a replica set or sharded cluster, steps 2 to 4
-run in one transaction as well, so the records and documents appear together at commit. A writer
-killed at any step leaves a record that the next writer finishes (switched) or rolls back
-(writing), once its lease has run out.
+A reader takes the write state (one document, so one consistent view) and filters with it; a
+read that took longer than the grace period while writes went on is asked again. On a replica
+set or sharded cluster, steps 2 to 4 run in one transaction as well. A writer killed midway leaves
+its version listed as ``writing``: the next writer, once the lease has run out, rolls it back.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, InsertOne, ReplaceOne, ReturnDocument, UpdateMany
+from pymongo import ASCENDING, DESCENDING, InsertOne, ReplaceOne, UpdateMany
 from pymongo.errors import (
     BulkWriteError,
     ConfigurationError,
@@ -60,11 +62,11 @@ from quire_assets.catalog.filters import has_regex, regex_seconds, regex_timeout
 DEFAULT_DATABASE = "quire"
 VERSIONED = ("instances", "series", "studies", "errors")
 INTERNAL_FIELDS = ("_pv", "_superseded_by")
-WRITES = "partition_writes"
-LOCKS = "catalog_locks"
+LOCKS = "catalog_locks"  # the lease (``_id: "partitions"``) and the write state (``_id: "versions"``)
 LEASE = timedelta(seconds=120)  # a writer renews it with every batch; a dead one's runs out
 LOCK_WAIT_SECONDS = 600
-READ_ATTEMPTS = 50
+GRACE_SECONDS = 60.0  # how long superseded documents stay for the readers that began before a switch
+READ_ATTEMPTS = 3
 
 
 class MongoCatalog(Catalog):
@@ -112,30 +114,32 @@ class MongoCatalog(Catalog):
 
     # ---- reading: what a reader may see -------------------------------------------------------
 
-    def _writes(self) -> tuple[tuple[int, str], ...]:
-        return tuple(sorted((w["_id"], w["state"]) for w in self.db[WRITES].find({}, {"state": 1},
-                                                                                  session=self._session)))
+    def _state(self) -> dict:
+        """The write state: the last version numbered, versions ``writing``, versions ``switched``."""
+        return self.db[LOCKS].find_one({"_id": "versions"}, session=self._session) or {}
 
-    def _visible(self, collection: str, flt: dict, writes: tuple[tuple[int, str], ...]) -> dict:
-        if collection not in VERSIONED or self._held:  # the writer sees its own work
+    def _visible(self, collection: str, flt: dict, state: dict) -> dict:
+        if collection not in VERSIONED or not state:
             return flt
-        writing = [v for v, state in writes if state == "writing"]
-        switched = [v for v, state in writes if state == "switched"]
-        clauses = ([{"_pv": {"$nin": writing}}] if writing else []) + \
-                  ([{"_superseded_by": {"$nin": switched}}] if switched else [])
-        return {"$and": [flt, *clauses]} if clauses else flt
+        clauses = [{"_pv": {"$not": {"$gt": state.get("version", 0)}}}]  # writes numbered after the state
+        if state.get("writing"):
+            clauses.append({"_pv": {"$nin": state["writing"]}})
+        if state.get("switched"):
+            clauses.append({"_superseded_by": {"$nin": [w["v"] for w in state["switched"]]}})
+        return {"$and": [flt, *clauses]}
 
     def _read(self, collection: str, query: Any) -> Any:
-        """``query(filter_addition)``, asked again until no partition write started, switched or
-        ended while it ran: its answer is then one consistent state."""
-        if collection not in VERSIONED or self._held:
+        """``query(visible)`` against one write state. A read longer than the grace period may have
+        lost documents a writer deleted meanwhile: unless nothing was written, it is asked again."""
+        if collection not in VERSIONED:
             return query(lambda flt: flt)
         for _ in range(READ_ATTEMPTS):
-            before = self._writes()
-            answer = query(lambda flt, w=before: self._visible(collection, flt, w))
-            if self._writes() == before:
+            start, state = time.monotonic(), self._state()
+            answer = query(lambda flt, s=state: self._visible(collection, flt, s))
+            if time.monotonic() - start < GRACE_SECONDS or self._state() == state:
                 return answer
-        raise CatalogError(f"the {collection} kept changing while being read; try again")
+        raise CatalogError(f"reading {collection} took longer than {GRACE_SECONDS:.0f} s while the catalog was "
+                           "being written, three times: ask again once the writes are done")
 
     def find(self, collection, flt=None, projection=None, sort=None, limit=0, skip=0) -> list[dict]:
         check_collection(collection)
@@ -215,7 +219,7 @@ class MongoCatalog(Catalog):
                 time.sleep(0.05)
         self._writer.holder, self._writer.held = holder, 1
         try:
-            self._recover()
+            self._collect()
             yield
         finally:
             self._writer.held, self._writer.holder = 0, None
@@ -229,23 +233,29 @@ class MongoCatalog(Catalog):
             raise CatalogError("this process lost the catalog's write lease (it stalled for "
                                f"{int(LEASE.total_seconds())} s); run it again")
 
-    def _recover(self) -> None:
-        """Finish or roll back the partition writes of writers that died (only the lease holder
-        writes, so every record found here is a dead writer's)."""
-        for write in list(self.db[WRITES].find({})):
-            v = write["_id"]
+    def _collect(self) -> None:
+        """Roll back the versions of writers that died (only the lease holder writes, so every
+        version still ``writing`` is a dead writer's), and delete what switched versions
+        superseded once the grace period has passed."""
+        state = self._state()
+        for v in state.get("writing", []):
             for collection in VERSIONED:
-                if write["state"] == "switched":
-                    self.db[collection].delete_many({"_superseded_by": v})
-                else:
-                    self.db[collection].delete_many({"_pv": v})
-                    self.db[collection].update_many({"_superseded_by": v}, {"$pull": {"_superseded_by": v}})
-            self.db[WRITES].delete_one({"_id": v})
+                self.db[collection].delete_many({"_pv": v})
+                self.db[collection].update_many({"_superseded_by": v}, {"$pull": {"_superseded_by": v}})
+            self.db[LOCKS].update_one({"_id": "versions"}, {"$pull": {"writing": v}})
+        due = datetime.now(UTC) - timedelta(seconds=GRACE_SECONDS)
+        for write in state.get("switched", []):
+            if _aware(write["at"]) <= due:
+                for collection in VERSIONED:
+                    self.db[collection].delete_many({"_superseded_by": write["v"]})
+                self.db[LOCKS].update_one({"_id": "versions"}, {"$pull": {"switched": {"v": write["v"]}}})
 
-    def _next_version(self) -> int:
-        doc = self.db[LOCKS].find_one_and_update({"_id": "partitions", "holder": self._writer.holder},
-                                                 {"$inc": {"version": 1}}, return_document=ReturnDocument.AFTER)
-        return int(doc["version"])
+    def _begin_version(self) -> int:
+        """Number this write and list it as ``writing``, in one update (step 2)."""
+        version = self._state().get("version", 0) + 1  # only the lease holder numbers versions
+        self.db[LOCKS].update_one({"_id": "versions"}, {"$set": {"version": version}, "$push": {"writing": version}},
+                                  upsert=True, session=self._session)
+        return version
 
     def _upsert(self, collection: str, docs: Sequence[dict]) -> None:
         key = KEYS[collection]
@@ -256,7 +266,7 @@ class MongoCatalog(Catalog):
         # A document edited in place (a collection tag, a recount) keeps its version.
         with self._lease():
             current = {d[key]: d for d in self.db[collection].find(
-                self._visible(collection, {key: {"$in": [d[key] for d in docs]}}, ()),
+                self._visible(collection, {key: {"$in": [d[key] for d in docs]}}, self._state()),
                 {key: 1, "_pv": 1, "_superseded_by": 1})}
             requests = []
             for doc in docs:
@@ -294,11 +304,8 @@ class MongoCatalog(Catalog):
             new["studies"] = [{**s, "collection_ids": sorted(set(s.get("collection_ids", []))
                                                              | kept.get(s["study_instance_uid"], set()))}
                               for s in studies]
-            v = self._next_version()
-            removed = self._in_transaction(lambda: self._write_version(v, new, mine))
-            for collection in VERSIONED:  # what v superseded is hidden already: now it goes
-                self.db[collection].delete_many({"_superseded_by": v})
-            self.db[WRITES].delete_one({"_id": v})
+            removed = self._in_transaction(lambda: self._write_version(new, mine))
+            self._collect()
             self.refresh_patients(old_patients | {s["patient_id"] for s in studies if s.get("patient_id")})
         return {**{c: len(d) for c, d in new.items()}, "removed": removed}
 
@@ -314,10 +321,9 @@ class MongoCatalog(Catalog):
             finally:
                 self._writer.session = None
 
-    def _write_version(self, v: int, new: dict[str, Sequence[dict]], mine: list[dict]) -> int:
-        """Steps 2 to 4 of the module's docstring; returns how many documents v removes."""
-        self.db[WRITES].insert_one({"_id": v, "state": "writing", "started": datetime.now(UTC)},
-                                   session=self._session)
+    def _write_version(self, new: dict[str, Sequence[dict]], mine: list[dict]) -> int:
+        """Steps 2 to 4 of the module's docstring; returns how many documents the write removes."""
+        v = self._begin_version()
         older = {"_pv": {"$not": {"$gte": v}}}  # documents of catalogs before versions have none
         superseded = 0
         for collection, docs in new.items():
@@ -334,11 +340,18 @@ class MongoCatalog(Catalog):
             # Documents of keys no longer held (files that disappeared), not older versions of new ones.
             gone = set(self.db[collection].distinct(key, {"_superseded_by": v}, session=self._session))
             superseded += len(gone - {d[key] for d in docs})
-        self.db[WRITES].update_one({"_id": v}, {"$set": {"state": "switched"}}, session=self._session)
+        self.db[LOCKS].update_one({"_id": "versions"}, {"$pull": {"writing": v},
+                                                        "$push": {"switched": {"v": v, "at": datetime.now(UTC)}}},
+                                  session=self._session)
         return superseded
 
     def close(self) -> None:
         self.client.close()
+
+
+def _aware(moment: datetime) -> datetime:
+    """A time read back from MongoDB (naive, UTC unless the client is told otherwise) as aware."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _supports_transactions(client: Any) -> bool:

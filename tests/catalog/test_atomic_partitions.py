@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from quire_assets.catalog.mongo import LOCKS, VERSIONED, WRITES, MongoCatalog
+import quire_assets.catalog.mongo as mongo_catalog
+from quire_assets.catalog.base import CatalogError
+from quire_assets.catalog.mongo import LOCKS, VERSIONED, MongoCatalog
 from tests.catalog.conftest import BACKENDS, make_catalog
 
 
@@ -163,7 +165,13 @@ def raw_counts(catalog: MongoCatalog) -> dict[str, int]:
     return {c: catalog.db[c].count_documents({}) for c in VERSIONED}
 
 
-def test_a_writer_that_dies_before_the_switch_is_rolled_back(mongo, monkeypatch):
+@pytest.fixture
+def no_grace(monkeypatch):
+    """Superseded documents deleted at once, so that what is stored can be counted exactly."""
+    monkeypatch.setattr(mongo_catalog, "GRACE_SECONDS", 0.0)
+
+
+def test_a_writer_that_dies_before_the_switch_is_rolled_back(mongo, monkeypatch, no_grace):
     write(mongo, "A")
     calls = {"n": 0}
     renew = MongoCatalog._renew
@@ -179,7 +187,7 @@ def test_a_writer_that_dies_before_the_switch_is_rolled_back(mongo, monkeypatch)
         write(mongo, "B")
     monkeypatch.setattr(MongoCatalog, "_renew", renew)
     # What SIGKILL leaves: the record, half the new documents, and a lease nobody renews.
-    assert mongo.db[WRITES].count_documents({"state": "writing"}) == 1
+    assert len(mongo._state()["writing"]) == 1  # noqa: SLF001
     assert mongo.db["instances"].count_documents({}) > ROUNDS["A"]
     mongo.db[LOCKS].update_one({"_id": "partitions"}, {"$set": {"holder": "dead",
                                                                   "expires": datetime.now(UTC) - timedelta(seconds=1)}})
@@ -187,12 +195,12 @@ def test_a_writer_that_dies_before_the_switch_is_rolled_back(mongo, monkeypatch)
     assert len(instances) == ROUNDS["A"] and {d["round"] for d in instances} == {"A"}
     assert {d["round"] for d in mongo.find("studies")} == {"A"}
     write(mongo, "C")  # the next writer rolls the dead one back, then writes
-    assert mongo.db[WRITES].count_documents({}) == 0
+    assert mongo._state()["writing"] == [] and mongo._state()["switched"] == []  # noqa: SLF001
     assert raw_counts(mongo) == {"instances": 3, "series": 1, "studies": 1, "errors": 1}
     assert mongo.db["instances"].count_documents({"_superseded_by": {"$exists": True, "$ne": []}}) == 0
 
 
-def test_a_writer_that_dies_after_the_switch_is_finished(mongo, monkeypatch):
+def test_a_writer_that_dies_after_the_switch_is_finished(mongo, monkeypatch, no_grace):
     write(mongo, "A")
     original = MongoCatalog._in_transaction
 
@@ -204,17 +212,17 @@ def test_a_writer_that_dies_after_the_switch_is_finished(mongo, monkeypatch):
     with pytest.raises(SystemExit):
         write(mongo, "B")
     monkeypatch.setattr(MongoCatalog, "_in_transaction", original)
-    assert mongo.db[WRITES].count_documents({"state": "switched"}) == 1
+    assert len(mongo._state()["switched"]) == 1  # noqa: SLF001
     assert mongo.db["instances"].count_documents({}) == ROUNDS["A"] + ROUNDS["B"]
     instances = mongo.find("instances")  # switched: the new partition, whole
     assert len(instances) == ROUNDS["B"] and {d["round"] for d in instances} == {"B"}
     assert mongo.count("series") == 1 and mongo.get("series", "1.2.ACC-1.1")["round"] == "B"
     write(mongo, "B")
     assert raw_counts(mongo) == {"instances": ROUNDS["B"], "series": 1, "studies": 1, "errors": 1}
-    assert mongo.db[WRITES].count_documents({}) == 0
+    assert mongo._state()["switched"] == []  # noqa: SLF001
 
 
-def test_a_mongo_of_an_earlier_version_is_replaced_without_duplicates(mongo):
+def test_a_catalog_of_an_earlier_version_is_replaced_without_duplicates(mongo, no_grace):
     """Documents written before versions (``_id`` = the key, no ``_pv``, a unique key index)."""
     old = partition("A", 4)
     for collection, docs in old.items():
@@ -233,7 +241,7 @@ def test_a_mongo_of_an_earlier_version_is_replaced_without_duplicates(mongo):
     assert sorted(d["round"] for d in reopened.find("instances")) == ["A", "A", "A", "A2"]
 
 
-def test_tags_and_recounts_edit_the_current_version(catalog):
+def test_tags_and_recounts_edit_the_current_version(catalog, no_grace):
     """Writes outside ``replace_partitions`` (a collection tag, a recount) change the visible
     document in place: no second version of it appears, and a later replace keeps the tag."""
     write(catalog, "A")
@@ -274,3 +282,26 @@ def test_writers_take_turns_on_the_lease(mongo):
                                                                 "expires": datetime.now(UTC) - timedelta(seconds=1)}})
     write(other, "B")
     assert other.count("instances") == ROUNDS["B"]
+
+
+def test_a_reader_that_began_before_a_switch_still_finds_the_old_partition(mongo):
+    """Superseded documents stay for the grace period: a long query that took its write state
+    before a switch still reads the whole old partition after it."""
+    write(mongo, "A")
+    before = mongo._state()  # noqa: SLF001
+    write(mongo, "B")
+    late = list(mongo.db["instances"].find(mongo._visible("instances", {"partition_key": "ACC-1"}, before)))  # noqa: SLF001
+    assert len(late) == ROUNDS["A"] and {d["round"] for d in late} == {"A"}
+    assert {d["round"] for d in mongo.find("instances")} == {"B"}  # a reader starting now
+
+
+def test_a_read_longer_than_the_grace_period_is_asked_again(mongo, monkeypatch, no_grace):
+    """With writes going on, a read that outlived the grace period may have lost documents: it is
+    asked again, and after three such tries the reader is told so. Without writes it stands."""
+    write(mongo, "A")
+    assert len(mongo.find("instances")) == ROUNDS["A"]  # nothing written meanwhile: the answer stands
+    states = iter(range(100))
+    monkeypatch.setattr(MongoCatalog, "_state", lambda self: {"version": next(states)})
+    with pytest.raises(CatalogError, match="took longer than 0 s while the catalog was being written, three times"):
+        mongo.find("instances")
+    assert next(states) == 6  # three tries, each with its state before and after
