@@ -92,10 +92,20 @@ def check_collection(name: str) -> str:
     return name
 
 
-def check_scalars(collection: str, doc: dict) -> None:
+def check_document(collection: str, doc: dict) -> None:
+    """What every written document must be: its key set, its single-valued fields single values."""
+    key = KEYS[collection]
+    if doc.get(key) in (None, ""):
+        raise CatalogError(f"a {collection} document needs its key {key!r}")
     for field in SCALAR_FIELDS[collection]:
         if isinstance(doc.get(field), list | dict | bool):
             raise CatalogError(f"{collection}.{field} must be one text or number, got {doc[field]!r}"[:300])
+
+
+def partition_filters(partition_keys: Sequence[str], source: str | None) -> list[dict]:
+    """Filters, a chunk of keys each, for the documents these partitions (of ``source``) hold."""
+    return [{"partition_key": {"$in": list(chunk)}, **({"source": source} if source else {})}
+            for chunk in chunks(list(partition_keys))]
 
 
 def checked_projection(projection: dict | list | None) -> dict:
@@ -179,7 +189,7 @@ class Catalog(ABC):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Group writes (one SQLite transaction; MongoDB writes each batch as it comes)."""
+        """Group writes (one SQLite transaction; on MongoDB, the catalog's write lease)."""
         yield
 
     # ---- shared logic -------------------------------------------------------------------------
@@ -187,13 +197,10 @@ class Catalog(ABC):
     def upsert(self, collection: str, docs: Iterable[dict]) -> int:
         """Insert or replace documents by their natural key; returns how many were written."""
         check_collection(collection)
-        key = KEYS[collection]
         written = 0
         batch: list[dict] = []
         for doc in docs:
-            if doc.get(key) in (None, ""):
-                raise CatalogError(f"a {collection} document needs its key {key!r}")
-            check_scalars(collection, doc)
+            check_document(collection, doc)
             batch.append(doc)
             if len(batch) >= BATCH:
                 self._upsert(collection, batch)
@@ -263,27 +270,37 @@ class Catalog(ABC):
             instances, series, studies, errors = ([{**d, "source": source} for d in docs]
                                                   for docs in (instances, series, studies, errors))
         new = {"instances": instances, "series": series, "studies": studies, "errors": errors}
-        mine = [{"partition_key": {"$in": list(chunk)}, **({"source": source} if source else {})}
-                for chunk in chunks(keys)]
+        for collection, docs in new.items():  # refused before anything is written
+            for doc in docs:
+                check_document(collection, doc)
         with self.transaction():
-            old_patients = {p for flt in mine for p in self.distinct("studies", "patient_id", flt)}
+            old_patients = {p for flt in partition_filters(keys, source)
+                            for p in self.distinct("studies", "patient_id", flt)}
             kept = self._collection_ids([s["study_instance_uid"] for s in studies])
             studies = [
                 {**s, "collection_ids": sorted(set(s.get("collection_ids", [])) | kept.get(s["study_instance_uid"], set()))}
                 for s in studies
             ]
             new["studies"] = studies
-            removed = {}
-            for collection, docs in new.items():
-                key = KEYS[collection]
-                stale = self.keys_in_partitions(collection, keys, source) - {d[key] for d in docs}
-                self.upsert(collection, docs)
-                for chunk in chunks(sorted(stale)):
-                    self.delete(collection, {key: {"$in": list(chunk)}})
-                removed[collection] = len(stale)
+            removed = self._replace_documents(keys, new, source)
             touched = old_patients | {s["patient_id"] for s in studies if s.get("patient_id")}
             self.refresh_patients(touched)
-        return {**{c: len(d) for c, d in new.items()}, "removed": sum(removed.values())}
+        return {**{c: len(d) for c, d in new.items()}, "removed": removed}
+
+    def _replace_documents(self, partition_keys: Sequence[str], new: dict[str, Sequence[dict]],
+                           source: str | None) -> int:
+        """Make the partitions hold exactly ``new`` (collection → documents), inside the caller's
+        transaction: upserts, then what they held and hold no longer is deleted; returns how many
+        documents were deleted."""
+        removed = 0
+        for collection, docs in new.items():
+            key = KEYS[collection]
+            stale = self.keys_in_partitions(collection, partition_keys, source) - {d[key] for d in docs}
+            self.upsert(collection, docs)
+            for chunk in chunks(sorted(stale)):
+                self.delete(collection, {key: {"$in": list(chunk)}})
+            removed += len(stale)
+        return removed
 
     def _collection_ids(self, study_uids: Sequence[str]) -> dict[str, set]:
         kept: dict[str, set] = {}

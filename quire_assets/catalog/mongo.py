@@ -55,6 +55,7 @@ from quire_assets.catalog.base import (
     check_collection,
     checked_projection,
     chunks,
+    partition_filters,
     tie_direction,
 )
 from quire_assets.catalog.filters import has_regex, regex_seconds, regex_timeout_error, validate_filter
@@ -286,28 +287,19 @@ class MongoCatalog(Catalog):
         return self.db[check_collection(collection)].delete_many(validate_filter(flt),
                                                                  session=self._session).deleted_count
 
-    def replace_partitions(self, partition_keys, instances, series, studies, errors, source=None) -> dict[str, int]:
-        keys = list(dict.fromkeys(partition_keys))
-        if source:
-            instances, series, studies, errors = ([{**d, "source": source} for d in docs]
-                                                  for docs in (instances, series, studies, errors))
-        new = {"instances": instances, "series": series, "studies": studies, "errors": errors}
-        for collection, docs in new.items():
-            for doc in docs:
-                if doc.get(KEYS[collection]) in (None, ""):
-                    raise CatalogError(f"a {collection} document needs its key {KEYS[collection]!r}")
-        mine = [{"partition_key": {"$in": list(chunk)}, **({"source": source} if source else {})}
-                for chunk in chunks(keys)]
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The write lease: a replace (and a recount) reads and writes with no other writer between."""
         with self._lease():
-            old_patients = {p for flt in mine for p in self.distinct("studies", "patient_id", flt)}
-            kept = self._collection_ids([s["study_instance_uid"] for s in studies])
-            new["studies"] = [{**s, "collection_ids": sorted(set(s.get("collection_ids", []))
-                                                             | kept.get(s["study_instance_uid"], set()))}
-                              for s in studies]
-            removed = self._in_transaction(lambda: self._write_version(new, mine))
-            self._collect()
-            self.refresh_patients(old_patients | {s["patient_id"] for s in studies if s.get("patient_id")})
-        return {**{c: len(d) for c, d in new.items()}, "removed": removed}
+            yield
+
+    def _replace_documents(self, partition_keys: Sequence[str], new: dict[str, Sequence[dict]],
+                           source: str | None) -> int:
+        """The versioned write (steps 2 to 4 of the module's docstring), then what is due collected."""
+        filters = partition_filters(partition_keys, source)
+        removed = self._in_transaction(lambda: self._write_version(new, filters))
+        self._collect()
+        return removed
 
     def _in_transaction(self, write: Any) -> Any:
         """``write()`` in one transaction where the server has them (replica set, sharded
@@ -321,7 +313,7 @@ class MongoCatalog(Catalog):
             finally:
                 self._writer.session = None
 
-    def _write_version(self, new: dict[str, Sequence[dict]], mine: list[dict]) -> int:
+    def _write_version(self, new: dict[str, Sequence[dict]], partitions: list[dict]) -> int:
         """Steps 2 to 4 of the module's docstring; returns how many documents the write removes."""
         v = self._begin_version()
         older = {"_pv": {"$not": {"$gte": v}}}  # documents of catalogs before versions have none
@@ -333,7 +325,7 @@ class MongoCatalog(Catalog):
                 self._bulk(collection, [InsertOne({**d, "_pv": v, "_id": f"{v}/{d[key]}"}) for d in batch])
                 self._bulk(collection, [UpdateMany({key: {"$in": [d[key] for d in batch]}, **older},
                                                    {"$addToSet": {"_superseded_by": v}})])
-            for flt in mine:  # what the partitions held and hold no longer
+            for flt in partitions:  # what the partitions held and hold no longer
                 self._renew()
                 self.db[collection].update_many({**flt, **older}, {"$addToSet": {"_superseded_by": v}},
                                                 session=self._session)

@@ -85,6 +85,17 @@ def test_single_valued_fields_hold_one_text_or_number(catalog, value):
         catalog.upsert("series", [{"series_instance_uid": "s", "modality": value}])
 
 
+@pytest.mark.parametrize("value", [True, ["CT"], {"a": 1}])
+def test_a_partition_write_holds_to_the_same_rules(catalog, value):
+    """``replace_partitions`` writes by its own path on MongoDB: it refuses what ``upsert`` does."""
+    with pytest.raises(CatalogError, match="one text or number"):
+        catalog.replace_partitions(["P"], [], [{"series_instance_uid": "s", "modality": value, "partition_key": "P"}],
+                                   [], [])
+    with pytest.raises(CatalogError, match="needs its key"):
+        catalog.replace_partitions(["P"], [{"partition_key": "P"}], [], [], [])
+    assert catalog.count("series") == 0
+
+
 def test_ranges_on_single_valued_fields_keep_to_their_type(catalog):
     catalog.upsert("series", [{"series_instance_uid": str(i), "series_number": v}
                               for i, v in enumerate([1, 2.5, "10", "a", None])])
