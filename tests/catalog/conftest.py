@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import mongomock_ng
 import pytest
@@ -26,13 +28,27 @@ def make_catalog(kind: str, tmp_path):
     return MongoCatalog(client, f"quire_test_{uuid.uuid4().hex[:8]}")
 
 
-@pytest.fixture(params=BACKENDS)
-def catalog(request, tmp_path):
-    cat = make_catalog(request.param, tmp_path)
-    yield cat
-    if request.param == "mongodb":
+def discard(cat, kind: str) -> None:
+    """Close a test catalog; on a real MongoDB its test database is dropped too."""
+    if kind == "mongodb":
         cat.client.drop_database(cat.db.name)
     cat.close()
+
+
+@contextmanager
+def backend_catalog(kind: str, tmp_path) -> Iterator:
+    """An empty catalog of one backend, discarded after use."""
+    cat = make_catalog(kind, tmp_path)
+    try:
+        yield cat
+    finally:
+        discard(cat, kind)
+
+
+@pytest.fixture(params=BACKENDS)
+def catalog(request, tmp_path):
+    with backend_catalog(request.param, tmp_path) as cat:
+        yield cat
 
 
 @pytest.fixture(params=BACKENDS)
@@ -51,6 +67,4 @@ def catalog_factory(request, tmp_path):
 
     yield make
     for cat in made:
-        if request.param == "mongodb":
-            cat.client.drop_database(cat.db.name)
-        cat.close()
+        discard(cat, request.param)

@@ -13,7 +13,7 @@ import pytest
 import quire_assets.catalog.mongo as mongo_catalog
 from quire_assets.catalog.base import CatalogError
 from quire_assets.catalog.mongo import LOCKS, VERSIONED, MongoCatalog
-from tests.catalog.conftest import BACKENDS, make_catalog
+from tests.catalog.conftest import BACKENDS, backend_catalog, discard, make_catalog
 
 
 def partition(round_: str, n: int, key: str = "ACC-1") -> dict:
@@ -60,11 +60,8 @@ MONGO_BACKENDS = [b for b in BACKENDS if b != "sqlite"]
 @pytest.fixture(params=MONGO_BACKENDS)
 def mongo(request, tmp_path):
     """The versioned write is the MongoDB catalog's (SQLite rolls a transaction back)."""
-    catalog = make_catalog(request.param, tmp_path)
-    yield catalog
-    if request.param == "mongodb":
-        catalog.client.drop_database(catalog.db.name)
-    catalog.close()
+    with backend_catalog(request.param, tmp_path) as catalog:
+        yield catalog
 
 
 class Probed:
@@ -124,10 +121,8 @@ def two_catalogs(request, tmp_path):
 
         reader = MongoCatalog(MongoClient(os.environ["QUIRE_TEST_MONGO_URI"]), writer.db.name)
     yield writer, reader
-    if request.param == "mongodb":
-        writer.client.drop_database(writer.db.name)
     reader.close()
-    writer.close()
+    discard(writer, request.param)
 
 
 def test_readers_in_another_thread_never_see_a_partition_half_replaced(two_catalogs):
