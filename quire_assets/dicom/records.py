@@ -160,6 +160,9 @@ def extract(
         return error_record(uri, exc.reason, exc.detail, size=size)
     except OSError as exc:
         return error_record(uri, "io_error", f"{type(exc).__name__}: {exc}"[:300], size=size)
+    except RecursionError:  # pydicom reads a sequence's items recursively: hundreds of levels deep
+        return error_record(uri, "unreadable", "sequences nested too deep to read (more levels than "
+                            "Python's recursion limit)", size=size)
     except Exception as exc:  # the core's promise: a bad file is a record, never a crash
         return error_record(uri, "unreadable", f"{type(exc).__name__}: {exc}"[:300], size=size)
     ds = header.dataset

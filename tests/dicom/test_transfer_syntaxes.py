@@ -10,6 +10,7 @@ from pathlib import Path
 import pydicom
 import pytest
 from pydicom import uid
+from pydicom.pixels.utils import get_expected_length
 
 from quire_assets.dicom.records import extract_file
 from tests.conftest import PYDICOM_TEST_FILES, pydicom_files
@@ -36,6 +37,25 @@ def expected(ds: pydicom.Dataset) -> dict:
             "transfer_syntax": str(ds.file_meta.get("TransferSyntaxUID") or "") or None}
 
 
+def damaged(path: Path) -> bool:
+    """Whether the file is cut, by pydicom's full read: an image without its pixel data, native
+    pixel data shorter than its rows, columns, samples and frames need, or one of the files that
+    pydicom's own suite names truncated (cut inside an element whose length pydicom trusts)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = pydicom.dcmread(path)
+    if "truncated" in path.name:
+        return True
+    if "Image Storage" not in uid.UID(str(full.get("SOPClassUID") or "")).name:
+        return False
+    if "PixelData" not in full:
+        return True
+    if full.file_meta.TransferSyntaxUID.is_compressed:
+        return False
+    size = get_expected_length(full)
+    return isinstance(size, int) and len(full.PixelData) < size  # a malformed NumberOfFrames sizes nothing
+
+
 def found(record: dict) -> dict:
     return {**{k: record.get(k) for k in ("study_instance_uid", "series_instance_uid", "sop_instance_uid",
                                            "accession_number", "modality")},
@@ -51,6 +71,7 @@ def test_every_file_pydicom_opens_is_cataloged_with_its_values(path, fast, featu
     record = extract_file(path, features, fast=fast)
     assert "reason" not in record, record
     assert found(record) == expected(ds)
+    assert bool(record.get("damage")) == damaged(path), record.get("damage")
 
 
 def test_the_walk_covers_every_kind_of_transfer_syntax():

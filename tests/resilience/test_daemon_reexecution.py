@@ -16,6 +16,7 @@ import time
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 
+from quire_assets.instance import open_instance
 from tests.deploy.conftest import ROOT
 from tests.deploy.test_celery import BIN, dagster
 from tests.resilience.test_kill_and_resume import _catalog_instances, _env, documents
@@ -44,9 +45,10 @@ def wait_for(condition, what: str, seconds: float = 180):
     return result
 
 
-def test_daemon_launched_run_killed_mid_step_then_reexecuted_from_failure(archive, reference, tmp_path):
+def test_daemon_launched_run_killed_mid_step_then_reexecuted_from_failure(archive, reference, tmp_path, monkeypatch):
     home, dagster_home = tmp_path / "home", tmp_path / "dagster"
-    dagster_home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+    instance = open_instance()  # the dagster.yaml quire writes: the runs' events stored in batches
     env = {**_env(home), "DAGSTER_HOME": str(dagster_home), "QUIRE_SOURCE": str(archive),
            "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
     dagster("job", "execute", "-m", "quire_assets.definitions", "-j", "index_job", env=env, cwd=tmp_path)
@@ -67,8 +69,6 @@ def test_daemon_launched_run_killed_mid_step_then_reexecuted_from_failure(archiv
                 return False
 
         wait_for(up, "the webserver", 120)
-        os.environ["DAGSTER_HOME"] = str(dagster_home)
-        instance = DagsterInstance.get()
         keys = instance.get_dynamic_partitions("accessions")
         assert len(keys) == 1200
         run_id = client.submit_job_execution(

@@ -109,6 +109,14 @@ def test_sequences_nested_thousands_deep(seed, depth, closing, where, fast):
     _check(data[:at] + nested(depth, closing) + data[at:], fast)
 
 
+def test_sequences_nested_past_the_recursion_limit_are_unreadable_and_say_so():
+    at = _dataset_start(SEEDS[0])
+    data = SEEDS[0][:at] + nested(2000, "closed") + SEEDS[0][at:]
+    for fast in (False, True):
+        record = extract("deep.dcm", len(data), lambda n: data[:n], FEATURES, 1024, fast=fast)
+        assert record["reason"] == "unreadable" and "nested too deep" in record["detail"], record
+
+
 def test_a_header_that_never_ends_is_read_no_further_than_the_bound():
     """A listed size of 1 TiB and a header whose first element claims almost 4 GiB: the reader
     asks for at most MAX_HEADER_BYTES, then says the header runs on."""
