@@ -1,7 +1,8 @@
 """A researcher job while the folder sensor fires (issue 18, item 3), with the real daemon:
 ``dagster-daemon run`` evaluates ``researcher_requests`` and ``folder_arrival`` on threads of their
-own and launches their runs side by side (default run launcher, queued run coordinator). Both
-kinds of run write the same accession at once. Nothing reports "database is locked", the job ends
+own and queues their runs; the queue is then released at once (default run launcher, queued run
+coordinator), so that both kinds of run write the same accessions at the same time, whatever
+order the sensors' ticks came in. Nothing reports "database is locked", the job ends
 with the right statuses, and the catalog equals an undisturbed ingest of the final folder."""
 
 from __future__ import annotations
@@ -29,13 +30,36 @@ run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
   config:
-    max_concurrent_runs: 4
+    max_concurrent_runs: {runs}
 """
 FINAL = ("done", "partial", "failed")
 
 
 def without_tags(docs: dict[str, list[dict]]) -> dict[str, list[dict]]:
     return {c: [{k: v for k, v in d.items() if k != "collection_ids"} for d in ds] for c, ds in docs.items()}
+
+
+class Daemon:
+    """``dagster-daemon run`` on the instance in ``dagster_home``, allowed ``runs`` runs at once (0: runs stay queued)."""
+
+    def __init__(self, dagster_home: Path, instance_yaml: str, runs: int, env: dict, log: Path):
+        (dagster_home / "dagster.yaml").write_text(instance_yaml + DAEMON_YAML.format(runs=runs))
+        self.log = log
+        with log.open("ab") as out:
+            self.process = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")],
+                                            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+    def wait_for(self, done, what) -> None:
+        deadline = time.monotonic() + 300
+        while not done():
+            assert self.process.poll() is None, self.log.read_text()[-3000:]
+            assert time.monotonic() < deadline, what()
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=60)
 
 
 def test_researcher_job_while_the_folder_sensor_fires(archive, tmp_path, monkeypatch):
@@ -47,9 +71,7 @@ def test_researcher_job_while_the_folder_sensor_fires(archive, tmp_path, monkeyp
     env = {**_env(home), "DAGSTER_HOME": str(dagster_home), "QUIRE_SOURCE": str(folder),
            "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}  # as the README runs the daemon
     quire("ingest", str(folder), "--workers", "2", env=env, cwd=tmp_path)
-    # Quire's instance (it wrote it), with the daemon's sensors on threads and a run queue.
-    with (dagster_home / "dagster.yaml").open("a") as config:
-        config.write(DAEMON_YAML)
+    instance_yaml = (dagster_home / "dagster.yaml").read_text()  # quire's instance (it wrote it)
 
     asked = [f"XR{a:06d}" for a in range(1, 301)]
     with open_catalog(f"sqlite:///{home}/catalog.db") as catalog:
@@ -64,28 +86,37 @@ def test_researcher_job_while_the_folder_sensor_fires(archive, tmp_path, monkeyp
     job_id = json.loads(job.stdout)["job_id"]
 
     dagster("sensor", "start", "folder_arrival", "-w", str(ROOT / "workspace.yaml"), env=env, cwd=ROOT)
-    log = open(tmp_path / "daemon.log", "wb")  # noqa: SIM115 (lives as long as the daemon)
-    daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")], cwd=ROOT,
-                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
     instance = DagsterInstance.get()
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            with open_catalog(f"sqlite:///{home}/catalog.db") as catalog:
-                status = catalog.get("jobs", job_id)["status"]
-                arrived = catalog.count("studies", {"accession_number": "NEW-0042"})
-            runs = instance.get_runs()
-            if status in FINAL and arrived and runs and all(r.is_finished for r in runs):
-                break
-            assert daemon.poll() is None, (tmp_path / "daemon.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, f"job {status}, new study {arrived}, runs {[r.status for r in runs]}"
-            time.sleep(0.5)
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=60)
+    log = tmp_path / "daemon.log"
 
-    assert "locked" not in (tmp_path / "daemon.log").read_text()
+    def sensors_queued() -> set[str]:
+        return {r.tags.get("dagster/sensor_name")
+                for r in instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.QUEUED]))}
+
+    # Both sensors evaluate on the daemon's threads and queue their runs; none may start yet.
+    daemon = Daemon(dagster_home, instance_yaml, 0, env, log)
+    try:
+        daemon.wait_for(lambda: {"researcher_requests", "folder_arrival"} <= sensors_queued(),
+                        lambda: f"queued by {sensors_queued()}")
+    finally:
+        daemon.stop()
+    # The queue released: the runs of both sensors start side by side.
+    daemon = Daemon(dagster_home, instance_yaml, 4, env, log)
+
+    def finished() -> bool:
+        with open_catalog(f"sqlite:///{home}/catalog.db") as catalog:
+            status = catalog.get("jobs", job_id)["status"]
+            arrived = catalog.count("studies", {"accession_number": "NEW-0042"})
+        runs = instance.get_runs()
+        return status in FINAL and arrived and runs and all(r.is_finished for r in runs)
+
+    try:
+        daemon.wait_for(finished, lambda: f"runs {[r.status for r in instance.get_runs()]}")
+    finally:
+        daemon.stop()
+
+    assert "locked" not in log.read_text()
     runs = instance.get_runs(RunsFilter(job_name="ingest_job"))
     assert {r.status for r in runs} == {DagsterRunStatus.SUCCESS}
     spans = {}
