@@ -37,11 +37,11 @@ def run_worker_pid(instance: DagsterInstance, run_id: str) -> int | None:
     return None
 
 
-def wait_for(condition, what: str, seconds: float = 180):
+def wait_for(condition, what: str, seconds: float = 180, every: float = 0.01):
     deadline = time.monotonic() + seconds
     while not (result := condition()):
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
+        time.sleep(every)
     return result
 
 

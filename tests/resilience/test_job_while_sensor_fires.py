@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
@@ -20,6 +19,7 @@ from quire_assets.dicom.sample import SeriesPlan, StudyPlan, write_series
 from tests.cli.test_ingest_e2e import _restamp, quire
 from tests.deploy.conftest import ROOT
 from tests.deploy.test_celery import BIN, dagster
+from tests.resilience.test_daemon_reexecution import wait_for
 from tests.resilience.test_kill_and_resume import _env, documents
 
 DAEMON_YAML = """
@@ -50,12 +50,13 @@ class Daemon:
                                             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                                             start_new_session=True)
 
-    def wait_for(self, done, what) -> None:
-        deadline = time.monotonic() + 300
-        while not done():
+    def wait_for(self, condition, what: str) -> None:
+        """``wait_for`` that fails at once, with the daemon's log, if the daemon dies."""
+        def alive_and_done() -> bool:
             assert self.process.poll() is None, self.log.read_text()[-3000:]
-            assert time.monotonic() < deadline, what()
-            time.sleep(0.5)
+            return condition()
+
+        wait_for(alive_and_done, what, 300, every=0.5)  # each look reads the run storage and the catalog
 
     def stop(self) -> None:
         self.process.terminate()
@@ -98,7 +99,7 @@ def test_researcher_job_while_the_folder_sensor_fires(archive, tmp_path, monkeyp
     daemon = Daemon(dagster_home, instance_yaml, 0, env, log)
     try:
         daemon.wait_for(lambda: {"researcher_requests", "folder_arrival"} <= sensors_queued(),
-                        lambda: f"queued by {sensors_queued()}")
+                        "both sensors' runs in the queue")
     finally:
         daemon.stop()
     # The queue released: the runs of both sensors start side by side.
@@ -112,7 +113,7 @@ def test_researcher_job_while_the_folder_sensor_fires(archive, tmp_path, monkeyp
         return status in FINAL and arrived and runs and all(r.is_finished for r in runs)
 
     try:
-        daemon.wait_for(finished, lambda: f"runs {[r.status for r in instance.get_runs()]}")
+        daemon.wait_for(finished, "the job's final status, the new study and the end of every run")
     finally:
         daemon.stop()
 
