@@ -18,10 +18,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from quire_assets.api import ask, integrity, jobs, people, reads
-from quire_assets.api.auth import KeyCache, ThreadCatalog
+from quire_assets.api.auth import KeyCache
 from quire_assets.api.responses import FastJSON
-from quire_assets.api.settings import Catalogs, Settings
+from quire_assets.api.settings import Catalogs, Settings, ThreadCatalog, research_catalog
 from quire_assets.catalog import CatalogError, FilterError
+from quire_assets.catalog.research import PolicyRefusal
 from quire_assets.web import add_dashboard
 
 MAX_BODY = 1024 * 1024
@@ -78,19 +79,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # holding every other request up, while 40 (anyio's default) fight over the GIL (measured
         # under 16 clients: 10 ms of CPU a request with 40 threads, 5.4 with 2, 4.5 one at a time).
         to_thread.current_default_thread_limiter().total_tokens = int(os.environ.get("QUIRE_API_THREADS", "2"))
+        # The research view is whole before the first request (a new policy or secret builds it).
+        await to_thread.run_sync(app.state.catalogs.open_view)
         yield
         app.state.catalogs.close()
 
     app = FastAPI(title="Quire", version=version("quire"), lifespan=lifespan, default_response_class=FastJSON,
+                  docs_url=None, redoc_url=None,  # /docs is the dashboard's, with no script from elsewhere
                   description="The DICOM metadata catalog for researchers: studies, series and instances with "
                               "MongoDB-style filters, collections of cases, and jobs by accession number. Every "
                               "route but /health needs `Authorization: Bearer KEY`.",
                   responses={"4XX": {"model": Error, "description": "refused: `error` names why, `detail` says what"}})
     app.state.settings = settings
-    app.state.catalogs = Catalogs(settings.catalog_uri)
-    app.state.thread_catalog = ThreadCatalog(app.state.catalogs)
+    app.state.catalogs = Catalogs(settings.catalog_uri, settings.policy)
+    app.state.thread_catalog = ThreadCatalog(app.state.catalogs.get)
+    app.state.research_catalog = research_catalog(app.state.catalogs)
     app.state.sealer = settings.sealer("cursor")
-    app.state.sessions = settings.sealer("session")
     app.state.keys = KeyCache()
     for router in (reads.router, people.router, jobs.router, integrity.router, ask.router):
         app.include_router(router)
@@ -117,6 +121,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(FilterError)
     async def bad_filter(request: Request, exc: FilterError) -> JSONResponse:
         return error(400, str(exc))
+
+    @app.exception_handler(PolicyRefusal)
+    async def refused_by_policy(request: Request, exc: PolicyRefusal) -> JSONResponse:
+        return error(403, str(exc))
 
     @app.exception_handler(CatalogError)
     async def bad_catalog_request(request: Request, exc: CatalogError) -> JSONResponse:

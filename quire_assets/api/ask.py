@@ -38,6 +38,4 @@ def ask(catalog: CatalogDep, who: CallerDep, q: Annotated[str, Query(min_length=
     except AskError as exc:
         raise HTTPException(400, str(exc)) from None
     who.check_visible(filter_fields(translation.filter), "the question")
-    answer = run(translation, catalog)
-    answer["results"] = [who.view(d) for d in answer["results"]]
-    return Answer(**answer)
+    return Answer(**run(translation, catalog))

@@ -1,24 +1,25 @@
-"""Who is calling: a researcher's key (``Authorization: Bearer KEY``), their role, and the view
-of the catalog their role allows (the PHI policy for every key but an admin's)."""
+"""Who is calling: a researcher's key (``Authorization: Bearer KEY``), their role, and the catalog
+their role reads: the identifiable one for an admin, the research view (the PHI policy applied when
+it was written) for every other key."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from quire_assets.api.phi import PhiPolicy
 from quire_assets.catalog import Catalog
-from quire_assets.catalog.researchers import keys_defined, verify_key
+from quire_assets.catalog.policy import PhiPolicy
+from quire_assets.catalog.researchers import keys_ever_issued, verify_key
 
 bearer = HTTPBearer(auto_error=False, description="A researcher's API key (`quire researchers add`)")
 
@@ -29,18 +30,16 @@ class Caller:
     admin: bool
     policy: PhiPolicy
 
-    def view(self, doc: Any) -> Any:
-        """What this caller may see of a document: raw for an admin, the PHI policy applied otherwise."""
-        return doc if self.admin else self.policy.apply(doc)
-
     def check_visible(self, paths: Iterable[str], what: str) -> None:
-        """Refuse filters, sorts and facets on fields the policy hides from this caller."""
+        """Refuse, by name, filters, sorts and facets on fields the policy drops (the research view
+        does not hold them, so they could only match nothing: the refusal says why). Hashed fields
+        are there as pseudonyms, and are filtered and sorted as such. Decided from the policy and
+        the name alone, never from data."""
         if self.admin:
             return
         for path in paths:
-            action = self.policy.hidden(path)
-            if action:
-                raise HTTPException(403, f"{what}: {path!r} is hidden from your key by the PHI policy ({action})")
+            if self.policy.hidden(path) == "drop":
+                raise HTTPException(403, f"{what}: {path!r} is hidden from your key by the PHI policy")
 
     def owns(self, doc: dict | None) -> bool:
         return doc is not None and (self.admin or doc.get("researcher_id") == self.researcher_id)
@@ -66,57 +65,93 @@ class KeyCache:
                 return Caller(doc["researcher_id"], bool(doc.get("admin")), policy)
         return None
 
-    def caller(self, catalog: Catalog, key: str, policy: PhiPolicy) -> Caller | None:
-        """The caller of a key, checked against its hash (and remembered), or None."""
+    def researcher(self, catalog: Catalog, key: str) -> dict | None:
+        """The researcher of a key, checked against its hash (and remembered), or None."""
         doc = verify_key(catalog, key)
-        if doc is None:
-            return None
-        with self.lock:
-            self.known[hashlib.sha256(key.encode()).hexdigest()] = (doc["researcher_id"], doc["key"]["hash"])
-        return Caller(doc["researcher_id"], bool(doc.get("admin")), policy)
+        if doc is not None:
+            with self.lock:
+                self.known[hashlib.sha256(key.encode()).hexdigest()] = (doc["researcher_id"], doc["key"]["hash"])
+        return doc
 
-
-class ThreadCatalog:
-    """The catalog of whichever thread uses it: handed to routes by a dependency that runs on the
-    event loop (no thread hop per request), while each call reaches the calling thread's own
-    connection (``Catalogs``)."""
-
-    def __init__(self, catalogs: Any):
-        self._catalogs = catalogs
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._catalogs.get(), name)
+    def caller(self, catalog: Catalog, key: str, policy: PhiPolicy) -> Caller | None:
+        """The caller of a key, or None."""
+        doc = self.researcher(catalog, key)
+        return None if doc is None else Caller(doc["researcher_id"], bool(doc.get("admin")), policy)
 
 
 async def catalog(request: Request) -> Catalog:
+    """The identifiable catalog: for finding keys, never handed to a researcher's route."""
     return request.app.state.thread_catalog
 
 
-CatalogDep = Annotated[Catalog, Depends(catalog)]
+IdentifiedCatalogDep = Annotated[Catalog, Depends(catalog)]
 
 
 SESSION_COOKIE = "quire_session"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
+SESSION_SECONDS = 8 * 3600
+
+
+def _session_id(token: str) -> str:
+    # The catalog keeps a digest: a copy of it opens no session.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def session(request: Request) -> dict | None:
-    """The dashboard's session (``{"key", "csrf"}``) from its cookie, if it holds a valid one."""
+    """The dashboard's session (``researcher_id``, ``key_id``, ``csrf``) its cookie names, if it has
+    not expired or been ended."""
     token = request.cookies.get(SESSION_COOKIE)
-    data = request.app.state.sessions.open(token) if token else None
-    try:
-        found = json.loads(data) if data else None
-    except ValueError:
+    if not token or len(token) > 200:
         return None
-    return found if isinstance(found, dict) and {"key", "csrf"} <= set(found) else None
+    found = request.app.state.thread_catalog.get("sessions", _session_id(token))
+    return found if found and found.get("expires", 0) > time.time() else None
 
 
-def new_session(request: Request, key: str) -> tuple[str, str]:
-    """A sealed session cookie value for an API key, and its CSRF token."""
-    csrf = secrets.token_urlsafe(24)
-    return request.app.state.sessions.seal(json.dumps({"key": key, "csrf": csrf}).encode()), csrf
+def new_session(request: Request, researcher: dict) -> str:
+    """A new session of a researcher whose key was just checked: an opaque cookie value, the
+    session kept server side until it expires, the key changes or the researcher logs out."""
+    catalog = request.app.state.thread_catalog
+    token, now = secrets.token_urlsafe(32), time.time()
+    catalog.delete("sessions", {"expires": {"$lt": now}})
+    catalog.upsert("sessions", [{"session_id": _session_id(token), "researcher_id": researcher["researcher_id"],
+                                 "key_id": researcher["key"]["key_id"], "csrf": secrets.token_urlsafe(24),
+                                 "expires": now + SESSION_SECONDS}])
+    return token
 
 
-async def caller(request: Request, cat: CatalogDep,
+def end_session(request: Request) -> None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        request.app.state.thread_catalog.delete("sessions", {"session_id": _session_id(token)})
+
+
+def session_caller(cat: Catalog, opened: dict, policy: PhiPolicy) -> Caller | None:
+    """The caller of a session while its researcher still holds the key it was opened with."""
+    doc = cat.get("researchers", opened["researcher_id"])
+    if doc and (doc.get("key") or {}).get("key_id") == opened["key_id"]:
+        return Caller(doc["researcher_id"], bool(doc.get("admin")), policy)
+    return None
+
+
+FORWARDED = (b"forwarded", b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-proto", b"x-real-ip")
+
+
+def from_this_machine(request: Request) -> bool:
+    """A client connected from loopback, not through a proxy (a proxy on this machine would make
+    every client it forwards look local)."""
+    import ipaddress
+
+    host = request.client.host if request.client else ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+    return loopback and not any(name in FORWARDED for name, _ in request.scope.get("headers", []))
+
+
+async def caller(request: Request, cat: IdentifiedCatalogDep,
                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Caller:
     """The key of ``Authorization: Bearer``, or of the dashboard's session cookie (then a request
     that changes something must carry the session's CSRF token in ``X-CSRF-Token``).
@@ -129,12 +164,13 @@ async def caller(request: Request, cat: CatalogDep,
         if request.method not in SAFE_METHODS and not hmac.compare_digest(
                 request.headers.get("x-csrf-token", ""), opened["csrf"]):
             raise HTTPException(403, "this needs the page's CSRF token (X-CSRF-Token)")
-        key = opened["key"]
+        if found := session_caller(cat, opened, settings.policy):
+            return found
     if key is None:
         if request.headers.get("authorization"):
             raise HTTPException(401, "the Authorization header takes: Bearer KEY",
                                 headers={"WWW-Authenticate": "Bearer"})
-        if settings.loopback and not keys_defined(cat):
+        if settings.open and from_this_machine(request) and not keys_ever_issued(cat):
             return Caller("local", True, settings.policy)
         raise HTTPException(401, "send Authorization: Bearer KEY (`quire researchers add` gives a key)",
                             headers={"WWW-Authenticate": "Bearer"})
@@ -148,6 +184,25 @@ async def caller(request: Request, cat: CatalogDep,
 
 
 CallerDep = Annotated[Caller, Depends(caller)]
+
+
+def catalog_for(request: Request, who: Caller) -> Catalog:
+    """The catalog a caller reads: the identifiable one for an admin; for anyone else the research
+    view (brought up to the catalog's writes first) with their own researchers, collections and
+    jobs. Runs on a worker thread (it may copy writes into the view)."""
+    state = request.app.state
+    if who.admin:
+        return state.thread_catalog
+    state.catalogs.refresh()
+    return state.research_catalog
+
+
+async def callers_catalog(request: Request, who: CallerDep) -> Catalog:
+    return await run_in_threadpool(catalog_for, request, who)
+
+
+# What every route reads through: the boundary is the catalog a route is handed.
+CatalogDep = Annotated[Catalog, Depends(callers_catalog)]
 
 
 async def admin(who: CallerDep) -> Caller:

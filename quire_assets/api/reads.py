@@ -4,6 +4,7 @@ distinct values, navigation, statistics and the report. Read routes never write.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from quire_assets.api.auth import CallerDep, CatalogDep
+from quire_assets.api.auth import CallerDep, CatalogDep, catalog_for
 from quire_assets.api.responses import FastJSON
 from quire_assets.catalog import KEYS, Catalog, CatalogError, FilterError
 from quire_assets.catalog.base import chunks
@@ -28,6 +29,7 @@ router = APIRouter(prefix="/api/v1", tags=["catalog"])
 Format = Literal["json", "csv", "ndjson"]
 MEDIA = {"json": "application/json", "csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
 STREAM_CHUNK = 500
+CURSOR_SECONDS = 24 * 3600
 
 WHERE_HELP = ('A MongoDB filter document as JSON, e.g. {"modality": "CT", "slice_thickness": {"$lt": 1.5}} '
               "(the operators `quire query` takes)")
@@ -95,9 +97,10 @@ class Reader:
         self.sort = parse_sort(sort)
         self.fields = fields
         sort_fields = [self.sort[0]] if self.sort else []
-        refuse_unknown_fields(catalog, level, [*filter_fields(where), *sort_fields, *fields], "where, sort or fields")
         who.check_visible(filter_fields(where), "where")
         who.check_visible(sort_fields, "sort")
+        who.check_visible(fields, "fields")
+        refuse_unknown_fields(catalog, level, [*filter_fields(where), *sort_fields, *fields], "where, sort or fields")
         if collection:
             # An admin may name a collection that is only a tag on studies (no document).
             if not who.admin and not who.owns(catalog.get("collections", collection)):
@@ -112,28 +115,34 @@ class Reader:
     def projection(self) -> list[str] | None:
         return [KEYS[self.level], *self.fields] if self.fields else None
 
+    def _query_id(self) -> str:
+        """Who asked what: a cursor serves only the caller and the query it was given for."""
+        text = json.dumps([self.who.researcher_id, self.level, self.where, self.sort], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
     def position(self, cursor: str | None) -> Position | None:
         if not cursor:
             return None
-        data = self.request.app.state.sealer.open(cursor)
+        data = self.request.app.state.sealer.open(cursor, ttl=CURSOR_SECONDS)
         if data is None:
-            raise FilterError("the cursor is not one this API gave (or it was made with another secret)")
+            raise FilterError("the cursor is not one this API gave, or it expired (cursors last "
+                              f"{CURSOR_SECONDS // 3600} h): ask for the first page again")
         loaded = json.loads(data)
-        if loaded.get("level") != self.level:
-            raise FilterError(f"the cursor belongs to {loaded.get('level')}, not {self.level}")
+        if loaded.get("query") != self._query_id():
+            raise FilterError("the cursor belongs to another query (or another key): ask for the first page again")
         return Position.from_dict(loaded["at"])
 
     def seal(self, position: Position | None) -> str | None:
         if position is None:
             return None
-        return self.request.app.state.sealer.seal(json.dumps({"level": self.level, "at": position.as_dict()}).encode())
+        return self.request.app.state.sealer.seal(json.dumps({"query": self._query_id(),
+                                                              "at": position.as_dict()}).encode())
 
     def respond(self, limit: int, cursor: str | None, fmt: str) -> Any:
         after = self.position(cursor)
         if fmt == "json":
             docs, end = page(self.catalog, self.level, self.where, self.sort, limit, after, self.projection())
-            items = [self.who.view(d) for d in docs]
-            return FastJSON({"items": items, "count": len(items), "next_cursor": self.seal(end)})
+            return FastJSON({"items": docs, "count": len(docs), "next_cursor": self.seal(end)})
         # Streamed: the page's keys first (so the next cursor can go in a header), then the documents
         # a chunk at a time, each chunk on whichever pool thread runs it (``self.catalog`` is the
         # calling thread's: ``ThreadCatalog``).
@@ -155,11 +164,10 @@ class Reader:
             yield _csv_lines([columns]).encode()
         for chunk in chunks(keys, STREAM_CHUNK):
             docs = self.catalog.find(self.level, {key: {"$in": list(chunk)}}, projection=self.projection(), sort=sort)
-            views = [self.who.view(d) for d in docs]
             if fmt == "csv":
-                yield _csv_lines(csv_cells(d, columns) for d in views).encode()
+                yield _csv_lines(csv_cells(d, columns) for d in docs).encode()
             else:
-                yield b"".join(orjson.dumps(d) + b"\n" for d in views)
+                yield b"".join(orjson.dumps(d) + b"\n" for d in docs)
 
 
 def _csv_lines(rows: Any) -> str:
@@ -203,12 +211,7 @@ def _list_route(level: str) -> None:
                         collection: Collection = None,
                         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 1000) -> Distinct:
         reader = Reader(request, catalog, who, level, parse_where(where), None, [field], collection)
-        hidden = None if who.admin else who.policy.hidden(field)
-        if hidden == "drop":
-            raise HTTPException(403, f"{field!r} is hidden from your key by the PHI policy (drop)")
         counts = catalog.value_counts(level, field, reader.where)[:limit]
-        if hidden == "hash":
-            counts = [(who.policy.pseudonym(v), n) for v, n in counts]
         return Distinct(field=field, values=[ValueCount(value=v, count=n) for v, n in counts])
 
     label = level.capitalize()
@@ -234,7 +237,10 @@ def _files_route(level: str) -> None:
                              "csv or json rows; uris: one location per line; s5cmd: a command file "
                              "copying the s3:// files (`s5cmd run FILE`)"))] = "csv") -> Any:
         reader = Reader(request, catalog, who, level, parse_where(where), None, [], collection)
-        rows = [who.view(r) for r in cohort_files(catalog, level, reader.where)]
+        if format in ("uris", "s5cmd") and not who.admin and who.policy.hidden("uri"):
+            raise HTTPException(403, f"format={format} lists file locations, which the PHI policy hides from "
+                                     "your key: csv and json name each file by its accession number and UIDs")
+        rows = list(cohort_files(catalog, level, reader.where))
         if format == "json":
             return FastJSON(rows)
         if format in ("uris", "s5cmd"):
@@ -255,27 +261,14 @@ def _files_route(level: str) -> None:
 def _one_route(level: str) -> None:
     key = KEYS[level]
 
-    def one_document(catalog: CatalogDep, who: CallerDep, uid: str) -> dict[str, Any]:
-        doc = catalog.get(level, uid) if level != "patients" else _patient(catalog, who, uid)
+    def one_document(catalog: CatalogDep, uid: str) -> dict[str, Any]:
+        doc = catalog.get(level, uid)
         if doc is None:
             raise HTTPException(404, f"no {level} document with {key} {uid!r}")
-        return who.view(doc)
+        return doc
 
     router.add_api_route(f"/{level}/{{uid}}", one_document, methods=["GET"], name=f"get_{level}",
                          summary=f"One {level} document by {key}")
-
-
-def _patient(catalog: Catalog, who: Any, shown_id: str) -> dict | None:
-    """A patient by the ID the caller sees: the raw one for an admin, else its pseudonym if the
-    policy hashes patient IDs (found by hashing the keys: the patients are few next to the files)."""
-    if who.admin or not who.policy.hidden("patient_id"):
-        return catalog.get("patients", shown_id)
-    if who.policy.hidden("patient_id") == "drop":
-        return None
-    for patient_id in catalog.keys("patients"):
-        if who.policy.pseudonym(patient_id) == shown_id:
-            return catalog.get("patients", patient_id)
-    return None
 
 
 for _level in LEVELS:
@@ -288,11 +281,7 @@ def _children_route(parent: str, child: str, link: str) -> None:
     def children(request: Request, catalog: CatalogDep, who: CallerDep, uid: str, where: Where = None,
                  sort: Sort = None, fields: Fields = None, limit: Limit = 100, cursor: Cursor = None,
                  format: Fmt = "json") -> Any:
-        if parent == "patients":
-            doc = _patient(catalog, who, uid)
-            uid = doc["patient_id"] if doc else uid
-        else:
-            doc = catalog.get(parent, uid)
+        doc = catalog.get(parent, uid)
         if doc is None:
             raise HTTPException(404, f"no {parent} document {uid!r}")
         reader = Reader(request, catalog, who, child, parse_where(where), sort, split_fields(fields), None, {link: uid})
@@ -339,7 +328,7 @@ async def report(request: Request, who: CallerDep, where: Where = None,
     from quire_assets.report import catalog_report
 
     def render() -> str:
-        cat = request.app.state.thread_catalog
+        cat = catalog_for(request, who)
         reader = Reader(request, cat, who, level, parse_where(where), None, [], collection)
         return catalog_report(cat, _studies_of(reader, level))[1]
 

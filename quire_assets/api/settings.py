@@ -10,15 +10,17 @@ import secrets
 import sys
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from quire_assets.api.phi import PhiPolicy
 from quire_assets.catalog import Catalog, default_catalog_uri, open_catalog
+from quire_assets.catalog.policy import PhiPolicy
+from quire_assets.catalog.research import ResearchCatalog, drop_other_views, open_view, sync
 
 SALT_ENV = "QUIRE_PHI_SALT"
 POLICY_ENV = "QUIRE_PHI_POLICY"
-LOOPBACK_ENV = "QUIRE_API_LOOPBACK"
+OPEN_ENV = "QUIRE_API_OPEN"
 
 
 def ensure_salt() -> str:
@@ -36,9 +38,9 @@ class Settings:
     catalog_uri: str
     source: str | None
     policy: PhiPolicy
-    # Bound to loopback only (``quire serve`` says so): with no key defined yet, requests without a
-    # key are this machine's own and are served as an admin's.
-    loopback: bool
+    # ``quire serve --open`` on loopback: until the first key is issued, a request without a key
+    # from this machine (not through a proxy) is served as an admin's.
+    open: bool
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -47,7 +49,7 @@ class Settings:
             catalog_uri=os.environ.get("QUIRE_CATALOG") or default_catalog_uri(),
             source=os.environ.get("QUIRE_SOURCE") or None,
             policy=PhiPolicy.load(os.environ.get(POLICY_ENV), salt.encode()),
-            loopback=os.environ.get(LOOPBACK_ENV) == "1",
+            open=os.environ.get(OPEN_ENV) == "1",
         )
 
     def sealer(self, purpose: str) -> Sealer:
@@ -66,33 +68,82 @@ class Sealer:
     def seal(self, data: bytes) -> str:
         return self.fernet.encrypt(data).decode()
 
-    def open(self, token: str) -> bytes | None:
+    def open(self, token: str, ttl: int | None = None) -> bytes | None:
+        """What a token holds, if this deployment sealed it (within ``ttl`` seconds)."""
         try:
-            return self.fernet.decrypt(token.encode())
+            return self.fernet.decrypt(token.encode(), ttl=ttl)
         except (InvalidToken, ValueError):
             return None
 
 
 class Catalogs:
-    """One catalog connection per thread (a SQLite connection serves one thread at a time; the
-    API's routes run on a thread pool)."""
+    """One connection per thread to the catalog and to its research view (a SQLite connection
+    serves one thread at a time; the API's routes run on a thread pool), and the view kept up with
+    the catalog's writes."""
 
-    def __init__(self, uri: str):
-        self.uri = uri
+    def __init__(self, uri: str, policy: PhiPolicy):
+        self.uri, self.policy = uri, policy
         self.local = threading.local()
         self.lock = threading.Lock()
+        self.sync_lock = threading.Lock()
+        self.synced = -1  # the view's position in the catalog's write log
         self.opened: list[Catalog] = []
 
+    def _opened(self, catalog: Catalog) -> Catalog:
+        with self.lock:
+            self.opened.append(catalog)
+        return catalog
+
     def get(self) -> Catalog:
+        """The identifiable catalog: admins' reads, everyone's researchers, collections and jobs."""
         catalog = getattr(self.local, "catalog", None)
         if catalog is None:
-            catalog = self.local.catalog = open_catalog(self.uri)
-            with self.lock:
-                self.opened.append(catalog)
+            catalog = self.local.catalog = self._opened(open_catalog(self.uri))
         return catalog
+
+    def view(self) -> Catalog:
+        """The research view written with the policy applied: researchers' reads."""
+        view = getattr(self.local, "view", None)
+        if view is None:
+            view = self.local.view = self._opened(open_view(self.get(), self.policy))
+        return view
+
+    def open_view(self) -> list[str]:
+        """At start: the view of this policy and secret built (whole, if it is new) before any
+        request is served; the views of other policies removed. Returns the removed ones."""
+        dropped = drop_other_views(self.get(), self.policy)
+        self.refresh()
+        return dropped
+
+    def refresh(self) -> None:
+        """Copy what the catalog wrote since the last look into the view (one query when nothing
+        was written); a request that finds a copy under way waits for it, so it reads what was
+        written before it came."""
+        if self.synced >= 0 and self.get().last_change() <= self.synced:
+            return
+        with self.sync_lock:
+            self.synced = sync(self.get(), self.view(), self.policy)
 
     def close(self) -> None:
         with self.lock:
-            for catalog in self.opened:
+            for catalog in reversed(self.opened):
                 catalog.close()
             self.opened.clear()
+
+
+class ThreadCatalog:
+    """The catalog of whichever thread uses it: handed to routes by a dependency that runs on the
+    event loop (no thread hop per request), while each call reaches the calling thread's own
+    connection (``Catalogs``)."""
+
+    def __init__(self, connection: Any):
+        self._connection = connection
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection(), name)
+
+
+def research_catalog(catalogs: Catalogs) -> ResearchCatalog:
+    """What researchers' requests read through, on any thread."""
+    return ResearchCatalog(ThreadCatalog(catalogs.get), ThreadCatalog(catalogs.view),  # type: ignore[arg-type]
+                           catalogs.policy)

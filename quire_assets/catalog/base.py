@@ -27,6 +27,7 @@ KEYS = {
     "researchers": "researcher_id",
     "collections": "collection_id",
     "jobs": "job_id",
+    "sessions": "session_id",
 }
 COLLECTIONS = tuple(KEYS)
 
@@ -41,6 +42,7 @@ INDEXES = {
     "researchers": (),
     "collections": ("researcher_id",),
     "jobs": ("researcher_id", "status"),
+    "sessions": ("researcher_id",),
 }
 
 # Fields that never hold an array: the SQLite backend compiles filters on them to the indexed
@@ -58,9 +60,13 @@ SCALAR_FIELDS = {
     "researchers": ("researcher_id",),
     "collections": ("collection_id", "researcher_id"),
     "jobs": ("job_id", "researcher_id", "status"),
+    "sessions": ("session_id", "researcher_id"),
 }
 
 BATCH = 1000
+# The levels the research view mirrors: their writes are logged (``changes_after``) so that the view
+# follows the catalog by the keys that changed, not by reading it whole.
+VIEW_LEVELS = ("patients", "studies", "series", "instances")
 
 
 class CatalogError(Exception):
@@ -161,6 +167,8 @@ class Catalog(ABC):
     """Hierarchical DICOM metadata: patients, studies, series, instances, errors, and jobs."""
 
     uri: str
+    # A research view logs nothing: nothing follows it.
+    logs_changes: bool = True
 
     # ---- backend primitives -------------------------------------------------------------------
 
@@ -168,7 +176,42 @@ class Catalog(ABC):
     def _upsert(self, collection: str, docs: Sequence[dict]) -> None: ...
 
     @abstractmethod
-    def delete(self, collection: str, flt: dict) -> int: ...
+    def _delete(self, collection: str, flt: dict) -> int: ...
+
+    @abstractmethod
+    def _log_changes(self, collection: str, keys: Sequence[Any]) -> None:
+        """Note that the documents of these keys were written or removed (inside the write's
+        transaction where the backend has one)."""
+
+    @abstractmethod
+    def changes_after(self, seq: int, limit: int) -> list[tuple[int, str, Any]]:
+        """The (sequence number, collection, key) of logged writes after ``seq``, oldest first."""
+
+    @abstractmethod
+    def last_change(self) -> int:
+        """The sequence number of the newest logged write (0 for none)."""
+
+    @abstractmethod
+    def prune_changes(self, upto: int) -> None:
+        """Forget the logged writes up to ``upto`` (a research view has taken them)."""
+
+    @abstractmethod
+    def get_meta(self, name: str) -> dict | None:
+        """A small named document of the catalog's own (the research view's state, key issuance)."""
+
+    @abstractmethod
+    def set_meta(self, name: str, doc: dict) -> None: ...
+
+    @abstractmethod
+    def sibling(self, name: str) -> Catalog:
+        """Another catalog of the same backend beside this one (the research view)."""
+
+    @abstractmethod
+    def drop_sibling(self, name: str) -> None: ...
+
+    @abstractmethod
+    def siblings(self, prefix: str) -> list[str]:
+        """The names of the siblings whose names start with ``prefix``."""
 
     @abstractmethod
     def find(
@@ -199,17 +242,37 @@ class Catalog(ABC):
         check_collection(collection)
         written = 0
         batch: list[dict] = []
+        key = KEYS[collection]
+        logged = self.logs_changes and collection in VIEW_LEVELS
+
+        def write() -> None:
+            if logged:
+                with self.transaction():  # the log and the write commit together
+                    self._upsert(collection, batch)
+                    self._log_changes(collection, [d[key] for d in batch])
+            else:
+                self._upsert(collection, batch)
+
         for doc in docs:
             check_document(collection, doc)
             batch.append(doc)
             if len(batch) >= BATCH:
-                self._upsert(collection, batch)
+                write()
                 written += len(batch)
                 batch = []
         if batch:
-            self._upsert(collection, batch)
+            write()
             written += len(batch)
         return written
+
+    def delete(self, collection: str, flt: dict) -> int:
+        """Delete the matching documents; returns how many."""
+        if not (self.logs_changes and collection in VIEW_LEVELS):
+            return self._delete(collection, flt)
+        with self.transaction():
+            keys = self.keys(collection, flt)
+            self._log_changes(collection, keys)
+            return self._delete(collection, flt)
 
     def get(self, collection: str, key: Any) -> dict | None:
         found = self.find(collection, {KEYS[check_collection(collection)]: key}, limit=1)
@@ -330,6 +393,10 @@ class Catalog(ABC):
         for study in studies:
             study["collection_ids"] = sorted(set(study.get("collection_ids") or []) | {collection_id})
         return self.upsert("studies", studies)
+
+    def tagged_studies(self, collection_id: str) -> list[str]:
+        """The study UIDs tagged with a collection (a researcher job's studies)."""
+        return self.keys("studies", {"collection_ids": collection_id})
 
     def _find_in(self, collection: str, partition_keys: Sequence[str] | None, projection: dict) -> list[dict]:
         if partition_keys is None:

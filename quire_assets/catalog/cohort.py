@@ -76,8 +76,7 @@ def collection_member(catalog: Catalog, collection_id: str) -> dict:
     tagged with it (a researcher job's studies) or of its cases' accession numbers (also ones
     cataloged after the collection was made)."""
     doc = catalog.get("collections", collection_id)
-    uids = [s["study_instance_uid"] for s in catalog.find(
-        "studies", {"collection_ids": collection_id}, projection={"study_instance_uid": 1})]
+    uids = catalog.tagged_studies(collection_id)
     if doc is None:
         if not uids:
             raise CatalogError(f"no collection {collection_id!r}")

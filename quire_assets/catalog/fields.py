@@ -33,11 +33,24 @@ def value_at(doc: dict, path: str) -> Any:
     return node
 
 
-def csv_cells(doc: dict, columns: Sequence[str]) -> list:
-    """A CSV row: lists and documents as JSON, a missing value as an empty cell."""
-    values = [value_at(doc, c) for c in columns]
-    return [json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else ("" if v is None else v)
-            for v in values]
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cells(doc: dict, columns: Sequence[str], neutralize: bool = True) -> list:
+    """A CSV row: lists and documents as JSON, a missing value as an empty cell. Text that a
+    spreadsheet would run as a formula (it begins with = + - @, a tab or a carriage return: DICOM
+    text and accession numbers are whoever wrote the file's) is prefixed with ``'`` (OWASP's advice
+    on CSV injection), unless ``neutralize`` is off."""
+    cells = []
+    for value in (value_at(doc, c) for c in columns):
+        if isinstance(value, list | dict):
+            value = json.dumps(value, ensure_ascii=False)
+        elif value is None:
+            value = ""
+        if neutralize and isinstance(value, str) and value.startswith(FORMULA_STARTS):
+            value = "'" + value
+        cells.append(value)
+    return cells
 
 
 def filter_fields(flt: dict) -> list[str]:

@@ -50,6 +50,7 @@ from quire_assets.catalog.base import (
     INDEXES,
     KEYS,
     SCALAR_FIELDS,
+    VIEW_LEVELS,
     Catalog,
     CatalogError,
     check_collection,
@@ -64,6 +65,8 @@ DEFAULT_DATABASE = "quire"
 VERSIONED = ("instances", "series", "studies", "errors")
 INTERNAL_FIELDS = ("_pv", "_superseded_by")
 LOCKS = "catalog_locks"  # the lease (``_id: "partitions"``) and the write state (``_id: "versions"``)
+CHANGES = "catalog_changes"  # the write log the research view follows (``_id``: its sequence number)
+META = "catalog_meta"
 LEASE = timedelta(seconds=120)  # a writer renews it with every batch; a dead one's runs out
 LOCK_WAIT_SECONDS = 600
 GRACE_SECONDS = 60.0  # how long superseded documents stay for the readers that began before a switch
@@ -73,8 +76,10 @@ READ_ATTEMPTS = 3
 class MongoCatalog(Catalog):
     """``client`` is a pymongo ``MongoClient`` (or a mongomock stand-in in tests)."""
 
-    def __init__(self, client: Any, database: str = DEFAULT_DATABASE, uri: str = "mongodb://"):
+    def __init__(self, client: Any, database: str = DEFAULT_DATABASE, uri: str = "mongodb://",
+                 owns_client: bool = True):
         self.client = client
+        self.owns_client = owns_client
         self.db = client[database]
         self.uri = uri
         self._writer = threading.local()  # a shared catalog's lease and session are its thread's
@@ -283,9 +288,38 @@ class MongoCatalog(Catalog):
         except BulkWriteError as exc:
             raise CatalogError(f"writing {collection}: {exc.details.get('writeErrors', [])[:3]}") from exc
 
-    def delete(self, collection: str, flt: dict) -> int:
+    def _delete(self, collection: str, flt: dict) -> int:
         return self.db[check_collection(collection)].delete_many(validate_filter(flt),
                                                                  session=self._session).deleted_count
+
+    def _log_changes(self, collection: str, keys: Sequence[Any]) -> None:
+        keys = list(keys)
+        if not keys:
+            return
+        # Writers of these levels hold the lease, so sequence numbers are taken in write order.
+        last = self.db[LOCKS].find_one_and_update({"_id": "changes"}, {"$inc": {"seq": len(keys)}}, upsert=True,
+                                                  return_document=True, session=self._session)["seq"]
+        first = last - len(keys) + 1
+        self.db[CHANGES].insert_many([{"_id": first + i, "collection": collection, "k": k} for i, k in enumerate(keys)],
+                                     session=self._session)
+
+    def changes_after(self, seq: int, limit: int) -> list[tuple[int, str, Any]]:
+        return [(d["_id"], d["collection"], d["k"]) for d in
+                self.db[CHANGES].find({"_id": {"$gt": seq}}).sort("_id", ASCENDING).limit(limit)]
+
+    def last_change(self) -> int:
+        newest = list(self.db[CHANGES].find({}, {"_id": 1}).sort("_id", DESCENDING).limit(1))
+        return newest[0]["_id"] if newest else 0
+
+    def prune_changes(self, upto: int) -> None:
+        self.db[CHANGES].delete_many({"_id": {"$lte": upto}})
+
+    def get_meta(self, name: str) -> dict | None:
+        found = self.db[META].find_one({"_id": name})
+        return found["doc"] if found else None
+
+    def set_meta(self, name: str, doc: dict) -> None:
+        self.db[META].replace_one({"_id": name}, {"_id": name, "doc": doc}, upsert=True)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -297,7 +331,10 @@ class MongoCatalog(Catalog):
                            source: str | None) -> int:
         """The versioned write (steps 2 to 4 of the module's docstring), then what is due collected."""
         filters = partition_filters(partition_keys, source)
-        removed = self._in_transaction(lambda: self._write_version(new, filters))
+        removed, touched = self._in_transaction(lambda: self._write_version(new, filters))
+        if self.logs_changes:  # after the switch: a view that reads the log then finds the new documents
+            for collection, keys in touched.items():
+                self._log_changes(collection, sorted(keys))
         self._collect()
         return removed
 
@@ -313,11 +350,13 @@ class MongoCatalog(Catalog):
             finally:
                 self._writer.session = None
 
-    def _write_version(self, new: dict[str, Sequence[dict]], partitions: list[dict]) -> int:
-        """Steps 2 to 4 of the module's docstring; returns how many documents the write removes."""
+    def _write_version(self, new: dict[str, Sequence[dict]], partitions: list[dict]) -> tuple[int, dict[str, set]]:
+        """Steps 2 to 4 of the module's docstring; returns how many documents the write removes,
+        and the keys it wrote or removed per collection."""
         v = self._begin_version()
         older = {"_pv": {"$not": {"$gte": v}}}  # documents of catalogs before versions have none
         superseded = 0
+        touched: dict[str, set] = {}
         for collection, docs in new.items():
             key = KEYS[collection]
             for batch in chunks(list(docs)):
@@ -332,13 +371,27 @@ class MongoCatalog(Catalog):
             # Documents of keys no longer held (files that disappeared), not older versions of new ones.
             gone = set(self.db[collection].distinct(key, {"_superseded_by": v}, session=self._session))
             superseded += len(gone - {d[key] for d in docs})
+            if collection in VIEW_LEVELS:
+                touched[collection] = gone | {d[key] for d in docs}
         self.db[LOCKS].update_one({"_id": "versions"}, {"$pull": {"writing": v},
                                                         "$push": {"switched": {"v": v, "at": datetime.now(UTC)}}},
                                   session=self._session)
-        return superseded
+        return superseded, touched
+
+    def sibling(self, name: str) -> MongoCatalog:
+        """A catalog beside this one (the research view): a database of its own on the same server."""
+        return MongoCatalog(self.client, f"{self.db.name}_{name}", uri=self.uri, owns_client=False)
+
+    def drop_sibling(self, name: str) -> None:
+        self.client.drop_database(f"{self.db.name}_{name}")
+
+    def siblings(self, prefix: str) -> list[str]:
+        start = f"{self.db.name}_{prefix}"
+        return [n.removeprefix(f"{self.db.name}_") for n in self.client.list_database_names() if n.startswith(start)]
 
     def close(self) -> None:
-        self.client.close()
+        if self.owns_client:
+            self.client.close()
 
 
 def _aware(moment: datetime) -> datetime:

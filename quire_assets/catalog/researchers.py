@@ -16,6 +16,7 @@ from quire_assets.catalog.base import Catalog, CatalogError
 from quire_assets.catalog.requests import check_id, now
 
 KEY_PREFIX = "qk"
+KEYS_ISSUED = "keys_issued"
 # scrypt's interactive-login parameters (16 MiB, ~50 ms): checked once per key and process, then cached.
 SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 
@@ -43,6 +44,7 @@ def issue_key(catalog: Catalog, researcher_id: str) -> str:
         doc["key"] = {"key_id": key_id, "salt": salt.hex(), "hash": _digest(secret, salt), "created_at": now()}
         doc.pop("key_revoked_at", None)
         catalog.upsert("researchers", [doc])
+        catalog.set_meta(KEYS_ISSUED, {"at": doc["key"]["created_at"]})
     return f"{KEY_PREFIX}_{key_id}_{secret}"
 
 
@@ -98,3 +100,9 @@ def verify_key(catalog: Catalog, key: str) -> dict | None:
 def keys_defined(catalog: Catalog) -> bool:
     """Whether any researcher holds a key that works."""
     return catalog.count("researchers", {"key.key_id": {"$exists": True}}) > 0
+
+
+def keys_ever_issued(catalog: Catalog) -> bool:
+    """Whether a key was ever issued in this catalog (revoking every key does not undo it: an API
+    that was once keyed never serves without a key again)."""
+    return catalog.get_meta(KEYS_ISSUED) is not None or keys_defined(catalog)

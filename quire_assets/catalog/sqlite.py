@@ -138,6 +138,10 @@ class SqliteCatalog(Catalog):
                     # the value alone.
                     self.conn.execute(f'DROP INDEX IF EXISTS "ix_{name}_{field}"')
                     self.conn.execute(f'CREATE INDEX IF NOT EXISTS "ixk_{name}_{field}" ON "{name}" ({expr}, k)')
+            # The write log the research view follows, and the catalog's own small documents.
+            self.conn.execute("CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+                              "collection TEXT NOT NULL, k TEXT NOT NULL)")
+            self.conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, doc TEXT NOT NULL)")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -191,10 +195,33 @@ class SqliteCatalog(Catalog):
                 raise regex_timeout_error() from None
             raise
 
-    def delete(self, collection: str, flt: dict) -> int:
+    def _delete(self, collection: str, flt: dict) -> int:
         where, params = self._where(collection, flt)
         with self.transaction():
             return self.conn.execute(f'DELETE FROM "{collection}" WHERE {where}', params).rowcount
+
+    def _log_changes(self, collection: str, keys: Sequence[Any]) -> None:
+        self.conn.executemany("INSERT INTO changes (collection, k) VALUES (?, ?)", [(collection, str(k)) for k in keys])
+
+    def changes_after(self, seq: int, limit: int) -> list[tuple[int, str, Any]]:
+        return self.conn.execute("SELECT seq, collection, k FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+                                 (seq, limit)).fetchall()
+
+    def last_change(self) -> int:
+        return self.conn.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()[0]
+
+    def prune_changes(self, upto: int) -> None:
+        with self.transaction():
+            self.conn.execute("DELETE FROM changes WHERE seq <= ?", (upto,))
+
+    def get_meta(self, name: str) -> dict | None:
+        row = self.conn.execute("SELECT doc FROM meta WHERE name = ?", (name,)).fetchone()
+        return orjson.loads(row[0]) if row else None
+
+    def set_meta(self, name: str, doc: dict) -> None:
+        with self.transaction():
+            self.conn.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET doc = excluded.doc",
+                              (name, _dumps(doc)))
 
     def find(self, collection, flt=None, projection=None, sort=None, limit=0, skip=0) -> list[dict]:
         check_collection(collection)
@@ -245,6 +272,22 @@ class SqliteCatalog(Catalog):
         where, params = self._where(collection, flt)
         rows = self.conn.execute(f'EXPLAIN QUERY PLAN SELECT doc FROM "{collection}" WHERE {where}', params)
         return "\n".join(str(r[-1]) for r in rows)
+
+    def _sibling_path(self, name: str) -> Path:
+        return self.path.with_name(f"{self.path.stem}.{name}{self.path.suffix}")
+
+    def sibling(self, name: str) -> SqliteCatalog:
+        """A catalog beside this one (the research view): a file of its own in the same folder."""
+        return SqliteCatalog(self._sibling_path(name))
+
+    def drop_sibling(self, name: str) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self._sibling_path(name)}{suffix}").unlink(missing_ok=True)
+
+    def siblings(self, prefix: str) -> list[str]:
+        start = f"{self.path.stem}.{prefix}"
+        return [p.name.removeprefix(f"{self.path.stem}.").removesuffix(self.path.suffix)
+                for p in self.path.parent.glob(f"{start}*{self.path.suffix}")]
 
     def close(self) -> None:
         self.conn.close()

@@ -49,7 +49,8 @@ def format_table(docs: Sequence[dict], columns: Sequence[str], width: int = 60) 
     return "\n".join(lines)
 
 
-def format_docs(docs: Sequence[dict], fmt: str, columns: Sequence[str]) -> str:
+def format_docs(docs: Sequence[dict], fmt: str, columns: Sequence[str], raw_csv: bool = False) -> str:
+    """Documents as JSON, CSV (formula-like text neutralized unless ``raw_csv``) or a table."""
     if fmt == "json":
         return json.dumps(list(docs), ensure_ascii=False, indent=2)
     if fmt == "csv":
@@ -57,7 +58,7 @@ def format_docs(docs: Sequence[dict], fmt: str, columns: Sequence[str]) -> str:
         keys = list(columns) if columns else sorted({k for d in docs for k in d})
         writer = csv.writer(out)
         writer.writerow(keys)
-        writer.writerows(csv_cells(d, keys) for d in docs)
+        writer.writerows(csv_cells(d, keys, neutralize=not raw_csv) for d in docs)
         return out.getvalue().rstrip("\n")
     return format_table(docs, columns)
 

@@ -27,7 +27,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         check_fields(catalog, args.level, columns_of(args), "--fields")
         docs = catalog.find(args.level, where, sort=sort, limit=args.limit)
     columns = columns_of(args) or TABLE_COLUMNS.get(args.level, [])
-    print(format_docs(docs, args.format, columns if args.format != "json" else []))
+    print(format_docs(docs, args.format, columns if args.format != "json" else [], args.raw_csv))
     if args.format == "table":
         print(f"({len(docs)} {args.level})", file=sys.stderr)
     return 0
@@ -44,7 +44,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     with open_catalog(args.catalog, must_exist=True) as catalog:
         rows = list(cohort_files(catalog, args.level, selection(catalog, args)))
-    text = format_docs(rows, args.format, EXPORT_COLUMNS) + "\n"
+    text = format_docs(rows, args.format, EXPORT_COLUMNS, args.raw_csv) + "\n"
     if args.out:
         try:
             Path(args.out).write_text(text, encoding="utf-8")
@@ -64,6 +64,12 @@ def cmd_fields(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_raw_csv(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--raw-csv", action="store_true",
+                   help="write text beginning with = + - @ as it is (by default it is prefixed with ' so that a "
+                        "spreadsheet does not run it as a formula)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("query", help="query the catalog with a MongoDB filter document")
     p.add_argument("level", choices=LEVELS)
@@ -74,6 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "(metadata.KVP)")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument("--collection", help="only the studies of this collection (and their series and instances)")
+    add_raw_csv(p)
     p.add_argument("--catalog")
     p.set_defaults(func=cmd_query)
 
@@ -90,6 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--collection", help="only the studies of this collection (and their series and instances)")
     p.add_argument("--format", choices=("csv", "json"), default="csv")
     p.add_argument("--out", help="write here instead of standard output")
+    add_raw_csv(p)
     p.add_argument("--catalog")
     p.set_defaults(func=cmd_export)
 

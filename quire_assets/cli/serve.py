@@ -24,9 +24,9 @@ def is_loopback(host: str) -> bool:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from quire_assets.api.phi import PhiPolicy, PolicyError
-    from quire_assets.api.settings import LOOPBACK_ENV, POLICY_ENV, ensure_salt
-    from quire_assets.catalog.researchers import keys_defined
+    from quire_assets.api.settings import OPEN_ENV, POLICY_ENV, ensure_salt
+    from quire_assets.catalog.policy import DEFAULT_POLICY, PhiPolicy, PolicyError
+    from quire_assets.catalog.researchers import keys_ever_issued
 
     catalog_uri = args.catalog or default_catalog_uri()
     source = args.source or os.environ.get("QUIRE_SOURCE")
@@ -37,12 +37,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except CatalogError:  # none yet: the service makes an empty one (researchers and jobs can come first)
         print(f"no catalog at {catalog_uri} yet: creating an empty one (`quire ingest` fills it)", file=sys.stderr)
     with open_catalog(catalog_uri) as catalog:
-        keys = keys_defined(catalog)
-    if not loopback and not keys:
-        raise UserError(f"refusing to serve on {args.host}: no API key is defined, so anyone who can reach it "
-                        "would read the catalog; add one first (`quire researchers add ID --admin`)")
+        keys = keys_ever_issued(catalog)
+    if args.open and not loopback:
+        raise UserError(f"--open serves without a key: only on a loopback address, not {args.host}")
+    if not keys and not args.open:
+        raise UserError("no API key has been issued for this catalog: add one (`quire researchers add ID --admin`), "
+                        "or try the API from this machine alone with `quire serve --open`")
     try:
-        PhiPolicy.load(args.phi_policy, b"")
+        policy = PhiPolicy.load(args.phi_policy, b"")
     except PolicyError as exc:
         raise UserError(str(exc)) from None
     # The app reads its settings from the environment: the same in each uvicorn worker process.
@@ -52,12 +54,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["QUIRE_SOURCE"] = source
     if args.phi_policy:
         os.environ[POLICY_ENV] = os.path.abspath(args.phi_policy)
-    os.environ[LOOPBACK_ENV] = "1" if loopback else "0"
+    os.environ[OPEN_ENV] = "1" if args.open else "0"
     ensure_salt()
     print(f"Quire API on http://{args.host}:{args.port} (OpenAPI docs at /docs), catalog {catalog_uri}", file=sys.stderr)
-    if not keys:
-        print("no API key is defined: requests from this machine are served as an admin's until one is "
-              "(`quire researchers add ID --admin`)", file=sys.stderr)
+    listed = ", ".join(f"{k} {a}" for k, a in policy.rules.items() if a != "keep")
+    print(f"PHI policy: {args.phi_policy or DEFAULT_POLICY} (fields not listed: {policy.default}; {listed}); "
+          "researchers read a research view written with it", file=sys.stderr)
+    if args.open and not keys:
+        print("--open: requests without a key from this machine are served as an admin's until the first key "
+              "is issued (`quire researchers add ID --admin`); never again after that", file=sys.stderr)
     worker = None
     if args.no_worker or not source:
         print("job worker: off; jobs wait for the Dagster daemon's researcher_requests sensor"
@@ -87,8 +92,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=whole_number(0), default=8000)
     p.add_argument("--catalog")
     p.add_argument("--source", help="the archive jobs are extracted from (default: $QUIRE_SOURCE)")
-    p.add_argument("--phi-policy", help="the PHI policy file (default: quire_assets/api/phi-policy.toml: drop "
-                                        "PatientName and PatientBirthDate, hash PatientID)")
+    p.add_argument("--phi-policy", help="the PHI policy file (default: quire_assets/catalog/phi-policy.toml: an "
+                                        "allow-list; PatientID hashed; names, birth dates and file locations hidden)")
+    p.add_argument("--open", action="store_true",
+                   help="on a loopback address, serve this machine's requests without a key as an admin's until "
+                        "the first key is issued for the catalog (never after)")
     p.add_argument("--workers", type=whole_number(1), default=1, help="uvicorn worker processes (default 1)")
     p.add_argument("--no-worker", action="store_true",
                    help="leave jobs to the Dagster daemon's researcher_requests sensor (docker-compose)")

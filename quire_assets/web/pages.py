@@ -4,6 +4,8 @@ policy of the key that logged in, and Jinja escapes every value."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import secrets
 from pathlib import Path
@@ -15,7 +17,17 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from quire_assets.api.auth import SESSION_COOKIE, Caller, caller, catalog, new_session, session
+from quire_assets.api.auth import (
+    SESSION_COOKIE,
+    SESSION_SECONDS,
+    Caller,
+    caller,
+    catalog,
+    catalog_for,
+    end_session,
+    new_session,
+    session,
+)
 from quire_assets.catalog import KEYS, Catalog
 from quire_assets.catalog.fields import TABLE_COLUMNS
 
@@ -71,9 +83,22 @@ def _where_text(where: str | None) -> str:
         return where
 
 
+def shown_filters(who: Caller) -> dict:
+    """The Explore page's filters on fields the caller's key sees."""
+    if who.admin:
+        return FILTERS
+    def shown(field: str) -> bool:
+        return who.policy.hidden(field) != "drop"
+
+    return {level: {"facets": [f for f in spec["facets"] if shown(f)],
+                    "ranges": [r for r in spec["ranges"] if shown(r[0])],
+                    "text": spec["text"] if spec["text"] and shown(spec["text"]) else None}
+            for level, spec in FILTERS.items()}
+
+
 def render(request: Request, who: Caller, template: str, title: str, **context: Any) -> Response:
     opened = session(request) or {}
-    config = {"page": template.removesuffix(".html"), "levels": LEVELS, "filters": FILTERS,
+    config = {"page": template.removesuffix(".html"), "levels": LEVELS, "filters": shown_filters(who),
               "columns": {level: [KEYS[level], *TABLE_COLUMNS[level]] for level in LEVELS},
               "admin": who.admin, **context.pop("config", {})}
     return templates.TemplateResponse(request, template, {
@@ -81,29 +106,38 @@ def render(request: Request, who: Caller, template: str, title: str, **context: 
         "config": config, **context})
 
 
+def login_token(request: Request, nonce: str) -> str:
+    """The login form's token: bound to the login cookie's nonce by the deployment's secret, so a
+    page elsewhere on this host that sets the cookie cannot make a matching form (login CSRF)."""
+    return hmac.new(request.app.state.settings.policy.salt, b"quire-login:" + nonce.encode(),
+                    hashlib.sha256).hexdigest()
+
+
 @router.get("/login")
 def login_page(request: Request, next: str = "/", error: str | None = None) -> Response:
-    token = secrets.token_urlsafe(16)  # double-submit: the form's token must match this cookie's
+    nonce = secrets.token_urlsafe(16)
     response = templates.TemplateResponse(request, "login.html", {
-        "csrf": token, "next": next if next.startswith("/") and not next.startswith("//") else "/", "error": error},
+        "csrf": login_token(request, nonce), "error": error,
+        "next": next if next.startswith("/") and not next.startswith("//") else "/"},
         status_code=401 if error else 200)
-    response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    response.set_cookie(LOGIN_COOKIE, nonce, httponly=True, samesite="strict", secure=request.url.scheme == "https")
     return response
 
 
 @router.post("/login")
 async def login(request: Request, key: Annotated[str, Form()], csrf: Annotated[str, Form()],
                 next: Annotated[str, Form()] = "/") -> Response:
-    if not secrets.compare_digest(csrf, request.cookies.get(LOGIN_COOKIE, "")):
+    if not hmac.compare_digest(csrf, login_token(request, request.cookies.get(LOGIN_COOKIE, ""))):
         return login_page(request, next, "The form expired: log in again.")
     state = request.app.state
-    found = await run_in_threadpool(state.keys.caller, state.thread_catalog, key.strip(), state.settings.policy)
+    found = await run_in_threadpool(state.keys.researcher, state.thread_catalog, key.strip())
     if found is None:
         return login_page(request, next, "That key is unknown or revoked.")
-    value, _ = new_session(request, key.strip())
+    value = await run_in_threadpool(new_session, request, found)
     target = next if next.startswith("/") and not next.startswith("//") else "/"
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(SESSION_COOKIE, value, httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    response.set_cookie(SESSION_COOKIE, value, httponly=True, samesite="strict", secure=request.url.scheme == "https",
+                        max_age=SESSION_SECONDS)
     response.delete_cookie(LOGIN_COOKIE)
     return response
 
@@ -113,6 +147,7 @@ def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
     opened = session(request)
     if opened and not secrets.compare_digest(csrf, opened["csrf"]):
         raise HTTPException(403, "this needs the page's CSRF token")
+    end_session(request)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
@@ -163,9 +198,9 @@ def _flat(doc: Any, prefix: str = "") -> list[tuple[str, str]]:
     return rows
 
 
-def _children(cat: Any, who: Caller, level: str, link: str, uid: str, href: str) -> list[dict]:
+def _children(cat: Any, level: str, link: str, uid: str, href: str) -> list[dict]:
     key = KEYS[level]
-    docs = [who.view(d) for d in cat.find(level, {link: uid}, sort=[(key, 1)], limit=10_000)]
+    docs = cat.find(level, {link: uid}, sort=[(key, 1)], limit=10_000)
     columns = [key, *TABLE_COLUMNS[level]]
     return [{"href": f"{href}/{quote(d[key], safe='')}",
              "cells": {c: _cell(d, c) for c in columns}} for d in docs]
@@ -179,11 +214,10 @@ def _cell(doc: dict, column: str) -> str:
 
 
 def _detail(request: Request, who: Caller, level: str, uid: str) -> Response:
-    cat = request.app.state.thread_catalog
+    cat = catalog_for(request, who)
     doc = cat.get(level, uid)
     if doc is None:
         raise HTTPException(404, f"no {level} document {uid!r}")
-    doc = who.view(doc)
     crumbs, children, child_level = [], [], None
     study_uid = doc.get("study_instance_uid")
     if level in ("series", "instances") and study_uid:
@@ -191,9 +225,9 @@ def _detail(request: Request, who: Caller, level: str, uid: str) -> Response:
     if level == "instances" and doc.get("series_instance_uid"):
         crumbs.append((f"/series/{quote(doc['series_instance_uid'], safe='')}", "Series"))
     if level == "studies":
-        child_level, children = "series", _children(cat, who, "series", "study_instance_uid", uid, "/series")
+        child_level, children = "series", _children(cat, "series", "study_instance_uid", uid, "/series")
     elif level == "series":
-        child_level, children = "instances", _children(cat, who, "instances", "series_instance_uid", uid,
+        child_level, children = "instances", _children(cat, "instances", "series_instance_uid", uid,
                                                         "/instances")
     heading = {"studies": "Study", "series": "Series", "instances": "Instance"}[level]
     heading += f" {doc.get('accession_number') or ''} {doc.get('series_description') or ''}".rstrip()
@@ -216,6 +250,12 @@ def series_page(request: Request, who: Who, uid: str) -> Response:
 @router.get("/instances/{uid}")
 def instance_page(request: Request, who: Who, uid: str) -> Response:
     return _detail(request, who, "instances", uid)
+
+
+@router.get("/docs")
+def api_docs(request: Request) -> Response:
+    """Swagger UI over /openapi.json, its files served by this service."""
+    return templates.TemplateResponse(request, "docs.html", {})
 
 
 @router.get("/static/plotly.min.js")

@@ -84,17 +84,27 @@ def test_researchers_command_lists_without_secrets(api_home):
         assert key not in listed and key.split("_", 2)[2] not in listed  # the secret may hold "_"
 
 
-def test_no_key_defined_serves_loopback_only(sample_archive, tmp_path_factory):
+def test_keyless_admin_only_when_asked_from_this_machine_and_never_once_keyed(sample_archive, tmp_path_factory):
+    """Finding 7 of issue 27: revoking the last key reopened a keyless admin API; a proxy on the same
+    host made every client local."""
     from tests.cli.test_ingest_e2e import ingested_home
 
     env, home = ingested_home(sample_archive, tmp_path_factory)
-    refused = quire("serve", "--host", "0.0.0.0", "--port", "1", env=env, cwd=home, check=False)
-    assert refused.returncode == 2 and "no API key is defined" in refused.stderr
-    open_server = Server(env, home, "--no-worker")
+    refused = quire("serve", "--port", "1", env=env, cwd=home, check=False)
+    assert refused.returncode == 2 and "no API key has been issued" in refused.stderr
+    refused = quire("serve", "--open", "--host", "0.0.0.0", "--port", "1", env=env, cwd=home, check=False)
+    assert refused.returncode == 2 and "only on a loopback address" in refused.stderr
+    open_server = Server(env, home, "--no-worker", "--open")
     try:
         with open_server.client() as local:
             assert local.get("/api/v1/studies/count").json()["count"] == 7  # this machine, served as admin
+            for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP"):
+                proxied = local.get("/api/v1/studies/count", headers={header: "203.0.113.9"})
+                assert proxied.status_code == 401, header  # through a proxy: not this machine
             add_researcher(env, home, "first", "--admin")
             assert local.get("/api/v1/studies/count").status_code == 401  # a key exists now: keys only
+            quire("researchers", "revoke", "first", env=env, cwd=home)
+            assert local.get("/api/v1/studies/count").status_code == 401  # and for good
+            assert local.post("/api/v1/researchers", json={"researcher_id": "intruder", "admin": True}).status_code == 401
     finally:
         open_server.stop()

@@ -1,0 +1,140 @@
+"""The PHI policy: what a researcher (any key without the admin role) sees of each field, per DICOM
+keyword ``keep``, ``hash`` or ``drop``, and what is done with the fields it does not name (the
+``default``: ``drop`` makes it an allow-list). ``phi-policy.toml`` is the default and documents the
+format. The policy is applied once, when the research view is written (``catalog/research.py``), so
+that researchers' reads never meet a hidden value."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from quire_assets.dicom.records import snake_case
+
+DEFAULT_POLICY = Path(__file__).with_name("phi-policy.toml")
+ACTIONS = ("keep", "hash", "drop")
+# Quire's own fields, not attributes of a file: counts, the names of attributes, the shape of a
+# series. They hold no value of a patient, so they are kept unless a policy names them.
+STRUCTURE = frozenset({"num_studies", "num_series", "num_instances", "damaged_instances", "varying", "damage",
+                       "size", "oddities"})
+# Fields that repeat an attribute's values under another name take that attribute's rule.
+FOLLOWS = {"partition_key": "AccessionNumber", "accession_numbers": "AccessionNumber",
+           "study_instance_uids": "StudyInstanceUID", "modalities": "Modality"}
+# Documents of attributes, walked key by key under the default rule.
+CONTAINERS = frozenset({"metadata", "instance_ranges"})
+# Never in the research view: which studies other researchers put in their collections.
+RESEARCHER_PRIVATE = frozenset({"collection_ids"})
+# The keys of the catalog's levels: hashing them is fine, dropping them would leave nothing to key on.
+KEY_ATTRIBUTES = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+_INDEX = re.compile(r"\[\d+\]")
+
+
+class PolicyError(ValueError):
+    """A policy file Quire cannot apply."""
+
+
+@dataclass(frozen=True)
+class PhiPolicy:
+    rules: dict[str, str]  # DICOM keyword (or a field of Quire's: uri, uris, source) → action
+    salt: bytes
+    default: str = "keep"  # for the fields no rule names
+
+    @classmethod
+    def load(cls, path: str | Path | None, salt: bytes) -> PhiPolicy:
+        path = Path(path) if path else DEFAULT_POLICY
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise PolicyError(f"cannot read the PHI policy {path}: {exc.strerror or exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise PolicyError(f"{path}: not TOML: {exc}") from exc
+        rules = data.get("fields")
+        if not isinstance(rules, dict):
+            raise PolicyError(f"{path}: needs a [fields] table of KEYWORD = \"keep\" | \"hash\" | \"drop\"")
+        for field, action in rules.items():
+            if action not in ACTIONS:
+                raise PolicyError(f"{path}: {field} = {action!r}: use one of {', '.join(ACTIONS)}")
+        for field in KEY_ATTRIBUTES:
+            if rules.get(field) == "drop" or (data.get("policy", {}).get("default") == "drop" and field not in rules):
+                raise PolicyError(f"{path}: {field} keys the catalog: keep or hash it, never drop it")
+        default = data.get("policy", {}).get("default", "keep")
+        if default not in ("keep", "drop"):
+            raise PolicyError(f"{path}: [policy] default = {default!r}: use keep or drop")
+        return cls(rules=dict(rules), salt=salt, default=default)
+
+    @cached_property
+    def names(self) -> dict[str, str]:
+        """Every document key a rule covers (the keyword and its snake_case copy) → action."""
+        names = {**{snake_case(k): a for k, a in self.rules.items()}, **self.rules}
+        for field, keyword in FOLLOWS.items():
+            names.setdefault(field, names.get(keyword, names.get(snake_case(keyword), self.default)))
+        names.update(dict.fromkeys(STRUCTURE - names.keys(), "keep"))
+        names.update(dict.fromkeys(RESEARCHER_PRIVATE, "drop"))
+        return names
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Names the view this policy and secret write: equal for equal policies and secrets, and
+        telling nothing of the secret."""
+        text = json.dumps({"default": self.default, "rules": self.rules}, sort_keys=True)
+        return hmac.new(self.salt, b"quire-research-view:" + text.encode(), hashlib.sha256).hexdigest()[:16]
+
+    def hidden(self, path: str) -> str | None:
+        """The action (``hash`` or ``drop``) hiding a dotted field path, if any: a part a rule
+        hides, or a field no rule names under a ``drop`` default."""
+        names, granted = self.names, False
+        for part in _INDEX.sub("", path).split("."):
+            action = names.get(part)
+            if action in ("hash", "drop"):
+                return action
+            if action == "keep":
+                granted = True
+            elif not granted and part not in CONTAINERS and self.default == "drop":
+                return "drop"
+        return None
+
+    def pseudonym(self, value: Any) -> str:
+        return hmac.new(self.salt, str(value).encode(), hashlib.sha256).hexdigest()[:16]
+
+    def _hashed(self, value: Any) -> Any:
+        if type(value) is list:
+            return [self._hashed(v) for v in value]
+        if type(value) is dict:
+            return {k: self._hashed(v) for k, v in value.items()}
+        return None if value is None else self.pseudonym(value)
+
+    def apply(self, doc: dict) -> dict:
+        """A new document holding what a researcher may see of ``doc``: hashed values in place of
+        the raw ones, hidden fields absent (in nested documents and sequences too), and the
+        problems met while reading only for the attributes that are shown."""
+        return self._walk(doc, granted=False)
+
+    def _walk(self, node: Any, granted: bool) -> Any:
+        if type(node) is list:
+            return [self._walk(v, granted) for v in node]
+        if type(node) is not dict:
+            return node
+        names, out = self.names, {}
+        for key, value in node.items():
+            action = names.get(key)
+            if action is None:
+                if key in CONTAINERS and not granted:
+                    out[key] = self._walk(value, False)
+                    continue
+                action = "keep" if granted else self.default
+            if action == "drop":
+                continue
+            if key == "oddities" and not granted and type(value) is list:
+                out[key] = [o for o in value if not (type(o) is dict and self.hidden(str(o.get("attribute", ""))))]
+            elif action == "hash":
+                out[key] = self._hashed(value)
+            else:
+                out[key] = self._walk(value, True)
+        return out
