@@ -1,16 +1,17 @@
 """The dashboard (``quire serve`` at ``/``): Jinja2 templates and static files served from the
-package (plotly.js from the plotly package, Swagger UI from swagger-ui-bundle), calling the API's
+package (plotly.js from the plotly package, Swagger UI from swagger-ui-py), calling the API's
 own routes. Every response says that pages may run only this origin's scripts and may not be framed."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import quote
 
+import swagger_ui
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from swagger_ui_bundle import swagger_ui_path
 
 from quire_assets.web.pages import HERE, LoginNeeded, router
 
@@ -42,7 +43,7 @@ class SecurityHeaders:
 
 def add_dashboard(app: FastAPI) -> None:
     app.include_router(router)
-    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
+    app.mount("/static/swagger", StaticFiles(directory=Path(swagger_ui.__file__).parent / "static"), name="swagger")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(SecurityHeaders)
 

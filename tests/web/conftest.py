@@ -57,6 +57,12 @@ def web_server(web_home):
     server.stop()
 
 
+# Playwright's string predicates (wait_for_function) are evaluated in the page, which the dashboard's
+# Content-Security-Policy (script-src 'self') refuses: these scenarios let Playwright past it.
+# tests/security/test_sessions.py loads the pages with the policy enforced.
+CSP_FOR_PLAYWRIGHT = True
+
+
 @pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright
@@ -69,7 +75,8 @@ def browser():
 
 def log_in(browser, server: Server, key: str, width: int = 1280, height: int = 800):
     """A new browser context, logged in through the login form with ``key``."""
-    context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+    context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True,
+                                  bypass_csp=CSP_FOR_PLAYWRIGHT)
     page = context.new_page()
     page.errors = []
     page.on("pageerror", lambda error: page.errors.append(str(error)))

@@ -12,7 +12,7 @@ import pytest
 
 from tests.api.conftest import pseudonym
 from tests.cli.test_ingest_e2e import quire
-from tests.web.conftest import HTML_TEXT, log_in, snap
+from tests.web.conftest import CSP_FOR_PLAYWRIGHT, HTML_TEXT, log_in, snap
 
 pytestmark = pytest.mark.browser
 
@@ -36,7 +36,7 @@ def settled(page, count: int | None = None) -> int:
 
 
 def test_log_in_with_a_key(browser, web_server, web_home):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=CSP_FOR_PLAYWRIGHT)
     page = context.new_page()
     page.goto(f"{web_server.url}/")
     assert "/login" in page.url
@@ -237,11 +237,11 @@ def test_pages_fit_both_screens_and_the_empty_catalog_says_what_to_do(browser, s
 
     empty_home = tmp_path_factory.mktemp("empty-home")
     env = {**web_home["env"], "QUIRE_HOME": str(empty_home)}
-    server = Server(env, empty_home, "--no-worker")
+    server = Server(env, empty_home, "--no-worker", "--open")
     try:
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=CSP_FOR_PLAYWRIGHT)
         page = context.new_page()
-        page.goto(f"{server.url}/explore")  # no key defined yet on loopback: this machine is admin
+        page.goto(f"{server.url}/explore")  # --open, no key issued yet: this machine is admin
         page.wait_for_function("document.querySelector('#summary').dataset.count === '0'")
         assert "run `quire ingest SOURCE`" in page.text_content("#summary")
         snap(page, "empty-catalog")
