@@ -11,6 +11,7 @@ from quire_assets.api.auth import CallerDep, CatalogDep
 from quire_assets.ask import AskError, get_translator, run
 from quire_assets.ask.translate import VALUE_FIELDS
 from quire_assets.catalog.fields import filter_fields
+from quire_assets.catalog.filters import check_values
 
 router = APIRouter(prefix="/api/v1", tags=["ask"])
 
@@ -38,4 +39,5 @@ def ask(catalog: CatalogDep, who: CallerDep, q: Annotated[str, Query(min_length=
     except AskError as exc:
         raise HTTPException(400, str(exc)) from None
     who.check_visible(filter_fields(translation.filter), "the question")
+    check_values(translation.filter, "the question")
     return Answer(**run(translation, catalog))

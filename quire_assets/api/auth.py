@@ -39,7 +39,7 @@ class Caller:
             return
         for path in paths:
             if self.policy.hidden(path) == "drop":
-                raise HTTPException(403, f"{what}: {path!r} is hidden from your key by the PHI policy")
+                raise HTTPException(403, f"{what}: {path!r} is not among the fields the PHI policy shows your key")
 
     def owns(self, doc: dict | None) -> bool:
         return doc is not None and (self.admin or doc.get("researcher_id") == self.researcher_id)

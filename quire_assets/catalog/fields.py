@@ -75,8 +75,19 @@ def unknown_fields(catalog: Catalog, level: str, paths: Iterable[str]) -> dict[s
     A level with no documents knows every path (there is nothing to misread)."""
     if not catalog.find(level, projection={KEYS[level]: 1}, limit=1):
         return {}
-    return {path: [other for other in LEVELS if other != level and has_field(catalog, other, path)]
+    return {path: [other for other in LEVELS if other != level and shown_has_field(catalog, other, path)]
             for path in dict.fromkeys(paths) if not has_field(catalog, level, path)}
+
+
+def shown_has_field(catalog: Catalog, level: str, path: str) -> bool:
+    """``has_field`` on a level the caller may read; False on one it may not (a researcher's
+    errors): a hint never opens a level."""
+    from quire_assets.catalog.research import PolicyRefusal
+
+    try:
+        return has_field(catalog, level, path)
+    except PolicyRefusal:
+        return False
 
 
 def refuse_unknown_fields(catalog: Catalog, level: str, paths: Iterable[str], what: str,

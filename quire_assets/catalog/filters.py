@@ -9,6 +9,7 @@ the operator: never ignored, never executed. Filter values reach SQL only as par
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from typing import Any
@@ -29,6 +30,7 @@ class FilterError(ValueError):
 def _check_field(path: str) -> list[str]:
     if not isinstance(path, str) or not path:
         raise FilterError(f"field names are non-empty strings, not {path!r}")
+    check_value(path, "a field name")
     parts = path.split(".")
     for part in parts:
         if not _FIELD_PART.match(part):
@@ -77,18 +79,58 @@ def validate_filter(flt: Any) -> dict:
     return flt
 
 
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def check_value(value: Any, what: str = "the filter") -> None:
+    """A value a catalog can compare: an integer within 64 bits, a finite number, text that is
+    valid Unicode (JSON lets a lone surrogate through; neither SQLite nor BSON takes one)."""
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, int) and not INT64[0] <= value <= INT64[1]:
+        raise FilterError(f"{what}: integers are at most 64 bits (±9,223,372,036,854,775,807)")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise FilterError(f"{what}: numbers must be finite")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise FilterError(f"{what}: text that is not valid Unicode (a lone surrogate)") from None
+
+
+def check_values(flt: Any, what: str = "the filter") -> Any:
+    """``check_value`` on every key and value of a filter (iteratively); returns it."""
+    todo = [flt]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            for key in node:
+                check_value(key, what)
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+        else:
+            check_value(node, what)
+    return flt
+
+
 def user_filter(flt: Any) -> dict:
     """A filter from a user (the command line, the API), held to the bounds on top of the rules:
     at most ``MAX_DEPTH`` levels, ``MAX_IN`` values in a list, ``MAX_REGEX`` characters in a
-    pattern. Filters Quire builds itself (a collection's studies) may be larger."""
+    pattern, values a catalog can compare. Filters Quire builds itself (a collection's studies)
+    may be larger."""
     deepest, todo = 0, [(flt, 1)]
     while todo:  # iteratively: a hostile filter must not exhaust the stack
         node, level = todo.pop()
-        if isinstance(node, dict | list):
+        if not isinstance(node, dict | list):
+            check_value(node)
+        else:
             deepest = max(deepest, level)
             if deepest > MAX_DEPTH:
                 raise FilterError(f"the filter nests deeper than {MAX_DEPTH} levels")
             if isinstance(node, dict):
+                for key in node:
+                    check_value(key)
                 for op in ("$in", "$nin"):
                     if isinstance(node.get(op), list) and len(node[op]) > MAX_IN:
                         raise FilterError(f"{op} takes at most {MAX_IN:,} values, not {len(node[op]):,}")
@@ -105,8 +147,8 @@ def filter_from_json(text: str | None, what: str = "where") -> dict:
         return {}
     try:
         value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise FilterError(f"{what} is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # ValueError: JSONDecodeError, or a number of 4,300+ digits
+        raise FilterError(f"{what} is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(value, dict):
         raise FilterError(f"{what} takes a JSON object, e.g. '{{\"modality\": \"CT\"}}'")
     return user_filter(value)

@@ -32,6 +32,7 @@ from quire_assets.catalog.base import (
     tie_direction,
 )
 from quire_assets.catalog.filters import (
+    FilterError,
     SqlFilter,
     json_path,
     regex_flags,
@@ -190,9 +191,12 @@ class SqliteCatalog(Catalog):
         function raised)."""
         try:
             return self.conn.execute(sql, params).fetchall()
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as exc:
             if self._regex_timed_out:
                 raise regex_timeout_error() from None
+            if "too large" in str(exc) or "too many" in str(exc):  # SQLite's limits on one statement
+                raise FilterError(f"the filter is too large for the embedded catalog ({exc}): split its $in or "
+                                  "$nin lists, or narrow it") from None
             raise
 
     def _delete(self, collection: str, flt: dict) -> int:
