@@ -105,9 +105,10 @@ def render_report(stats: dict[str, Any], where: dict | None = None, about: dict[
     return page
 
 
-def catalog_report(catalog: Catalog, where: dict | None = None) -> tuple[dict[str, Any], str]:
-    """The summary statistics of the studies ``where`` selects, and their report page."""
-    stats = summary_statistics(catalog, where)
+def catalog_report(catalog: Catalog, where: dict | None = None, min_cell: int = 0) -> tuple[dict[str, Any], str]:
+    """The summary statistics of the studies ``where`` selects (small cells merged under
+    ``min_cell``), and their report page."""
+    stats = summary_statistics(catalog, where, min_cell)
     about = {"catalog": catalog.uri, "source": ", ".join(map(str, catalog.distinct("studies", "source", where)))
              or "(none)"}
     return stats, render_report(stats, where or None, about)

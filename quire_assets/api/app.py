@@ -22,6 +22,7 @@ from quire_assets.api.auth import KeyCache
 from quire_assets.api.responses import FastJSON
 from quire_assets.api.settings import Catalogs, Settings, ThreadCatalog, research_catalog
 from quire_assets.catalog import CatalogError, FilterError
+from quire_assets.catalog.fields import KnownFields
 from quire_assets.catalog.research import PolicyRefusal
 from quire_assets.web import add_dashboard
 
@@ -91,7 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "route but /health needs `Authorization: Bearer KEY`.",
                   responses={"4XX": {"model": Error, "description": "refused: `error` names why, `detail` says what"}})
     app.state.settings = settings
-    app.state.catalogs = Catalogs(settings.catalog_uri, settings.policy)
+    app.state.catalogs = Catalogs(settings.catalog_uri, settings.policy, settings.query_seconds)
+    app.state.known_fields = {"admin": KnownFields(), "research": KnownFields()}
     app.state.thread_catalog = ThreadCatalog(app.state.catalogs.get)
     app.state.research_catalog = research_catalog(app.state.catalogs)
     app.state.sealer = settings.sealer("cursor")
@@ -101,7 +103,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_dashboard(app)
 
     @app.get("/health", tags=["service"], summary="Whether the service and its catalog answer (no key needed)")
-    def health(request: Request) -> dict[str, str]:
+    async def health(request: Request) -> dict[str, str]:
+        # On the event loop, not the routes' threads: it answers while every route is busy (a
+        # count of the researchers by primary key is a few microseconds).
         request.app.state.catalogs.get().count("researchers")
         return {"status": "ok", "version": version("quire")}
 

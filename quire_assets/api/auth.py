@@ -9,17 +9,19 @@ import hmac
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated
 
+from anyio import CapacityLimiter, to_thread
 from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from quire_assets.catalog import Catalog
 from quire_assets.catalog.policy import PhiPolicy
-from quire_assets.catalog.researchers import keys_ever_issued, verify_key
+from quire_assets.catalog.researchers import key_id_of, keys_ever_issued, verify_key
 
 bearer = HTTPBearer(auto_error=False, description="A researcher's API key (`quire researchers add`)")
 
@@ -45,6 +47,14 @@ class Caller:
         return doc is not None and (self.admin or doc.get("researcher_id") == self.researcher_id)
 
 
+FAILURE_WINDOW = 60  # seconds
+MAX_FAILURES = 10  # failed keys per key id, and per client, in that window
+
+
+def _digest_of(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 class KeyCache:
     """Keys already checked (scrypt takes ~50 ms): digest of the key → (researcher, stored hash).
     Each request still reads the researcher, so a revoked or replaced key stops at once, in every
@@ -53,11 +63,51 @@ class KeyCache:
     def __init__(self) -> None:
         self.known: dict[str, tuple[str, str]] = {}
         self.lock = threading.Lock()
+        # Failed checks: a key that failed is refused without scrypt for a while, and a key id or a
+        # client with too many failures is told to wait, so unknown keys cannot keep the API busy.
+        self.rejected: dict[str, float] = {}
+        self.failures: dict[str, deque[float]] = {}
+        self.limiter: CapacityLimiter | None = None  # scrypt's own thread, apart from the routes'
+
+    def refusal(self, key: str, client: str) -> HTTPException | None:
+        """Why a key is refused before it is checked, if it is."""
+        now = time.monotonic()
+        with self.lock:
+            if self.rejected.get(_digest_of(key), 0) > now:
+                return HTTPException(401, "unknown or revoked key", headers={"WWW-Authenticate": "Bearer"})
+            for who in (f"key:{key_id_of(key)}", f"client:{client}"):
+                recent = self.failures.get(who)
+                while recent and recent[0] < now - FAILURE_WINDOW:
+                    recent.popleft()
+                if recent and len(recent) >= MAX_FAILURES:
+                    return HTTPException(429, f"too many failed keys from this client or for this key id: wait "
+                                              f"{FAILURE_WINDOW} s", headers={"Retry-After": str(FAILURE_WINDOW)})
+        return None
+
+    def failed(self, key: str, client: str) -> None:
+        now = time.monotonic()
+        with self.lock:
+            if len(self.rejected) > 10_000:
+                self.rejected = {k: t for k, t in self.rejected.items() if t > now}
+            self.rejected[_digest_of(key)] = now + FAILURE_WINDOW
+            for who in (f"key:{key_id_of(key)}", f"client:{client}"):
+                self.failures.setdefault(who, deque()).append(now)
+
+    async def checked(self, request: Request, key: str) -> dict | None:
+        """The researcher of a key, checked (scrypt) on its own thread, throttled as above."""
+        client = request.client.host if request.client else ""
+        if refused := self.refusal(key, client):
+            raise refused
+        self.limiter = self.limiter or CapacityLimiter(1)
+        found = await to_thread.run_sync(self.researcher, request.app.state.thread_catalog, key, limiter=self.limiter)
+        if found is None:
+            self.failed(key, client)
+        return found
 
     def known_caller(self, catalog: Catalog, key: str, policy: PhiPolicy) -> Caller | None:
         """The caller of a key checked before and still the researcher's, else None."""
         with self.lock:
-            known = self.known.get(hashlib.sha256(key.encode()).hexdigest())
+            known = self.known.get(_digest_of(key))
         if known:
             doc = catalog.get("researchers", known[0])
             stored = ((doc or {}).get("key") or {}).get("hash", "")
@@ -70,13 +120,9 @@ class KeyCache:
         doc = verify_key(catalog, key)
         if doc is not None:
             with self.lock:
-                self.known[hashlib.sha256(key.encode()).hexdigest()] = (doc["researcher_id"], doc["key"]["hash"])
+                self.known[_digest_of(key)] = (doc["researcher_id"], doc["key"]["hash"])
         return doc
 
-    def caller(self, catalog: Catalog, key: str, policy: PhiPolicy) -> Caller | None:
-        """The caller of a key, or None."""
-        doc = self.researcher(catalog, key)
-        return None if doc is None else Caller(doc["researcher_id"], bool(doc.get("admin")), policy)
 
 
 async def catalog(request: Request) -> Catalog:
@@ -175,12 +221,12 @@ async def caller(request: Request, cat: IdentifiedCatalogDep,
         raise HTTPException(401, "send Authorization: Bearer KEY (`quire researchers add` gives a key)",
                             headers={"WWW-Authenticate": "Bearer"})
     keys = request.app.state.keys
-    found = keys.known_caller(cat, key, settings.policy)
-    if found is None:
-        found = await run_in_threadpool(keys.caller, request.app.state.thread_catalog, key, settings.policy)
-    if found is None:
+    if found := keys.known_caller(cat, key, settings.policy):
+        return found
+    doc = await keys.checked(request, key)
+    if doc is None:
         raise HTTPException(401, "unknown or revoked key", headers={"WWW-Authenticate": "Bearer"})
-    return found
+    return Caller(doc["researcher_id"], bool(doc.get("admin")), settings.policy)
 
 
 CallerDep = Annotated[Caller, Depends(caller)]

@@ -86,6 +86,11 @@ async def submit_job(request: Request, who: CallerDep) -> Job:
 
     def submit() -> dict:
         catalog = request.app.state.thread_catalog
+        limit = request.app.state.settings.max_pending_jobs
+        if not who.admin and catalog.count("jobs", {"researcher_id": who.researcher_id,
+                                                    "status": {"$in": ["pending", "running"]}}) >= limit:
+            raise HTTPException(429, f"you have {limit} jobs waiting or running: submit more once some are done "
+                                     "(QUIRE_MAX_PENDING_JOBS)")
         try:
             return submit_request(catalog, who.researcher_id, job.accessions, name=job.name,
                                   collection=job.collection, source=request.app.state.settings.source)

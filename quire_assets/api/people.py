@@ -128,6 +128,12 @@ def _cases(cases: list[Case]) -> list[dict]:
     return [case(c.accession_numbers, c.case_id, c.patient_id) for c in cases]
 
 
+def _room_for_a_collection(request: Request, catalog: Any, who: Any) -> None:
+    limit = request.app.state.settings.max_collections
+    if not who.admin and catalog.count("collections", {"researcher_id": who.researcher_id}) >= limit:
+        raise HTTPException(429, f"you have {limit} collections: remove some first (QUIRE_MAX_COLLECTIONS)")
+
+
 def _own_collection(catalog: Any, who: Any, collection_id: str) -> dict:
     doc = catalog.get("collections", collection_id)
     if not who.owns(doc):  # another researcher's collection is not there, for this key
@@ -142,7 +148,8 @@ def list_collections(catalog: CatalogDep, who: CallerDep) -> list[Collection]:
 
 
 @router.post("/collections", status_code=201, tags=["collections"], summary="Create a collection of cases")
-def create_collection(catalog: CatalogDep, who: CallerDep, body: NewCollection) -> Collection:
+def create_collection(request: Request, catalog: CatalogDep, who: CallerDep, body: NewCollection) -> Collection:
+    _room_for_a_collection(request, catalog, who)
     existing = catalog.get("collections", body.collection_id)
     if existing is not None:
         raise HTTPException(409, f"collection {body.collection_id!r} exists (add cases to it with "
@@ -163,6 +170,7 @@ class NewCohort(BaseModel):
 @router.post("/cohorts", status_code=201, tags=["collections"],
              summary="Save what a filter selects as a collection (a case per accession number)")
 def save_cohort(request: Request, catalog: CatalogDep, who: CallerDep, body: NewCohort) -> Collection:
+    _room_for_a_collection(request, catalog, who)
     reader = Reader(request, catalog, who, body.level, user_filter(body.where), None, [], None)
     accessions = sorted(v for v, _ in catalog.value_counts(body.level, "accession_number", reader.where))
     if not accessions:

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator
+from itertools import chain, islice
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -30,6 +31,7 @@ Format = Literal["json", "csv", "ndjson"]
 MEDIA = {"json": "application/json", "csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
 STREAM_CHUNK = 500
 CURSOR_SECONDS = 24 * 3600
+MAX_FIELDS = 64  # field paths one request may name (each unknown one is looked for at every level)
 
 WHERE_HELP = ('A MongoDB filter document as JSON, e.g. {"modality": "CT", "slice_thickness": {"$lt": 1.5}} '
               "(the operators `quire query` takes)")
@@ -100,7 +102,12 @@ class Reader:
         who.check_visible(filter_fields(where), "where")
         who.check_visible(sort_fields, "sort")
         who.check_visible(fields, "fields")
-        refuse_unknown_fields(catalog, level, [*filter_fields(where), *sort_fields, *fields], "where, sort or fields")
+        named = list(dict.fromkeys([*filter_fields(where), *sort_fields, *fields]))
+        if len(named) > MAX_FIELDS:
+            raise FilterError(f"a request names at most {MAX_FIELDS} fields, not {len(named)}")
+        state = request.app.state
+        known = state.known_fields["admin" if who.admin else "research"].has(state.catalogs.get().last_change())
+        refuse_unknown_fields(catalog, level, named, "where, sort or fields", has=known)
         if collection:
             # An admin may name a collection that is only a tag on studies (no document).
             if not who.admin and not who.owns(catalog.get("collections", collection)):
@@ -240,15 +247,17 @@ def _files_route(level: str) -> None:
         if format in ("uris", "s5cmd") and not who.admin and who.policy.hidden("uri"):
             raise HTTPException(403, f"format={format} lists file locations, which the PHI policy hides from "
                                      "your key: csv and json name each file by its accession number and UIDs")
-        rows = list(cohort_files(catalog, level, reader.where))
+        rows = cohort_files(catalog, level, reader.where)  # a generator: the files are streamed
         if format == "json":
-            return FastJSON(rows)
-        if format in ("uris", "s5cmd"):
-            lines = [r["uri"] for r in rows] if format == "uris" else fetch_commands(rows)
-            return PlainTextResponse("".join(f"{line}\n" for line in lines))
+            return FastJSON(list(rows))
+        if format == "uris":
+            return StreamingResponse((f"{r['uri']}\n" for r in rows), media_type="text/plain; charset=utf-8")
+        if format == "s5cmd":
+            return PlainTextResponse("".join(f"{line}\n" for line in fetch_commands(rows)))
         columns = [c for c in EXPORT_COLUMNS if who.admin or who.policy.hidden(c) != "drop"]
-        return StreamingResponse(iter([_csv_lines([columns, *(csv_cells(r, columns) for r in rows)])]),
-                                 media_type=MEDIA["csv"])
+        chunked = iter(lambda: list(islice(rows, STREAM_CHUNK)), [])
+        lines = chain([_csv_lines([columns])], (_csv_lines(csv_cells(r, columns) for r in chunk) for chunk in chunked))
+        return StreamingResponse(lines, media_type=MEDIA["csv"])
 
     router.add_api_route(f"/{level}/files", cohort_file_list, methods=["GET"], name=f"files_{level}",
                          summary=f"{level.capitalize()}: their files (a cohort export, as `quire export`), or a "
@@ -318,7 +327,12 @@ def statistics(request: Request, catalog: CatalogDep, who: CallerDep, where: Whe
     from quire_assets.catalog.stats import summary_statistics
 
     reader = Reader(request, catalog, who, level, parse_where(where), None, [], collection)
-    return summary_statistics(catalog, _studies_of(reader, level))
+    return summary_statistics(catalog, _studies_of(reader, level), _min_cell(request, who))
+
+
+def _min_cell(request: Request, who: Any) -> int:
+    """Researchers' statistics merge cells under QUIRE_STATS_MIN_CELL; an admin's are whole."""
+    return 0 if who.admin else request.app.state.settings.min_cell
 
 
 @router.get("/report", response_class=HTMLResponse, tags=["statistics"], responses=JSON_ERRORS,
@@ -330,6 +344,6 @@ async def report(request: Request, who: CallerDep, where: Where = None,
     def render() -> str:
         cat = catalog_for(request, who)
         reader = Reader(request, cat, who, level, parse_where(where), None, [], collection)
-        return catalog_report(cat, _studies_of(reader, level))[1]
+        return catalog_report(cat, _studies_of(reader, level), _min_cell(request, who))[1]
 
     return HTMLResponse(await run_in_threadpool(render))

@@ -41,6 +41,12 @@ class Settings:
     # ``quire serve --open`` on loopback: until the first key is issued, a request without a key
     # from this machine (not through a proxy) is served as an admin's.
     open: bool
+    # What one researcher may cost and keep: a read's seconds, statistics' smallest cell, pending
+    # jobs, collections.
+    query_seconds: float = 10.0
+    min_cell: int = 5
+    max_pending_jobs: int = 20
+    max_collections: int = 500
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -50,6 +56,10 @@ class Settings:
             source=os.environ.get("QUIRE_SOURCE") or None,
             policy=PhiPolicy.load(os.environ.get(POLICY_ENV), salt.encode()),
             open=os.environ.get(OPEN_ENV) == "1",
+            query_seconds=float(os.environ.get("QUIRE_QUERY_SECONDS", "10")),
+            min_cell=int(os.environ.get("QUIRE_STATS_MIN_CELL", "5")),
+            max_pending_jobs=int(os.environ.get("QUIRE_MAX_PENDING_JOBS", "20")),
+            max_collections=int(os.environ.get("QUIRE_MAX_COLLECTIONS", "500")),
         )
 
     def sealer(self, purpose: str) -> Sealer:
@@ -58,8 +68,8 @@ class Settings:
 
 class Sealer:
     """Encrypted and authenticated tokens (Fernet, a key per purpose drawn from the deployment's
-    secret). Page cursors are sealed because a cursor holds the last row's key, which can be a
-    patient ID a researcher sees only hashed; the dashboard's session cookie holds an API key."""
+    secret). Page cursors are sealed: a cursor holds the last row's key, and names its caller and
+    query."""
 
     def __init__(self, secret: bytes, purpose: str):
         digest = hashlib.sha256(f"quire-{purpose}:".encode() + secret).digest()
@@ -81,8 +91,8 @@ class Catalogs:
     serves one thread at a time; the API's routes run on a thread pool), and the view kept up with
     the catalog's writes."""
 
-    def __init__(self, uri: str, policy: PhiPolicy):
-        self.uri, self.policy = uri, policy
+    def __init__(self, uri: str, policy: PhiPolicy, read_seconds: float | None = None):
+        self.uri, self.policy, self.read_seconds = uri, policy, read_seconds
         self.local = threading.local()
         self.lock = threading.Lock()
         self.sync_lock = threading.Lock()
@@ -106,6 +116,7 @@ class Catalogs:
         view = getattr(self.local, "view", None)
         if view is None:
             view = self.local.view = self._opened(open_view(self.get(), self.policy))
+            view.read_seconds = self.read_seconds  # researchers' reads are bounded
         return view
 
     def open_view(self) -> list[str]:

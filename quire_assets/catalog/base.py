@@ -169,6 +169,8 @@ class Catalog(ABC):
     uri: str
     # A research view logs nothing: nothing follows it.
     logs_changes: bool = True
+    # How long one read may run (the API sets it for researchers' reads); None: no limit.
+    read_seconds: float | None = None
 
     # ---- backend primitives -------------------------------------------------------------------
 
@@ -189,7 +191,8 @@ class Catalog(ABC):
 
     @abstractmethod
     def last_change(self) -> int:
-        """The sequence number of the newest logged write (0 for none)."""
+        """The sequence number of the newest logged write (0 for none); it never goes back, so it
+        also tells whether anything was written since it was last read."""
 
     @abstractmethod
     def prune_changes(self, upto: int) -> None:

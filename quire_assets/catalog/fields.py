@@ -4,7 +4,8 @@ column list is reported instead of answering with nothing, and ``quire fields`` 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from quire_assets.catalog.base import KEYS, Catalog
@@ -70,31 +71,59 @@ def has_field(catalog: Catalog, level: str, path: str) -> bool:
     return bool(catalog.find(level, {path: {"$exists": True}}, projection={KEYS[level]: 1}, limit=1))
 
 
-def unknown_fields(catalog: Catalog, level: str, paths: Iterable[str]) -> dict[str, list[str]]:
+HasField = Callable[[Catalog, str, str], bool]
+
+
+class KnownFields:
+    """``has_field``'s answers, kept until the catalog is written again (``generation`` changes):
+    a field no document has costs one scan per level and write, not one per request that names it."""
+
+    LIMIT = 10_000  # answers kept at most (names are the caller's to choose)
+
+    def __init__(self) -> None:
+        self.answers: dict[tuple[str, str], bool] = {}
+        self.generation: object = None
+        self.lock = threading.Lock()
+
+    def has(self, generation: object) -> HasField:
+        with self.lock:
+            if generation != self.generation or len(self.answers) > self.LIMIT:
+                self.answers, self.generation = {}, generation
+
+        def known(catalog: Catalog, level: str, path: str) -> bool:
+            found = self.answers.get((level, path))
+            if found is None:
+                found = self.answers[(level, path)] = has_field(catalog, level, path)
+            return found
+
+        return known
+
+
+def unknown_fields(catalog: Catalog, level: str, paths: Iterable[str], has: HasField = has_field) -> dict[str, list[str]]:
     """The paths no document of ``level`` has, each with the other levels whose documents have it.
     A level with no documents knows every path (there is nothing to misread)."""
     if not catalog.find(level, projection={KEYS[level]: 1}, limit=1):
         return {}
-    return {path: [other for other in LEVELS if other != level and shown_has_field(catalog, other, path)]
-            for path in dict.fromkeys(paths) if not has_field(catalog, level, path)}
+    return {path: [other for other in LEVELS if other != level and shown_has_field(catalog, other, path, has)]
+            for path in dict.fromkeys(paths) if not has(catalog, level, path)}
 
 
-def shown_has_field(catalog: Catalog, level: str, path: str) -> bool:
-    """``has_field`` on a level the caller may read; False on one it may not (a researcher's
-    errors): a hint never opens a level."""
+def shown_has_field(catalog: Catalog, level: str, path: str, has: HasField = has_field) -> bool:
+    """``has`` on a level the caller may read; False on one it may not (a researcher's errors): a
+    hint never opens a level."""
     from quire_assets.catalog.research import PolicyRefusal
 
     try:
-        return has_field(catalog, level, path)
+        return has(catalog, level, path)
     except PolicyRefusal:
         return False
 
 
 def refuse_unknown_fields(catalog: Catalog, level: str, paths: Iterable[str], what: str,
-                          hint: str = "") -> None:
+                          hint: str = "", has: HasField = has_field) -> None:
     """Raise ``FilterError`` naming the first field no document of ``level`` has, and the levels
     that have it (``study_date`` is on studies, not series)."""
-    unknown = unknown_fields(catalog, level, paths)
+    unknown = unknown_fields(catalog, level, paths, has)
     if unknown:
         path, elsewhere = next(iter(unknown.items()))
         where = f" ({', '.join(elsewhere)} documents have it)" if elsewhere else ""

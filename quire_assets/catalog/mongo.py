@@ -159,8 +159,8 @@ class MongoCatalog(Catalog):
 
         def query(visible) -> list[dict]:
             cursor = self.db[collection].find(visible(flt), projection, session=self._session)
-            if has_regex(flt):  # the server stops a pattern that backtracks (maxTimeMS)
-                cursor = cursor.max_time_ms(int(regex_seconds() * 1000))
+            if limit_ms := self._time_limit_ms(flt):  # the server stops a pattern that backtracks
+                cursor = cursor.max_time_ms(limit_ms)
             cursor = cursor.sort(order)
             if skip:
                 cursor = cursor.skip(skip)
@@ -173,6 +173,11 @@ class MongoCatalog(Catalog):
         except ExecutionTimeout:
             raise regex_timeout_error() from None
 
+    def _time_limit_ms(self, flt: dict) -> int | None:
+        """maxTimeMS for a read: the regex budget where it has a $regex, ``read_seconds`` where set."""
+        limits = [s for s in (regex_seconds() if has_regex(flt) else None, self.read_seconds) if s]
+        return int(min(limits) * 1000) if limits else None
+
     def value_counts(self, collection: str, field: str, flt: dict | None = None) -> list[tuple[Any, int]]:
         if field not in SCALAR_FIELDS[check_collection(collection)]:
             return super().value_counts(collection, field, flt)
@@ -182,13 +187,14 @@ class MongoCatalog(Catalog):
         def query(visible) -> list[tuple[Any, int]]:
             pipeline = [{"$match": {"$and": [visible(flt), {field: {"$ne": None}}]}},
                         {"$group": {"_id": f"${field}", "n": {"$sum": 1}}}]
-            return [(d["_id"], d["n"]) for d in self.db[collection].aggregate(pipeline, session=self._session)]
+            bound = {"maxTimeMS": limit_ms} if (limit_ms := self._time_limit_ms(flt)) else {}
+            return [(d["_id"], d["n"]) for d in self.db[collection].aggregate(pipeline, session=self._session, **bound)]
 
         return sorted(self._read(collection, query), key=lambda vn: (-vn[1], repr(vn[0])))
 
     def count(self, collection: str, flt: dict | None = None) -> int:
         flt = validate_filter(flt or {})
-        bound = {"maxTimeMS": int(regex_seconds() * 1000)} if has_regex(flt) else {}
+        bound = {"maxTimeMS": limit_ms} if (limit_ms := self._time_limit_ms(flt)) else {}
         collection = check_collection(collection)
         try:
             return self._read(collection, lambda visible: self.db[collection].count_documents(
@@ -308,8 +314,8 @@ class MongoCatalog(Catalog):
                 self.db[CHANGES].find({"_id": {"$gt": seq}}).sort("_id", ASCENDING).limit(limit)]
 
     def last_change(self) -> int:
-        newest = list(self.db[CHANGES].find({}, {"_id": 1}).sort("_id", DESCENDING).limit(1))
-        return newest[0]["_id"] if newest else 0
+        counter = self.db[LOCKS].find_one({"_id": "changes"})  # it never goes back, even once the log is pruned
+        return counter["seq"] if counter else 0
 
     def prune_changes(self, upto: int) -> None:
         self.db[CHANGES].delete_many({"_id": {"$lte": upto}})

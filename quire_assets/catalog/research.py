@@ -129,7 +129,7 @@ class ResearchCatalog(Catalog):
 
     def __init__(self, catalog: Catalog, view: Catalog, policy: PhiPolicy):
         self.catalog, self.view, self.policy = catalog, view, policy
-        self.uri = getattr(view, "uri", "")
+        self.uri = "the research view"  # not the server's path
 
     def tagged_studies(self, collection_id: str) -> list[str]:
         # Tags are per researcher, so the view holds none: they are read from the catalog, for a

@@ -123,6 +123,8 @@ class SqliteCatalog(Catalog):
             raise CatalogError(f"cannot open the catalog {self.path}: {exc}") from exc
         self.conn.create_function("quire_regexp", 3, self._regexp, deterministic=True)
         self._regex_deadline = 0.0
+        self._read_deadline = 0.0  # while a read runs under ``read_seconds``
+        self.conn.set_progress_handler(self._past_deadline, 20_000)
         self._regex_timed_out = False
         self._depth = 0
         self._create_schema()
@@ -186,18 +188,28 @@ class SqliteCatalog(Catalog):
             self._regex_timed_out = True
             raise
 
+    def _past_deadline(self) -> int:
+        # SQLite's progress handler: a nonzero answer interrupts the statement.
+        return int(bool(self._read_deadline) and time.monotonic() > self._read_deadline)
+
     def _rows(self, sql: str, params: list) -> list[tuple]:
-        """A read's rows; a $regex over its time budget is a FilterError (SQLite only says that a
-        function raised)."""
+        """A read's rows; a $regex over its time budget, or a read over ``read_seconds``, is a
+        FilterError (SQLite only says that a function raised, or that it was interrupted)."""
+        self._read_deadline = time.monotonic() + self.read_seconds if self.read_seconds else 0.0
         try:
             return self.conn.execute(sql, params).fetchall()
         except sqlite3.OperationalError as exc:
             if self._regex_timed_out:
                 raise regex_timeout_error() from None
+            if str(exc) == "interrupted" and self._read_deadline:
+                raise FilterError(f"the query ran for more than {self.read_seconds:g} s: narrow it (an indexed "
+                                  "field, fewer $regex or $in values)") from None
             if "too large" in str(exc) or "too many" in str(exc):  # SQLite's limits on one statement
                 raise FilterError(f"the filter is too large for the embedded catalog ({exc}): split its $in or "
                                   "$nin lists, or narrow it") from None
             raise
+        finally:
+            self._read_deadline = 0.0
 
     def _delete(self, collection: str, flt: dict) -> int:
         where, params = self._where(collection, flt)
@@ -212,7 +224,9 @@ class SqliteCatalog(Catalog):
                                  (seq, limit)).fetchall()
 
     def last_change(self) -> int:
-        return self.conn.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()[0]
+        # AUTOINCREMENT's counter: it never goes back, even once the log is pruned.
+        row = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+        return row[0] if row else 0
 
     def prune_changes(self, upto: int) -> None:
         with self.transaction():

@@ -33,7 +33,19 @@ def _ordered(counter: Counter) -> dict[str, int]:
     return dict(sorted(counter.items(), key=sort_key))
 
 
-def summary_statistics(catalog: Catalog, study_filter: dict | None = None) -> dict[str, Any]:
+def suppress_small_cells(counts: dict[str, int], k: int) -> dict[str, int]:
+    """Counts under ``k`` merged into one cell whose label names no value (a count of one patient of
+    a rare age or year would single them out)."""
+    if k <= 1:
+        return counts
+    kept = {label: n for label, n in counts.items() if n >= k}
+    small = sum(n for n in counts.values() if n < k)
+    return {**kept, f"other (cells under {k})": small} if small else kept
+
+
+def summary_statistics(catalog: Catalog, study_filter: dict | None = None, min_cell: int = 0) -> dict[str, Any]:
+    """The figures of the studies ``study_filter`` selects; with ``min_cell``, every distribution's
+    cells under it are merged (``suppress_small_cells``)."""
     studies = catalog.find("studies", study_filter or {}, projection={
         "study_instance_uid": 1, "patient_id": 1, "patient_sex": 1, "patient_age": 1, "study_date": 1,
         "num_series": 1, "num_instances": 1})
@@ -63,13 +75,7 @@ def summary_statistics(catalog: Catalog, study_filter: dict | None = None) -> di
         if isinstance(s.get("pixel_spacing"), list) and s["pixel_spacing"]:
             spacing[f"{s['pixel_spacing'][0]:.2f}"] += 1
     decade = Counter(f"{int(a // 10) * 10}-{int(a // 10) * 10 + 9}" for a in ages.values())
-    return {
-        "total_studies": len(studies),
-        "total_slices": total_slices,
-        "average_slices_per_study": round(total_slices / len(studies), 2) if studies else 0.0,
-        "total_series": len(series),
-        "total_patients": len(sexes),
-        "slice_thickness_distribution": {"series": _ordered(thickness_series), "slices": _ordered(thickness_slices)},
+    distributions = {
         "sex_distribution": dict(Counter(sexes.values()).most_common()),
         "modality_distribution": dict(Counter(s.get("modality") or "unknown" for s in series).most_common()),
         "manufacturer_distribution": dict(Counter(s.get("manufacturer") or "unknown" for s in series).most_common()),
@@ -80,4 +86,14 @@ def summary_statistics(catalog: Catalog, study_filter: dict | None = None) -> di
         "pixel_spacing_distribution": _ordered(spacing),
         "series_per_study_distribution": _ordered(Counter(str(s.get("num_series") or 0) for s in studies)),
         "patient_age_distribution": _ordered(decade),
+    }
+    return {
+        "total_studies": len(studies),
+        "total_slices": total_slices,
+        "average_slices_per_study": round(total_slices / len(studies), 2) if studies else 0.0,
+        "total_series": len(series),
+        "total_patients": len(sexes),
+        "slice_thickness_distribution": {"series": suppress_small_cells(_ordered(thickness_series), min_cell),
+                                         "slices": suppress_small_cells(_ordered(thickness_slices), min_cell)},
+        **{name: suppress_small_cells(counts, min_cell) for name, counts in distributions.items()},
     }

@@ -130,7 +130,10 @@ async def login(request: Request, key: Annotated[str, Form()], csrf: Annotated[s
     if not hmac.compare_digest(csrf, login_token(request, request.cookies.get(LOGIN_COOKIE, ""))):
         return login_page(request, next, "The form expired: log in again.")
     state = request.app.state
-    found = await run_in_threadpool(state.keys.researcher, state.thread_catalog, key.strip())
+    try:
+        found = await state.keys.checked(request, key.strip())
+    except HTTPException as exc:  # too many failed keys: said on the form
+        return login_page(request, next, str(exc.detail))
     if found is None:
         return login_page(request, next, "That key is unknown or revoked.")
     value = await run_in_threadpool(new_session, request, found)
