@@ -140,3 +140,9 @@ def test_serve_refuses_a_bad_policy_file(api_home, tmp_path):
     proc = quire("serve", "--phi-policy", str(bad), "--port", "1", env=api_home["env"], cwd=api_home["home"],
                  check=False)
     assert proc.returncode == 2 and "not TOML" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_hint_about_other_levels_never_reads_errors(alice):
+    # The refusal names the levels that have the field; a researcher's errors are not one to look in.
+    response = alice.get("/api/v1/series", params={"where": json.dumps({"metadata.ImageType": {"$nin": ["x"]}})})
+    assert response.status_code == 400 and "instances documents have it" in response.json()["detail"]
