@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import threading
 import time
@@ -187,8 +188,6 @@ FORWARDED = (b"forwarded", b"x-forwarded-for", b"x-forwarded-host", b"x-forwarde
 def from_this_machine(request: Request) -> bool:
     """A client connected from loopback, not through a proxy (a proxy on this machine would make
     every client it forwards look local)."""
-    import ipaddress
-
     host = request.client.host if request.client else ""
     try:
         loopback = ipaddress.ip_address(host).is_loopback

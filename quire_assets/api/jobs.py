@@ -10,9 +10,14 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, ValidationError
 
-from quire_assets.api.auth import CallerDep, CatalogDep
+from quire_assets.api.auth import Caller, CallerDep, CatalogDep
 from quire_assets.catalog import CatalogError
-from quire_assets.catalog.requests import parse_accessions, submit_request
+from quire_assets.catalog.requests import (
+    own_collection_id,
+    parse_accessions,
+    shown_collection_id,
+    submit_request,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 MAX_ACCESSIONS = 10_000
@@ -92,12 +97,14 @@ async def submit_job(request: Request, who: CallerDep) -> Job:
             raise HTTPException(429, f"you have {limit} jobs waiting or running: submit more once some are done "
                                      "(QUIRE_MAX_PENDING_JOBS)")
         try:
+            collection = job.collection and (job.collection if who.admin
+                                             else own_collection_id(who.researcher_id, job.collection))
             return submit_request(catalog, who.researcher_id, job.accessions, name=job.name,
-                                  collection=job.collection, source=request.app.state.settings.source)
+                                  collection=collection, source=request.app.state.settings.source)
         except CatalogError as exc:
             raise HTTPException(400, str(exc)) from None
 
-    return Job(**await run_in_threadpool(submit))
+    return shown_job(who, await run_in_threadpool(submit))
 
 
 @router.get("/jobs", summary="Your jobs, newest first (every researcher's, for an admin)")
@@ -106,7 +113,7 @@ def list_jobs(catalog: CatalogDep, who: CallerDep,
     flt: dict[str, Any] = {} if who.admin else {"researcher_id": who.researcher_id}
     if status:
         flt["status"] = status
-    return [Job(**d) for d in catalog.find("jobs", flt, sort=[("created_at", -1)])]
+    return [shown_job(who, d) for d in catalog.find("jobs", flt, sort=[("created_at", -1)])]
 
 
 @router.get("/jobs/{job_id}", summary="A job with the status of each accession")
@@ -114,4 +121,12 @@ def get_job(catalog: CatalogDep, who: CallerDep, job_id: str) -> Job:
     doc = catalog.get("jobs", job_id)
     if not who.owns(doc):  # another researcher's job is not there, for this key
         raise HTTPException(404, f"no job {job_id!r}")
-    return Job(**doc)
+    return shown_job(who, doc)
+
+
+def shown_job(who: Caller, doc: dict) -> Job:
+    """A job with its collection named as the caller names it (its id, for an admin)."""
+    collection_id = doc.get("collection_id")
+    if collection_id and not who.admin:
+        collection_id = shown_collection_id(who.researcher_id, collection_id)
+    return Job(**{**doc, "collection_id": collection_id})

@@ -22,8 +22,16 @@ from quire_assets.api.reads import (
     split_fields,
 )
 from quire_assets.catalog import CatalogError
-from quire_assets.catalog.cohort import case, cases_of, collection_member, remove_case, save_collection
+from quire_assets.catalog.cohort import (
+    case,
+    cases_of,
+    collection_member,
+    remove_case,
+    researchers_collection,
+    save_collection,
+)
 from quire_assets.catalog.filters import user_filter
+from quire_assets.catalog.requests import own_collection_id, shown_collection_id
 from quire_assets.catalog.researchers import add_researcher, issue_key, public, revoke_key
 
 router = APIRouter(prefix="/api/v1")
@@ -134,29 +142,41 @@ def _room_for_a_collection(request: Request, catalog: Any, who: Any) -> None:
         raise HTTPException(429, f"you have {limit} collections: remove some first (QUIRE_MAX_COLLECTIONS)")
 
 
-def _own_collection(catalog: Any, who: Any, collection_id: str) -> dict:
-    doc = catalog.get("collections", collection_id)
-    if not who.owns(doc):  # another researcher's collection is not there, for this key
+def own_collection(catalog: Any, who: Any, collection_id: str) -> dict:
+    """The caller's collection by the name they use (any by its id, for an admin)."""
+    doc = catalog.get("collections", collection_id) if who.admin else \
+        researchers_collection(catalog, who.researcher_id, collection_id)
+    if doc is None:  # another researcher's collection is not there, for this key
         raise HTTPException(404, f"no collection {collection_id!r}")
     return doc
+
+
+def shown(who: Any, doc: dict) -> Collection:
+    return Collection(**{**doc, "collection_id": doc["collection_id"] if who.admin
+                         else shown_collection_id(who.researcher_id, doc["collection_id"])})
+
+
+def new_collection_id(catalog: Any, who: Any, name: str) -> str:
+    """Where a collection the caller names is made; 409 only for a name the caller already uses."""
+    collection_id = name if who.admin else own_collection_id(who.researcher_id, name)
+    if catalog.get("collections", collection_id) is not None:
+        raise HTTPException(409, f"you have a collection {name!r} (add cases to it with "
+                                 f"POST /api/v1/collections/{name}/cases)")
+    return collection_id
 
 
 @router.get("/collections", tags=["collections"], summary="Your collections (every one, for an admin)")
 def list_collections(catalog: CatalogDep, who: CallerDep) -> list[Collection]:
     flt = {} if who.admin else {"researcher_id": who.researcher_id}
-    return [Collection(**d) for d in catalog.find("collections", flt, sort=[("collection_id", 1)])]
+    return [shown(who, d) for d in catalog.find("collections", flt, sort=[("collection_id", 1)])]
 
 
 @router.post("/collections", status_code=201, tags=["collections"], summary="Create a collection of cases")
 def create_collection(request: Request, catalog: CatalogDep, who: CallerDep, body: NewCollection) -> Collection:
     _room_for_a_collection(request, catalog, who)
-    existing = catalog.get("collections", body.collection_id)
-    if existing is not None:
-        raise HTTPException(409, f"collection {body.collection_id!r} exists (add cases to it with "
-                                 f"POST /api/v1/collections/{body.collection_id}/cases)")
-    doc = save_collection(catalog, body.collection_id, who.researcher_id, _cases(body.cases), body.name,
-                          body.description)
-    return Collection(**doc)
+    collection_id = new_collection_id(catalog, who, body.collection_id)
+    return shown(who, save_collection(catalog, collection_id, who.researcher_id, _cases(body.cases),
+                                      body.name or body.collection_id, body.description))
 
 
 class NewCohort(BaseModel):
@@ -175,29 +195,28 @@ def save_cohort(request: Request, catalog: CatalogDep, who: CallerDep, body: New
     accessions = sorted(v for v, _ in catalog.value_counts(body.level, "accession_number", reader.where))
     if not accessions:
         raise HTTPException(400, "the filter selects no document with an accession number")
-    if catalog.get("collections", body.collection_id) is not None:
-        raise HTTPException(409, f"collection {body.collection_id!r} exists")
-    return Collection(**save_collection(catalog, body.collection_id, who.researcher_id, cases_of(accessions),
-                                        body.name, body.description))
+    collection_id = new_collection_id(catalog, who, body.collection_id)
+    return shown(who, save_collection(catalog, collection_id, who.researcher_id, cases_of(accessions),
+                                      body.name or body.collection_id, body.description))
 
 
 @router.get("/collections/{collection_id}", tags=["collections"], summary="One collection with its cases")
 def get_collection(catalog: CatalogDep, who: CallerDep, collection_id: str) -> Collection:
-    return Collection(**_own_collection(catalog, who, collection_id))
+    return shown(who, own_collection(catalog, who, collection_id))
 
 
 @router.post("/collections/{collection_id}/cases", tags=["collections"],
              summary="Add cases (a case of the same case_id is replaced)")
 def add_cases(catalog: CatalogDep, who: CallerDep, collection_id: str, body: Cases) -> Collection:
-    doc = _own_collection(catalog, who, collection_id)
-    return Collection(**save_collection(catalog, collection_id, doc["researcher_id"], _cases(body.cases)))
+    doc = own_collection(catalog, who, collection_id)
+    return shown(who, save_collection(catalog, doc["collection_id"], doc["researcher_id"], _cases(body.cases)))
 
 
 @router.delete("/collections/{collection_id}/cases/{case_id}", tags=["collections"], summary="Remove a case")
 def delete_case(catalog: CatalogDep, who: CallerDep, collection_id: str, case_id: str) -> Collection:
-    _own_collection(catalog, who, collection_id)
+    doc = own_collection(catalog, who, collection_id)
     try:
-        return Collection(**remove_case(catalog, collection_id, case_id))
+        return shown(who, remove_case(catalog, doc["collection_id"], case_id))
     except CatalogError as exc:
         raise HTTPException(404, str(exc)) from None
 
@@ -207,7 +226,7 @@ def delete_case(catalog: CatalogDep, who: CallerDep, collection_id: str, case_id
 def collection_studies(request: Request, catalog: CatalogDep, who: CallerDep, collection_id: str,
                        where: Where = None, sort: Sort = None, fields: Fields = None, limit: Limit = 100,
                        cursor: Cursor = None, format: Fmt = "json") -> Any:
-    _own_collection(catalog, who, collection_id)
+    doc = own_collection(catalog, who, collection_id)
     reader = Reader(request, catalog, who, "studies", parse_where(where), sort, split_fields(fields), None,
-                    collection_member(catalog, collection_id))
+                    collection_member(catalog, doc["collection_id"]))
     return reader.respond(limit, cursor, format)

@@ -21,7 +21,13 @@ from quire_assets.api.auth import CallerDep, CatalogDep, catalog_for
 from quire_assets.api.responses import FastJSON
 from quire_assets.catalog import KEYS, Catalog, CatalogError, FilterError
 from quire_assets.catalog.base import chunks
-from quire_assets.catalog.cohort import EXPORT_COLUMNS, cohort_files, fetch_commands, in_collection
+from quire_assets.catalog.cohort import (
+    EXPORT_COLUMNS,
+    cohort_files,
+    fetch_commands,
+    in_collection,
+    researchers_collection,
+)
 from quire_assets.catalog.fields import LEVELS, TABLE_COLUMNS, csv_cells, filter_fields, refuse_unknown_fields
 from quire_assets.catalog.filters import filter_from_json, user_filter
 from quire_assets.catalog.pages import MAX_LIMIT, Position, page
@@ -110,8 +116,11 @@ class Reader:
         refuse_unknown_fields(catalog, level, named, "where, sort or fields", has=known)
         if collection:
             # An admin may name a collection that is only a tag on studies (no document).
-            if not who.admin and not who.owns(catalog.get("collections", collection)):
-                raise HTTPException(404, f"no collection {collection!r}")
+            if not who.admin:
+                doc = researchers_collection(catalog, who.researcher_id, collection)
+                if doc is None:
+                    raise HTTPException(404, f"no collection {collection!r}")
+                collection = doc["collection_id"]
             try:
                 where = in_collection(catalog, collection, where)
             except CatalogError as exc:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator, Sequence
 
 from quire_assets.catalog.base import KEYS, Catalog, CatalogError, chunks
-from quire_assets.catalog.requests import check_id, now
+from quire_assets.catalog.requests import check_id, now, own_collection_id
 
 EXPORT_COLUMNS = ["accession_number", "patient_id", "study_instance_uid", "series_instance_uid",
                   "sop_instance_uid", "uri"]
@@ -56,6 +56,16 @@ def save_collection(catalog: Catalog, collection_id: str, researcher_id: str, ca
                "created_at": existing.get("created_at", stamp), "updated_at": stamp}
         catalog.upsert("collections", [doc])
     return doc
+
+
+def researchers_collection(catalog: Catalog, researcher_id: str, name: str) -> dict | None:
+    """A researcher's collection by the name they use: in their own namespace, else (one made for
+    them outside the API, such as a job's) the id itself if it is theirs; never another's."""
+    for collection_id in (own_collection_id(researcher_id, name), name):
+        doc = catalog.get("collections", collection_id)
+        if doc is not None and doc.get("researcher_id") == researcher_id:
+            return doc
+    return None
 
 
 def remove_case(catalog: Catalog, collection_id: str, case_id: str) -> dict:

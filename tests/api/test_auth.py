@@ -37,7 +37,8 @@ def test_another_researchers_job_and_collection_are_not_there(alice, bob, admin)
     assert "alice-private" not in {c["collection_id"] for c in bob.get("/api/v1/collections").json()}
     assert bob.post("/api/v1/collections/alice-private/cases", json={"cases": [
         {"accession_numbers": ["X"]}]}).status_code == 404
-    assert admin.get("/api/v1/collections/alice-private").status_code == 200
+    # An admin finds it under the id it is kept by: its researcher's own namespace.
+    assert admin.get("/api/v1/collections/alice~alice-private").json()["researcher_id"] == "alice"
 
 
 @pytest.mark.parametrize(("method", "path", "body"), [

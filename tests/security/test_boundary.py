@@ -152,4 +152,12 @@ def test_other_researchers_collections_are_not_readable(alice, bob, raw):
         assert response.status_code == 403 and "bobs-secret-cohort" not in response.text, path
     assert "collection_ids" not in json.dumps(alice.get("/api/v1/studies", params={"limit": 1000}).json())
     assert alice.get("/api/v1/studies", params={"collection": "bobs-secret-cohort"}).status_code == 404
+    assert alice.get("/api/v1/collections/bobs-secret-cohort").status_code == 404
     assert bob.get("/api/v1/studies/count", params={"collection": "bobs-secret-cohort"}).json()["count"] >= 1
+    # Naming a collection tells nothing of another researcher's names: each researcher's are their own.
+    mine = alice.post("/api/v1/collections", json={"collection_id": "bobs-secret-cohort", "cases": []})
+    assert mine.status_code == 201 and mine.json()["collection_id"] == "bobs-secret-cohort"
+    assert alice.get("/api/v1/studies/count", params={"collection": "bobs-secret-cohort"}).json()["count"] == 0
+    assert bob.get("/api/v1/collections/bobs-secret-cohort").json()["cases"] != []
+    again = alice.post("/api/v1/collections", json={"collection_id": "bobs-secret-cohort", "cases": []})
+    assert again.status_code == 409 and "you have" in again.json()["detail"]
