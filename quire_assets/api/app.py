@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.catalogs = Catalogs(settings.catalog_uri, settings.policy, settings.query_seconds)
     app.state.known_fields = {"admin": KnownFields(), "research": KnownFields()}
+    app.state.reports = {}  # rendered reports, by question and catalog write (reads.report)
     app.state.thread_catalog = ThreadCatalog(app.state.catalogs.get)
     app.state.research_catalog = research_catalog(app.state.catalogs)
     app.state.sealer = settings.sealer("cursor")

@@ -353,6 +353,14 @@ async def report(request: Request, who: CallerDep, where: Where = None,
     def render() -> str:
         cat = catalog_for(request, who)
         reader = Reader(request, cat, who, level, parse_where(where), None, [], collection)
-        return catalog_report(cat, _studies_of(reader, level), _min_cell(request, who))[1]
+        # The same report for the same question, until the catalog is written again.
+        key = json.dumps([who.admin, level, reader.where, _min_cell(request, who), cat.last_change()],
+                         sort_keys=True, default=str)
+        reports = request.app.state.reports
+        if key not in reports:
+            if len(reports) > 32:
+                reports.clear()
+            reports[key] = catalog_report(cat, _studies_of(reader, level), _min_cell(request, who))[1]
+        return reports[key]
 
     return HTMLResponse(await run_in_threadpool(render))

@@ -13,6 +13,7 @@ import calendar
 import difflib
 import os
 import re
+import threading
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -176,6 +177,10 @@ def tokens(text: str) -> list[str]:
     return TOKEN.findall(text.lower().replace("’", "'"))
 
 
+_VOCABULARIES: dict[tuple, Vocabulary] = {}
+_VOCABULARIES_LOCK = threading.Lock()
+
+
 @dataclass
 class Vocabulary:
     values: dict[str, dict[str, list]]  # concept → normalized text → catalog values
@@ -183,6 +188,21 @@ class Vocabulary:
 
     @classmethod
     def of(cls, catalog: Catalog, hidden: frozenset[str] = frozenset()) -> Vocabulary:
+        """The catalog's words, read again only once the catalog has been written since (a question
+        costs its own queries, not a pass over every value)."""
+        key = (type(catalog).__name__, catalog.uri, hidden, catalog.last_change())
+        with _VOCABULARIES_LOCK:
+            known = _VOCABULARIES.get(key)
+        if known is None:
+            known = cls.read(catalog, hidden)
+            with _VOCABULARIES_LOCK:
+                if len(_VOCABULARIES) > 16:
+                    _VOCABULARIES.clear()
+                _VOCABULARIES[key] = known
+        return known
+
+    @classmethod
+    def read(cls, catalog: Catalog, hidden: frozenset[str] = frozenset()) -> Vocabulary:
         values: dict[str, dict[str, list]] = {}
         for concept, (level, path) in VALUE_FIELDS.items():
             if path in hidden:

@@ -185,7 +185,7 @@ class ResearchCatalog(Catalog):
         raise NotImplementedError
 
     def last_change(self) -> int:
-        raise NotImplementedError
+        return self.catalog.last_change()  # the view changes only when the catalog does
 
     def prune_changes(self, upto: int) -> None:
         raise NotImplementedError

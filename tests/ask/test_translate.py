@@ -255,3 +255,16 @@ def test_or_across_levels_is_read_as_and_and_said(catalog):
     translation = translate("female or siemens series", catalog)
     assert translation.level == "series" and "read as 'and'" in " ".join(translation.notes)
     assert translation.filter["manufacturer"] == SIEMENS and "study_instance_uid" in translation.filter
+
+
+def test_the_vocabulary_follows_the_catalogs_writes(tmp_path):
+    # The catalog's words are kept between questions, and read again once the catalog is written.
+    from quire_assets.catalog.sqlite import SqliteCatalog
+
+    with SqliteCatalog(tmp_path / "catalog.db") as catalog:
+        catalog.upsert("series", [{"series_instance_uid": "1.1", "modality": "CT", "manufacturer": "ACME"}])
+        assert translate("acme series", catalog).filter == {"manufacturer": "ACME"}
+        with pytest.raises(AskError):
+            translate("zetavendor series", catalog)
+        catalog.upsert("series", [{"series_instance_uid": "1.2", "modality": "CT", "manufacturer": "ZETAVENDOR"}])
+        assert translate("zetavendor series", catalog).filter == {"manufacturer": "ZETAVENDOR"}

@@ -117,3 +117,17 @@ def test_failed_keys_are_throttled_per_key_id_and_per_client(limited, api_home):
     with limited.client(api_home["keys"]["alice"]) as alice:
         assert alice.get("/api/v1/studies/count").status_code == 200  # a key already checked still works
         assert alice.get("/health").status_code == 200
+
+
+def test_a_report_is_kept_until_the_catalog_is_written(limited, api_home):
+    from quire_assets.catalog import open_catalog
+
+    with limited.client(api_home["keys"]["boss"]) as boss:
+        before = boss.get("/api/v1/report")
+        assert before.status_code == 200 and boss.get("/api/v1/report").text == before.text
+        home = limited.log.parent
+        with open_catalog(f"sqlite:///{home / 'catalog.db'}") as catalog:
+            study = catalog.find("studies", limit=1)[0]
+            catalog.upsert("studies", [{**study, "study_date": "1987-06-05"}])
+        after = boss.get("/api/v1/report")
+        assert after.status_code == 200 and after.text != before.text
