@@ -7,6 +7,7 @@ which fork, and a forked copy of a threaded server can hang on a lock another th
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 import traceback
 from multiprocessing.process import BaseProcess
@@ -23,16 +24,19 @@ def pending_jobs(catalog, source: str) -> list[str]:
                                               sort=[("created_at", 1)]) if serves(j, source)]
 
 
-def serve_jobs(catalog_uri: str, source: str, stop: Event, poll: float = POLL_SECONDS) -> None:
-    """Until ``stop`` is set: run the pending jobs (the same plan and outcome functions as
-    ``quire jobs submit --wait``), then look again every ``poll`` seconds."""
+def serve_jobs(catalog_uri: str, source: str, stop: Event, server: int, poll: float = POLL_SECONDS) -> None:
+    """Until ``stop`` is set, or the server that started it is gone: run the pending jobs (the
+    same plan and outcome functions as ``quire jobs submit --wait``), then look again every
+    ``poll`` seconds. (uvicorn ends on SIGTERM by raising the signal again, before ``quire serve``
+    can set ``stop``: a worker whose parent is no longer ``server``, the process that started it,
+    has been handed to another and stops itself.)"""
     from quire_assets.catalog import open_catalog
     from quire_assets.catalog.requests import update_accessions
     from quire_assets.instance import open_instance
     from quire_assets.orchestration import run_requests_here
 
     instance = open_instance()
-    while not stop.is_set():
+    while not stop.is_set() and os.getppid() == server:
         with open_catalog(catalog_uri) as catalog:
             jobs = pending_jobs(catalog, source)
             if jobs:
@@ -51,7 +55,7 @@ def serve_jobs(catalog_uri: str, source: str, stop: Event, poll: float = POLL_SE
 def start_worker(catalog_uri: str, source: str) -> tuple[BaseProcess, Event]:
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
-    process = context.Process(target=serve_jobs, args=(catalog_uri, source, stop), name="quire-job-worker",
+    process = context.Process(target=serve_jobs, args=(catalog_uri, source, stop, os.getpid()), name="quire-job-worker",
                               daemon=True)
     process.start()
     return process, stop

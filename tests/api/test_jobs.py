@@ -62,3 +62,46 @@ def test_collections_by_hand(alice):
     assert [s["accession_number"] for s in alice.get("/api/v1/collections/by-hand/studies").json()["items"]] == [
         "RAD/2019/0042"]
     assert "by-hand" in {c["collection_id"] for c in alice.get("/api/v1/collections").json()}
+
+
+def test_sigterm_to_quire_serve_leaves_no_worker_behind(api_home):
+    """Issue 28: systemd and `docker stop` send SIGTERM; uvicorn re-raises it before the command's
+    cleanup, so the job worker must notice that its server is gone."""
+    import os
+    import signal
+    import time
+    from pathlib import Path
+
+    from tests.api.conftest import Server
+
+    server = Server(api_home["env"], api_home["home"], "--source", str(api_home["archive"]))
+
+    def children(pid: int) -> set[int]:
+        found = set()
+        for status in Path("/proc").glob("[0-9]*/status"):
+            try:
+                fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+            except OSError:
+                continue
+            if fields.get("PPid", "").strip() == str(pid):
+                found.add(int(status.parent.name))
+        return found
+
+    deadline = time.monotonic() + 30
+    while not (workers := children(server.proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert workers, "quire serve started no job worker"
+    os.kill(server.proc.pid, signal.SIGTERM)
+    server.proc.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    while any(Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid) for pid in workers) \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid)]
+
+
+def _state(pid: int) -> str:
+    try:
+        return next(line for line in open(f"/proc/{pid}/status") if line.startswith("State:")).lower()
+    except (OSError, StopIteration):
+        return "zombie"
