@@ -68,3 +68,19 @@ def test_tables_keep_uids_and_paths_whole_and_mark_any_cut(ingested):
     instances = quire("query", "instances", "--fields", "sop_instance_uid,uri", "--limit", "3", env=env, cwd=home).stdout
     for doc in json.loads(quire("query", "instances", "--limit", "3", "--format", "json", env=env, cwd=home).stdout):
         assert doc["sop_instance_uid"] in instances and doc["uri"] in instances
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly(sample_archive, tmp_path_factory):
+    """Issue 28: `quire query ... | head` ended in a BrokenPipeError traceback."""
+    import subprocess
+
+    from tests.cli.test_ingest_e2e import QUIRE, ingested_home
+
+    env, home = ingested_home(sample_archive, tmp_path_factory)
+    proc = subprocess.Popen([QUIRE, "query", "instances", "--format", "json"], env=env, cwd=home,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b"["
+    proc.stdout.close()  # as `head -1` does: more than a pipe's buffer is still to come
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert stderr == ""
