@@ -36,3 +36,35 @@ def _isolated_quire_home(tmp_path, monkeypatch):
     monkeypatch.setenv("QUIRE_HOME", str(tmp_path / "quire_home"))
     for name in ("QUIRE_CATALOG", "QUIRE_SOURCE", "QUIRE_FEATURES"):
         monkeypatch.delenv(name, raising=False)
+
+
+def processes_of(base: str) -> dict[int, str]:
+    """Live processes (not zombies) whose environment names ``base``: what this session's tests
+    started, through QUIRE_HOME, DAGSTER_HOME or a working folder under the session's temp folder."""
+    found = {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        if int(proc.name) == os.getpid():
+            continue
+        try:
+            if base.encode() not in (proc / "environ").read_bytes():
+                continue
+            state = next(line for line in (proc / "status").read_text().splitlines() if line.startswith("State:"))
+            if "zombie" not in state:
+                found[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, StopIteration):
+            continue
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind(tmp_path_factory):
+    """The suite leaves no process behind (issue 28: `quire serve`'s job workers outlived it). The
+    first session fixture, so its check runs after every other fixture has stopped what it started."""
+    import time
+
+    base = str(tmp_path_factory.getbasetemp())
+    yield
+    deadline = time.monotonic() + 20
+    while (left := processes_of(base)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, f"processes outlived the test session: {left}"
