@@ -28,6 +28,9 @@ def checked_source_uri(source: str) -> str:
 
         return source_from_uri(source).uri
     path = Path(source).expanduser()
+    if path.is_file():
+        raise UserError(f"source {source!r} is a file: name the folder that holds it (quire ingest "
+                        f"{str(path.resolve().parent)!r}), a bucket or a PACS")
     if not path.is_dir():
         raise UserError(f"source folder {source!r} does not exist")
     return str(path.resolve())

@@ -33,6 +33,7 @@ def ingested(sample_archive, tmp_path_factory):
     (["ingest", "{archive}", "--batch", "0"], "argument --batch: 0 is less than 1"),
     (["count", "series", "--where", "{not json"], "--where is not valid JSON"),
     (["query", "nope"], "argument level: invalid choice: 'nope'"),
+    (["ingest", "{archive}/metadata.csv"], "is a file: name the folder that holds it"),
 ])
 def test_bad_input_is_one_line_and_exit_2(ingested, sample_archive, args, says):
     env, home = ingested
