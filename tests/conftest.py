@@ -48,10 +48,13 @@ def processes_of(base: str) -> dict[int, str]:
         try:
             if base.encode() not in (proc / "environ").read_bytes():
                 continue
-            state = next(line for line in (proc / "status").read_text().splitlines() if line.startswith("State:"))
-            if "zombie" not in state:
-                found[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, StopIteration):
+            status = dict(line.split(":", 1) for line in (proc / "status").read_text().splitlines() if ":" in line)
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            # This interpreter's own multiprocessing helper ends with it.
+            mine = status.get("PPid", "").strip() == str(os.getpid()) and "multiprocessing.resource_tracker" in command
+            if "zombie" not in status.get("State", "") and not mine:
+                found[int(proc.name)] = command
+        except OSError:
             continue
     return found
 
