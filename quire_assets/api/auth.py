@@ -141,18 +141,14 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 SESSION_SECONDS = 8 * 3600
 
 
-def _session_id(token: str) -> str:
-    # The catalog keeps a digest: a copy of it opens no session.
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def session(request: Request) -> dict | None:
     """The dashboard's session (``researcher_id``, ``key_id``, ``csrf``) its cookie names, if it has
     not expired or been ended."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token or len(token) > 200:
         return None
-    found = request.app.state.thread_catalog.get("sessions", _session_id(token))
+    # The catalog keeps a digest of the cookie: a copy of the catalog opens no session.
+    found = request.app.state.thread_catalog.get("sessions", _digest_of(token))
     return found if found and found.get("expires", 0) > time.time() else None
 
 
@@ -162,7 +158,7 @@ def new_session(request: Request, researcher: dict) -> str:
     catalog = request.app.state.thread_catalog
     token, now = secrets.token_urlsafe(32), time.time()
     catalog.delete("sessions", {"expires": {"$lt": now}})
-    catalog.upsert("sessions", [{"session_id": _session_id(token), "researcher_id": researcher["researcher_id"],
+    catalog.upsert("sessions", [{"session_id": _digest_of(token), "researcher_id": researcher["researcher_id"],
                                  "key_id": researcher["key"]["key_id"], "csrf": secrets.token_urlsafe(24),
                                  "expires": now + SESSION_SECONDS}])
     return token
@@ -171,7 +167,7 @@ def new_session(request: Request, researcher: dict) -> str:
 def end_session(request: Request) -> None:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        request.app.state.thread_catalog.delete("sessions", {"session_id": _session_id(token)})
+        request.app.state.thread_catalog.delete("sessions", {"session_id": _digest_of(token)})
 
 
 def session_caller(cat: Catalog, opened: dict, policy: PhiPolicy) -> Caller | None:
