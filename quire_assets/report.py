@@ -109,8 +109,8 @@ def catalog_report(catalog: Catalog, where: dict | None = None, min_cell: int = 
     """The summary statistics of the studies ``where`` selects (small cells merged under
     ``min_cell``), and their report page."""
     stats = summary_statistics(catalog, where, min_cell)
-    about = {"catalog": catalog.uri, "source": ", ".join(map(str, catalog.distinct("studies", "source", where)))
-             or "(none)"}
+    sources = {*catalog.distinct("studies", "sources", where), *catalog.distinct("studies", "source", where)}
+    about = {"catalog": catalog.uri, "source": ", ".join(sorted(map(str, sources))) or "(none)"}
     return stats, render_report(stats, where or None, about)
 
 

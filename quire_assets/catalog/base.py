@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from quire_assets.catalog.filters import validate_filter
+from quire_assets.catalog.locations import held_by, locations_of, recount, reduced, sources_of, with_locations
 from quire_assets.dicom.rollup import patient_documents
 
 KEYS = {
@@ -110,7 +111,7 @@ def check_document(collection: str, doc: dict) -> None:
 
 def partition_filters(partition_keys: Sequence[str], source: str | None) -> list[dict]:
     """Filters, a chunk of keys each, for the documents these partitions (of ``source``) hold."""
-    return [{"partition_key": {"$in": list(chunk)}, **({"source": source} if source else {})}
+    return [{"partition_key": {"$in": list(chunk)}, **(held_by(source) if source else {})}
             for chunk in chunks(list(partition_keys))]
 
 
@@ -308,7 +309,7 @@ class Catalog(ABC):
         found: set = set()
         for chunk in chunks(list(partition_keys)):
             found.update(self.keys(collection, {"partition_key": {"$in": list(chunk)},
-                                                **({"source": source} if source else {})}))
+                                                **(held_by(source) if source else {})}))
         return found
 
     def replace_partitions(
@@ -326,32 +327,69 @@ class Catalog(ABC):
         Upserts by natural key, deletes what the partitions held before and hold no longer
         (files that disappeared), keeps the ``collection_ids`` researchers gave their studies, and
         re-rolls the patients they touch. Running it twice changes nothing. With ``source``, the
-        documents carry it and only that source's documents can be removed, so two archives
-        cataloged into one catalog do not erase each other's partitions (``no-accession:other-files``
-        above all). Many partitions go in one call, so a run of radiographs (one or two files per
-        accession) costs a few statements per collection, not a few per accession.
+        write is that source's part only (``catalog/locations.py``): documents list the sources
+        that hold them, instances every source's files, and a document another source still holds
+        loses only this source's part, so archives that share files, or hold different files of one
+        accession, never erase each other. Many partitions go in one call, so a run of radiographs
+        (one or two files per accession) costs a few statements per collection, not a few per accession.
         """
         keys = list(dict.fromkeys(partition_keys))
-        if source:
-            instances, series, studies, errors = ([{**d, "source": source} for d in docs]
-                                                  for docs in (instances, series, studies, errors))
         new = {"instances": instances, "series": series, "studies": studies, "errors": errors}
         for collection, docs in new.items():  # refused before anything is written
             for doc in docs:
                 check_document(collection, doc)
         with self.transaction():
-            old_patients = {p for flt in partition_filters(keys, source)
-                            for p in self.distinct("studies", "patient_id", flt)}
-            kept = self._collection_ids([s["study_instance_uid"] for s in studies])
-            studies = [
+            filters = partition_filters(keys, source)
+            old_patients = {p for flt in filters for p in self.distinct("studies", "patient_id", flt)}
+            if source:
+                new = self._merge_sources(filters, new, source)
+            kept = self._collection_ids([s["study_instance_uid"] for s in new["studies"]])
+            new["studies"] = [
                 {**s, "collection_ids": sorted(set(s.get("collection_ids", [])) | kept.get(s["study_instance_uid"], set()))}
-                for s in studies
+                for s in new["studies"]
             ]
-            new["studies"] = studies
             removed = self._replace_documents(keys, new, source)
-            touched = old_patients | {s["patient_id"] for s in studies if s.get("patient_id")}
+            touched = old_patients | {s["patient_id"] for s in new["studies"] if s.get("patient_id")}
             self.refresh_patients(touched)
-        return {**{c: len(d) for c, d in new.items()}, "removed": removed}
+        counts = {"instances": len(instances), "series": len(series), "studies": len(studies), "errors": len(errors)}
+        return {**counts, "removed": removed}
+
+    def _merge_sources(self, filters: list[dict], new: dict[str, Sequence[dict]],
+                       source: str) -> dict[str, list[dict]]:
+        """The documents to write so that ``source``'s part of these partitions is ``new`` and every
+        other source's part stays: ``new`` with the other sources' files added, and what this source
+        held and holds no longer but others still hold, without this source's part. What only this
+        source held and holds no longer is left out (the write deletes it)."""
+        out: dict[str, list[dict]] = {}
+        gone: dict[str, set] = {}
+        owners = {"sources": 1, "source": 1, "locations": 1, "uris": 1}  # all a merge reads of most documents
+        for collection, docs in new.items():
+            key = KEYS[collection]
+            incoming = {d[key]: d for d in docs}
+            existing: dict[Any, dict] = {}
+            for chunk in chunks(list(incoming)):
+                existing.update((d[key], d) for d in self.find(collection, {key: {"$in": list(chunk)}},
+                                                                projection={key: 1, **owners}))
+            for flt in filters:
+                existing.update((d[key], d) for d in self.find(collection, flt, projection={key: 1, **owners})
+                                if d[key] not in existing)
+            merged = []
+            for k, doc in incoming.items():
+                others = [s for s in sources_of(existing.get(k)) if s != source]
+                doc = {**{f: v for f, v in doc.items() if f != "source"}, "sources": sorted({*others, source})}
+                if collection == "instances":
+                    doc = with_locations(doc, [
+                        *(loc for loc in locations_of(existing.get(k)) if loc.get("source") != source),
+                        *({**loc, "source": source} for loc in doc.get("locations", []))])
+                merged.append(doc)
+            kept = [k for k, old in existing.items() if k not in incoming and source in sources_of(old)
+                    and any(s != source for s in sources_of(old))]
+            gone[collection] = {k for k, old in existing.items() if k not in incoming and sources_of(old) == [source]}
+            for chunk in chunks(kept):  # held by another source too: loses this source's part only
+                merged.extend(reduced(collection, d, source) for d in self.find(collection, {key: {"$in": list(chunk)}}))
+            out[collection] = merged
+        recount(self, out, gone, source)
+        return out
 
     def _replace_documents(self, partition_keys: Sequence[str], new: dict[str, Sequence[dict]],
                            source: str | None) -> int:

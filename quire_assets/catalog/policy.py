@@ -22,13 +22,15 @@ DEFAULT_POLICY = Path(__file__).with_name("phi-policy.toml")
 ACTIONS = ("keep", "hash", "drop")
 # Quire's own fields, not attributes of a file: counts, the names of attributes, the shape of a
 # series. They hold no value of a patient, so they are kept unless a policy names them.
-STRUCTURE = frozenset({"num_studies", "num_series", "num_instances", "damaged_instances", "varying", "damage",
-                       "size", "oddities"})
+STRUCTURE = frozenset({"num_studies", "num_series", "num_instances", "num_frames", "damaged_instances",
+                       "conflicting_instances", "varying", "damage", "size", "oddities"})
 # Fields that repeat an attribute's values under another name take that attribute's rule.
 FOLLOWS = {"partition_key": "AccessionNumber", "accession_numbers": "AccessionNumber",
-           "study_instance_uids": "StudyInstanceUID", "modalities": "Modality"}
-# Documents of attributes, walked key by key under the default rule.
-CONTAINERS = frozenset({"metadata", "instance_ranges"})
+           "study_instance_uids": "StudyInstanceUID", "modalities": "Modality",
+           "locations": "uris", "sources": "source"}
+# Documents of attributes, walked key by key under the default rule (``conflicts``: attribute →
+# the values an instance's copies hold).
+CONTAINERS = frozenset({"metadata", "instance_ranges", "conflicts"})
 # Never in the research view: which studies other researchers put in their collections.
 RESEARCHER_PRIVATE = frozenset({"collection_ids"})
 # The keys of the catalog's levels: hashing them is fine, dropping them would leave nothing to key on.

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from quire_assets.catalog import CatalogError, default_catalog_uri, open_catalog
+from quire_assets.catalog.locations import held_by
 from quire_assets.cli.common import Progress, UserError, dagster_instance, whole_number
 from quire_assets.sources.base import Selection
 
@@ -93,8 +94,8 @@ def ingest(source: str, catalog_uri: str | None, workers: int | None = None, bat
     index.close()
     with open_catalog(catalog_uri) as catalog:
         # What the catalog holds of this source, which the closing line reports (the index only
-        # says what was read); every document names its source.
-        held = {level: catalog.count(level, {"source": source_uri}) for level in ("instances", "series", "studies", "errors")}
+        # says what was read); every document names the sources that hold it.
+        held = {level: catalog.count(level, held_by(source_uri)) for level in ("instances", "series", "studies", "errors")}
     mismatch = {k: (summary[k], v) for k, v in held.items() if summary[k] != v}
     from quire_assets.timing import spent
 

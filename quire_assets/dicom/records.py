@@ -42,7 +42,7 @@ PROMOTED = {
         "ConvolutionKernel", "KVP", "Rows", "Columns", "ProtocolName", "SpacingBetweenSlices",
         "MagneticFieldStrength",
     ),
-    "instance": ("SOPInstanceUID", "SOPClassUID", "InstanceNumber", "SliceLocation"),
+    "instance": ("SOPInstanceUID", "SOPClassUID", "InstanceNumber", "SliceLocation", "NumberOfFrames"),
 }
 
 

@@ -17,6 +17,10 @@ from quire_assets.dicom.features import FeatureSets
 from quire_assets.dicom.records import PROMOTED, snake_case
 
 MAX_DISTINCT = 50
+# What Quire records of a file that two copies of one SOP Instance UID must agree on: a copy that
+# differs (a re-export with other frames or bit depth, an anonymizer reusing UIDs) is said.
+CONFLICT_ATTRIBUTES = ("SOPClassUID", "Modality", "TransferSyntaxUID", "NumberOfFrames", "Rows", "Columns",
+                       "BitsAllocated", "BitsStored", "PhotometricInterpretation")
 
 
 def _freeze(value: Any) -> Any:
@@ -100,8 +104,31 @@ def _promoted(records: list[dict], level: str) -> dict[str, Any]:
     return out
 
 
+def frames(value: Any) -> int:
+    """Frames of one instance: its ``NumberOfFrames`` when that is a positive whole number, else one."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
+
+
+def recorded(record: dict) -> dict[str, Any]:
+    """The attributes of a file its copies must agree on (``CONFLICT_ATTRIBUTES``), as read."""
+    metadata = record["metadata"]
+    return {k: metadata[k] for k in CONFLICT_ATTRIBUTES if metadata.get(k) is not None}
+
+
+def conflicts_between(locations: list[dict]) -> dict[str, list]:
+    """Attribute → the distinct values the files of one instance hold, for the attributes where
+    they differ (an attribute one copy lacks is not a difference)."""
+    values: dict[str, dict[Any, Any]] = {}
+    for location in locations:
+        for name, value in (location.get("recorded") or {}).items():
+            values.setdefault(name, {}).setdefault(_freeze(value), value)
+    return {name: sorted(found.values(), key=lambda v: json.dumps(v, sort_keys=True))
+            for name, found in sorted(values.items()) if len(found) > 1}
+
+
 def instance_documents(records: Iterable[dict], features: FeatureSets) -> list[dict]:
-    """One document per SOP Instance UID; copies of a file are one instance with every ``uri``."""
+    """One document per SOP Instance UID; copies of a file are one instance with every file in
+    ``locations`` (and ``uris``), and ``conflicts`` when the copies differ in what is recorded."""
     by_sop: dict[str, list[dict]] = defaultdict(list)
     for record in records:
         by_sop[record["sop_instance_uid"]].append(record)
@@ -120,10 +147,12 @@ def instance_documents(records: Iterable[dict], features: FeatureSets) -> list[d
                 "partition_key": first["partition_key"],
                 "uri": first["uri"],
                 "uris": [r["uri"] for r in copies],
+                "locations": (locations := [{"uri": r["uri"], "recorded": recorded(r)} for r in copies]),
                 "size": first.get("size"),
                 "metadata": {k: v for k, v in first["metadata"].items() if k in names},
                 "oddities": first.get("oddities", []),
                 **({"damage": first["damage"]} if first.get("damage") else {}),
+                **({"conflicts": conflict} if len(copies) > 1 and (conflict := conflicts_between(locations)) else {}),
             }
         )
     return documents
@@ -132,8 +161,10 @@ def instance_documents(records: Iterable[dict], features: FeatureSets) -> list[d
 def series_documents(records: Iterable[dict], features: FeatureSets) -> list[dict]:
     """Series rollups from instance records (duplicated SOP UIDs counted once)."""
     by_series: dict[str, dict[str, dict]] = defaultdict(dict)
+    copies: dict[str, list[dict]] = defaultdict(list)
     for record in records:
         by_series[record["series_instance_uid"]].setdefault(record["sop_instance_uid"], record)
+        copies[record["sop_instance_uid"]].append(record)
     names = features.names("series")
     numeric_instance = features.names("instance")
     documents = []
@@ -156,12 +187,16 @@ def series_documents(records: Iterable[dict], features: FeatureSets) -> list[dic
                 "patient_id": most_common(r["patient_id"] for r in members),
                 "partition_key": first["partition_key"],
                 "num_instances": len(members),
+                "num_frames": sum(frames(r["metadata"].get("NumberOfFrames")) for r in members),
                 "metadata": metadata,
                 "instance_ranges": ranges,
                 "varying": varying,
                 # A series with files cut short says how many, so a series-level cohort sees it.
                 **({"damaged_instances": damaged} if (damaged := sum(bool(r.get("damage")) for r in members))
                    else {}),
+                **({"conflicting_instances": conflicting} if (conflicting := sum(
+                    1 for sop in by_sop if len(copies[sop]) > 1 and conflicts_between(
+                        [{"recorded": recorded(r)} for r in copies[sop]]))) else {}),
             }
         )
     return documents
@@ -189,6 +224,7 @@ def study_documents(records: Iterable[dict], series: Iterable[dict], features: F
                 "modalities": sorted({s["modality"] for s in its_series if s.get("modality")}),
                 "num_series": len(its_series),
                 "num_instances": len(members),
+                "num_frames": sum(frames(r["metadata"].get("NumberOfFrames")) for r in members),
                 "collection_ids": [],
                 "metadata": metadata,
                 "varying": varying,
@@ -223,6 +259,7 @@ def patient_documents(studies: Iterable[dict]) -> list[dict]:
                 "num_studies": len(its_studies),
                 "num_series": sum(s.get("num_series", 0) for s in its_studies),
                 "num_instances": sum(s.get("num_instances", 0) for s in its_studies),
+                "num_frames": sum(s.get("num_frames", 0) for s in its_studies),
                 "varying": varying,
             }
         )
