@@ -20,8 +20,9 @@ REPORT_NAME = "quire-report.html"
 SEX_WORDS = {"M": "male", "F": "female", "O": "other"}
 
 # The number tiles at the top, in one row: (title, key in the statistics).
-TILES = [("Total studies", "total_studies"), ("Total series", "total_series"), ("Total slices", "total_slices"),
-         ("Total patients", "total_patients"), ("Average slices per study", "average_slices_per_study")]
+TILES = [("Total studies", "total_studies"), ("Total series", "total_series"), ("Total instances", "total_instances"),
+         ("Total images (frames)", "total_images"), ("Total patients", "total_patients"),
+         ("Average images per study", "average_images_per_study")]
 
 
 def _bar(title: str, counts: dict[str, int], x_title: str, y_title: str) -> go.Figure:

@@ -302,6 +302,9 @@ CHECKS = [
     AssetCheckSpec("unique_sop_instance_uids", asset="catalog_entries",
                    description="No SOP Instance UID is claimed by two accessions, anywhere in the source (not "
                                "only in the run that evaluates it)."),
+    AssetCheckSpec("copies_agree", asset="catalog_entries",
+                   description="The files of one SOP Instance UID (in this source or another) agree on what "
+                               "Quire records: SOP class, modality, transfer syntax, frames, size, bit depth."),
 ]
 
 
@@ -351,6 +354,10 @@ def catalog_entries(
             held.setdefault(d["partition_key"], set()).add(d["uri"])
     listed = dicom_files.groupby("partition_key")["uri"].agg(set).to_dict()
     integrity = cat.integrity(keys)
+    conflicting = [{"sop_instance_uid": d["sop_instance_uid"], "conflicts": d["conflicts"]}
+                   for chunk in chunks(list(keys), 500) for d in cat.find(
+                       "instances", {"partition_key": {"$in": list(chunk)}, "conflicts": {"$exists": True}},
+                       projection={"sop_instance_uid": 1, "conflicts": 1})]
     cat.close()
     index.mark_cataloged(catalog.resolved_uri(), {
         k: int(v) for k, v in dicom_files.groupby("partition_key")["partition_version"].max().items()
@@ -382,6 +389,9 @@ def catalog_entries(
                          severity=AssetCheckSeverity.WARN,
                          metadata={"shared_across_accessions": len(shared), "involving_this_run": len(stolen),
                                    "examples": MetadataValue.json(shared[:20])}),
+        AssetCheckResult(check_name="copies_agree", passed=not conflicting, severity=AssetCheckSeverity.WARN,
+                         metadata={"conflicting_instances": len(conflicting),
+                                   "examples": MetadataValue.json(conflicting[:20])}),
     ]
     return MaterializeResult(
         metadata={

@@ -43,8 +43,9 @@ def summary_statistics(context: AssetExecutionContext, catalog: CatalogResource)
     context.log.info(f"report written to {report}")
     return MaterializeResult(metadata={
         "total_studies": stats["total_studies"],
-        "total_slices": stats["total_slices"],
-        "average_slices_per_study": float(stats["average_slices_per_study"]),
+        "total_instances": stats["total_instances"],
+        "total_images": stats["total_images"],
+        "average_images_per_study": float(stats["average_images_per_study"]),
         "total_series": stats["total_series"],
         "total_patients": stats["total_patients"],
         "distributions": MetadataValue.md("\n".join(tables)),

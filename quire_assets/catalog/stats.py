@@ -48,14 +48,17 @@ def summary_statistics(catalog: Catalog, study_filter: dict | None = None, min_c
     cells under it are merged (``suppress_small_cells``)."""
     studies = catalog.find("studies", study_filter or {}, projection={
         "study_instance_uid": 1, "patient_id": 1, "patient_sex": 1, "patient_age": 1, "study_date": 1,
-        "num_series": 1, "num_instances": 1})
+        "num_series": 1, "num_instances": 1, "num_frames": 1})
     uids = [s["study_instance_uid"] for s in studies]
     series: list[dict] = []
     for chunk in chunks(uids, 500):
         series.extend(catalog.find("series", {"study_instance_uid": {"$in": list(chunk)}}, projection={
             "modality": 1, "manufacturer": 1, "manufacturer_model_name": 1, "body_part_examined": 1,
             "slice_thickness": 1, "pixel_spacing": 1, "num_instances": 1}))
-    total_slices = sum(s.get("num_instances") or 0 for s in studies)
+    total_instances = sum(s.get("num_instances") or 0 for s in studies)
+    # Images are frames: a multi-frame instance (an ultrasound clip, a tomosynthesis) holds many.
+    # Studies cataloged before frames were counted count an image per instance.
+    total_images = sum(s.get("num_frames") or s.get("num_instances") or 0 for s in studies)
     sexes: dict[str, str] = {}
     ages: dict[str, float] = {}
     for s in studies:
@@ -89,8 +92,12 @@ def summary_statistics(catalog: Catalog, study_filter: dict | None = None, min_c
     }
     return {
         "total_studies": len(studies),
-        "total_slices": total_slices,
-        "average_slices_per_study": round(total_slices / len(studies), 2) if studies else 0.0,
+        "total_instances": total_instances,
+        "total_images": total_images,
+        "average_images_per_study": round(total_images / len(studies), 2) if studies else 0.0,
+        # The names of earlier reports, for the readers that use them: slices are images.
+        "total_slices": total_images,
+        "average_slices_per_study": round(total_images / len(studies), 2) if studies else 0.0,
         "total_series": len(series),
         "total_patients": len(sexes),
         "slice_thickness_distribution": {"series": suppress_small_cells(_ordered(thickness_series), min_cell),

@@ -10,12 +10,15 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quire_assets.catalog import CatalogError, default_catalog_uri, open_catalog
 from quire_assets.catalog.locations import held_by
 from quire_assets.cli.common import Progress, UserError, dagster_instance, whole_number
 from quire_assets.sources.base import Selection
+
+if TYPE_CHECKING:
+    from quire_assets.sources import SourceIndex
 
 
 def checked_source_uri(source: str) -> str:
@@ -91,12 +94,23 @@ def ingest(source: str, catalog_uri: str | None, workers: int | None = None, bat
     runs = run_partitions(defs, instance, pending, batch=batch or DEFAULT_BATCH, on_run=on_run,
                           weights=index.file_counts(), workers=workers or default_workers())
     summary = index.summary()
-    index.close()
-    with open_catalog(catalog_uri) as catalog:
-        # What the catalog holds of this source, which the closing line reports (the index only
-        # says what was read); every document names the sources that hold it.
-        held = {level: catalog.count(level, held_by(source_uri)) for level in ("instances", "series", "studies", "errors")}
+    held = held_of(catalog_uri, source_uri)
     mismatch = {k: (summary[k], v) for k, v in held.items() if summary[k] != v}
+    differing: list[str] = []
+    repaired: list[str] = []
+    if mismatch and not runs.failed:
+        # The catalog lost documents the index says it holds (edited, restored from a backup, a
+        # writer stopped between runs): the accessions that differ are written again, now.
+        repaired = partitions_differing(index, catalog_uri, source_uri)
+        index.forget_cataloged(catalog_uri, repaired)
+        repair = run_partitions(defs, instance, repaired, batch=batch or DEFAULT_BATCH, on_run=on_run,
+                                weights=index.file_counts(), workers=workers or default_workers())
+        runs.run_ids.extend(repair.run_ids)
+        runs.failed.extend(repair.failed)
+        held = held_of(catalog_uri, source_uri)
+        mismatch = {k: (summary[k], v) for k, v in held.items() if summary[k] != v}
+        differing = partitions_differing(index, catalog_uri, source_uri) if mismatch else []
+    index.close()
     from quire_assets.timing import spent
 
     in_quire = sum(spent.values())
@@ -104,8 +118,26 @@ def ingest(source: str, catalog_uri: str | None, workers: int | None = None, bat
     timings = {"index_s": refresh.seconds, "dagster_setup_s": setup_s, "runs_s": runs.seconds,
                "run_workers": runs.workers, "runs_busy_s": runs.busy_s, "in_quire_code_s": in_quire,
                "dagster_overhead_s": runs.busy_s - in_quire, **{f"{k}_s": v for k, v in spent.items()}}
-    return {**summary, **held, "index": summary, "mismatch": mismatch, "timings": timings, "read": refresh.read, "partitions": len(pending), "runs": len(runs.run_ids),
+    return {**summary, **held, "index": summary, "mismatch": mismatch, "differing": differing, "repaired": len(repaired),
+            "timings": timings, "read": refresh.read, "partitions": len(pending) + len(repaired), "runs": len(runs.run_ids),
             "failed_runs": runs.failed, "run_ids": runs.run_ids, "seconds": time.perf_counter() - start}
+
+
+def held_of(catalog_uri: str, source_uri: str) -> dict[str, int]:
+    """What the catalog holds of this source, which the closing line reports (the index only says
+    what was read); every document names the sources that hold it."""
+    with open_catalog(catalog_uri) as catalog:
+        return {level: catalog.count(level, held_by(source_uri)) for level in ("instances", "series", "studies", "errors")}
+
+
+def partitions_differing(index: SourceIndex, catalog_uri: str, source_uri: str) -> list[str]:
+    """The accessions whose instances or errors in the catalog are not what their files make."""
+    made = index.documents_per_partition()
+    with open_catalog(catalog_uri) as catalog:
+        held = {level: dict(catalog.value_counts(level, "partition_key", held_by(source_uri)))
+                for level in ("instances", "errors")}
+    return sorted(k for k in set(made) | set(held["instances"]) | set(held["errors"]) if k in made and any(
+        made[k][level] != held[level].get(k, 0) for level in ("instances", "errors")))
 
 
 def selection_of(args: argparse.Namespace) -> Selection | None:
@@ -135,11 +167,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(json.dumps(report["timings"]), file=sys.stderr)
     print(f"{report['files']:,} files, {report['instances']:,} instances, {report['series']:,} series, "
           f"{report['studies']:,} studies, {report['errors']:,} errors, {report['seconds']:.1f} s "
-          f"({report['read']:,} files read, {report['partitions']:,} accessions cataloged in {report['runs']} run(s))")
+          f"({report['read']:,} files read, {report['partitions']:,} accessions cataloged in {report['runs']} run(s)"
+          + (f"; {report['repaired']:,} written again: the catalog had lost their documents" if report["repaired"] else "")
+          + ")")
     if report["mismatch"] and not report["failed_runs"]:
         differences = ", ".join(f"{k}: {i:,} in the index, {c:,} in the catalog" for k, (i, c) in report["mismatch"].items())
-        print(f"note: the catalog does not hold what the source index read ({differences}): "
-              "run `quire ingest` again", file=sys.stderr)
+        where = report["differing"]
+        print(f"note: the catalog does not hold what this source's files make ({differences}), even after "
+              f"writing the accessions that differed again; "
+              + (f"{len(where):,} accession(s) differ: {', '.join(where[:5])}{' ...' if len(where) > 5 else ''}"
+                 if where else "no single accession differs: a document is claimed by another accession "
+                 "(see the check unique_sop_instance_uids in the Dagster UI)"), file=sys.stderr)
     if report["failed_runs"]:
         print(f"error: {len(report['failed_runs'])} run(s) failed: {', '.join(report['failed_runs'])} "
               "(see them in the Dagster UI with the same DAGSTER_HOME)", file=sys.stderr)

@@ -20,8 +20,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         path = write_report(page, args.out)
     except OSError as exc:
         raise UserError(f"cannot write the report to {args.out}: {exc.strerror or exc}") from exc
-    print(f"{path}: {stats['total_studies']:,} studies, {stats['total_slices']:,} slices, "
-          f"{stats['average_slices_per_study']:g} slices per study")
+    print(f"{path}: {stats['total_studies']:,} studies, {stats['total_instances']:,} instances, "
+          f"{stats['total_images']:,} images (frames), {stats['average_images_per_study']:g} images per study")
     return 0
 
 

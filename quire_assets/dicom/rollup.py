@@ -112,7 +112,9 @@ def frames(value: Any) -> int:
 def recorded(record: dict) -> dict[str, Any]:
     """The attributes of a file its copies must agree on (``CONFLICT_ATTRIBUTES``), as read."""
     metadata = record["metadata"]
-    return {k: metadata[k] for k in CONFLICT_ATTRIBUTES if metadata.get(k) is not None}
+    found = {k: metadata[k] for k in CONFLICT_ATTRIBUTES if metadata.get(k) is not None}
+    found["NumberOfFrames"] = frames(metadata.get("NumberOfFrames"))  # a single-frame file may leave it out
+    return found
 
 
 def conflicts_between(locations: list[dict]) -> dict[str, list]:

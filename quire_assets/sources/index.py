@@ -388,6 +388,19 @@ class SourceIndex:
         )
         return [r[0] for r in rows]
 
+    def documents_per_partition(self) -> dict[str, dict[str, int]]:
+        """Partition → the instances (distinct SOP Instance UIDs) and errors its files make."""
+        rows = self.conn.execute(
+            "SELECT partition_key, count(DISTINCT sop_instance_uid) FILTER (WHERE reason IS NULL), "
+            "sum(reason IS NOT NULL) FROM files GROUP BY partition_key")
+        return {key: {"instances": instances, "errors": errors or 0} for key, instances, errors in rows}
+
+    def forget_cataloged(self, catalog: str, keys: Sequence[str]) -> None:
+        """These partitions are pending for this catalog again (it does not hold what they make)."""
+        with immediate(self.conn):
+            self.conn.executemany("DELETE FROM cataloged WHERE catalog = ? AND partition_key = ?",
+                                  [(catalog, k) for k in keys])
+
     def mark_cataloged(self, catalog: str, versions: dict[str, int]) -> None:
         with immediate(self.conn):
             self.conn.executemany(

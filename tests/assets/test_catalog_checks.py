@@ -26,7 +26,7 @@ def test_catalog_integrity_runs_after_ingests_over_the_whole_catalog(sample_arch
     assert not report.failed
     for run_id in report.run_ids:  # the ingest runs evaluate their own checks, not the whole catalog
         assert set(_evaluations(instance, run_id)) == {"every_file_accounted_for", "rollup_counts",
-                                                       "unique_sop_instance_uids"}
+                                                       "unique_sop_instance_uids", "copies_agree"}
     result = defs.resolve_job_def("report_job").execute_in_process(instance=instance)
     [verdict] = [e for e in result.get_asset_check_evaluations() if e.check_name == "catalog_integrity"]
     assert verdict.passed and verdict.metadata["studies_checked"].value == 7

@@ -128,3 +128,58 @@ def test_the_readme_path_with_two_copies_of_the_sample_archive(tmp_path):
         lines.append(done.stdout.strip().split(", ")[1:5])
     assert lines[0] == lines[1] == lines[2]
     assert lines[2][0] != "0 instances"
+
+
+def test_copies_that_differ_are_said_on_the_instance_its_series_and_a_check(sample_archive, tmp_path):
+    """One SOP Instance UID in files whose contents differ (a re-export with other frames and bit
+    depth): one instance, every file a location, ``conflicts`` naming what differs, the series
+    counting it, and the ingest run's ``copies_agree`` check failing with it as an example."""
+    import pydicom
+
+    from quire_assets.cli import ingest
+    from quire_assets.orchestration import run_partitions
+    from tests.assets.test_catalog_checks import _evaluations
+    from tests.assets.test_materialize import indexed
+
+    a, b = _sources(tmp_path, sample_archive)
+    original = sorted((a / "LIDC-IDRI" / "LIDC-IDRI-0003").rglob("*.dcm"))[0]
+    ds = pydicom.dcmread(b / original.relative_to(a))
+    ds.NumberOfFrames, ds.BitsStored = 3, 16
+    ds.save_as(b / original.relative_to(a))
+    twin = a / "twin.dcm"  # and a copy in the same source, the same as the original
+    shutil.copy(original, twin)
+    uri = f"sqlite:///{tmp_path / 'catalog.db'}"
+    assert not ingest(str(a), uri, workers=1, quiet=True)["mismatch"]
+    # b through Dagster's own run machinery, to read the check its run evaluates
+    instance, _, keys, defs = indexed(b, tmp_path)
+    [run_id] = run_partitions(defs, instance, keys, batch=len(keys)).run_ids
+    verdict = _evaluations(instance, run_id)["copies_agree"]
+    assert not verdict.passed and verdict.metadata["conflicting_instances"].value == 1
+    assert verdict.metadata["examples"].value[0]["sop_instance_uid"] == ds.SOPInstanceUID
+    with open_catalog(uri) as catalog:
+        [doc] = catalog.find("instances", {"conflicts": {"$exists": True}})
+        assert doc["sop_instance_uid"] == ds.SOPInstanceUID
+        assert doc["conflicts"] == {"BitsStored": [12, 16], "NumberOfFrames": [1, 3]}
+        by_uri = {loc["uri"]: loc["recorded"] for loc in doc["locations"]}
+        assert set(by_uri) == {str(original), str(twin), str(b / original.relative_to(a))}
+        assert by_uri[str(b / original.relative_to(a))]["NumberOfFrames"] == 3
+        assert by_uri[str(original)] == by_uri[str(twin)]
+        [series] = catalog.find("series", {"series_instance_uid": doc["series_instance_uid"]})
+        assert series["conflicting_instances"] == 1
+
+
+def test_a_catalog_that_lost_documents_converges_in_the_same_ingest(tmp_path):
+    """Documents removed behind Quire's back (a restore from an older backup): the next ingest finds
+    the accessions that differ from what their files make, writes them again, and says nothing."""
+    env = {**os.environ, "QUIRE_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dagster")}
+    env.pop("QUIRE_CATALOG", None)
+    quire("sample-archive", str(tmp_path / "a"), env=env, cwd=tmp_path)
+    first = quire("ingest", str(tmp_path / "a"), env=env, cwd=tmp_path).stdout
+    with open_catalog(f"sqlite:///{tmp_path / 'home' / 'catalog.db'}") as catalog:
+        catalog.delete("instances", {"accession_number": "LIDC0001A"})
+        catalog.delete("errors", {"reason": {"$exists": True}})
+    again = quire("ingest", str(tmp_path / "a"), env=env, cwd=tmp_path)
+    assert "note:" not in again.stderr, again.stderr
+    assert again.stdout.split(", ")[:5] == first.split(", ")[:5]
+    assert "(0 files read, 2 accessions cataloged in 2 run(s); 2 written again: the catalog had lost their " \
+        "documents)" in again.stdout

@@ -30,7 +30,7 @@ def test_materialize_one_accession_partition(sample_archive, tmp_path):
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"every_file_accounted_for": True, "rollup_counts": True,
-                      "unique_sop_instance_uids": True}
+                      "unique_sop_instance_uids": True, "copies_agree": True}
     catalog = open_catalog(resources["catalog"].uri)
     assert catalog.distinct("studies", "accession_number") == ["RAD/2019/0042"]
     series = catalog.find("series", sort=[("slice_thickness", 1)])
@@ -101,8 +101,8 @@ def test_summary_statistics_asset(sample_archive, tmp_path, monkeypatch):
     [event] = result.get_asset_materialization_events()
     metadata = event.materialization.metadata
     assert metadata["total_studies"].value == 7
-    assert metadata["total_slices"].value == 79
-    assert metadata["average_slices_per_study"].value == round(79 / 7, 2)
+    assert metadata["total_instances"].value == metadata["total_images"].value == 79
+    assert metadata["average_images_per_study"].value == round(79 / 7, 2)
     assert "| 0.625 | 4 |" in metadata["distributions"].value  # four 0.625 mm series
     assert (tmp_path / "home" / "reports" / "quire-report.html").is_file()
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections import Counter, defaultdict
 
 import pydicom
 
 from quire_assets.cli import ingest
 from tests.cli.test_ingest_e2e import quire
+from tests.conftest import PYDICOM_TEST_FILES
 
 
 def charts(html: str) -> dict[str, list[dict]]:
@@ -33,33 +35,39 @@ def tiles(html: str) -> dict[str, float]:
 
 def expected_from_files(archive):
     studies, series_thickness, sex = set(), {}, {}
-    slices = 0
+    instances = images = 0
     for path in archive.rglob("*.dcm"):
         ds = pydicom.dcmread(path, stop_before_pixels=True)
-        slices += 1
+        instances += 1
+        images += int(ds.get("NumberOfFrames") or 1)
         studies.add(ds.StudyInstanceUID)
         if "SliceThickness" in ds:
             series_thickness[ds.SeriesInstanceUID] = f"{float(ds.SliceThickness):g}"
         sex[ds.PatientID] = ds.PatientSex
-    return len(studies), slices, Counter(series_thickness.values()), Counter(sex.values())
+    return len(studies), instances, images, Counter(series_thickness.values()), Counter(sex.values())
 
 
 def test_report_html(sample_archive, tmp_path, monkeypatch):
     monkeypatch.setenv("QUIRE_HOME", str(tmp_path / "home"))
-    assert not ingest(str(sample_archive), None, quiet=True)["failed_runs"]
+    archive = tmp_path / "archive"  # the sample archive and a multi-frame instance: images are frames
+    shutil.copytree(sample_archive, archive)
+    shutil.copy(PYDICOM_TEST_FILES / "SC_rgb_rle_2frame.dcm", archive / "two-frames.dcm")
+    assert not ingest(str(archive), None, quiet=True)["failed_runs"]
     env = {**os.environ, "QUIRE_HOME": str(tmp_path / "home")}
     out = quire("report", "--out", "report", env=env, cwd=tmp_path)  # a relative folder
     # The path printed is where the report is, whatever the working directory.
-    assert out.stdout.startswith(f"{tmp_path / 'report' / 'quire-report.html'}: 7 studies")
+    assert out.stdout.startswith(f"{tmp_path / 'report' / 'quire-report.html'}: 8 studies, 80 instances, "
+                                 "81 images (frames)")
     html = (tmp_path / "report" / "quire-report.html").read_text()
     found = charts(html)
     numbers = tiles(html)
-    n_studies, n_slices, thickness, sexes = expected_from_files(sample_archive)
-    assert numbers["Total studies"] == n_studies == 7
-    assert numbers["Total slices"] == n_slices
-    assert numbers["Average slices per study"] == round(n_slices / n_studies, 2)
-    assert list(numbers) == ["Total studies", "Total series", "Total slices", "Total patients",
-                             "Average slices per study"]
+    n_studies, n_instances, n_images, thickness, sexes = expected_from_files(archive)
+    assert numbers["Total studies"] == n_studies == 8
+    assert numbers["Total instances"] == n_instances
+    assert numbers["Total images (frames)"] == n_images == n_instances + 1
+    assert numbers["Average images per study"] == round(n_images / n_studies, 2)
+    assert list(numbers) == ["Total studies", "Total series", "Total instances", "Total images (frames)",
+                             "Total patients", "Average images per study"]
     bars = found["Slice thickness distribution"][0]
     assert dict(zip(bars["x"], bars["y"], strict=True)) == dict(thickness)
     pie = found["Sex distribution"][0]
@@ -67,7 +75,7 @@ def test_report_html(sample_archive, tmp_path, monkeypatch):
     assert dict(zip(pie["labels"], pie["values"], strict=True)) == {words[k]: v for k, v in sexes.items()}
     # The header says what was summarized, from where, and when.
     header = html.split("</header>")[0]
-    assert "catalog.db" in header and str(sample_archive) in header and "none (the whole catalog)" in header
+    assert "catalog.db" in header and str(archive) in header and "none (the whole catalog)" in header
     assert re.search(r"<dt>generated</dt><dd>\d{4}-\d\d-\d\d \d\d:\d\d UTC</dd>", header)
     # Count axes show whole numbers.
     assert html.count('"tickformat":",d"') == len(found) - 1  # every bar chart (not the pie)
@@ -95,7 +103,7 @@ def test_report_restricted_to_a_collection(sample_archive, tmp_path, monkeypatch
     for path in sample_archive.rglob("*.dcm"):
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         per_study[ds.AccessionNumber] += 1
-    assert found["Total slices"] == per_study["LIDC0001A"] + per_study["RAD/2019/0042"]
+    assert found["Total instances"] == per_study["LIDC0001A"] + per_study["RAD/2019/0042"]
 
 
 def test_report_with_nothing_to_chart_says_so(sample_archive, tmp_path, monkeypatch):

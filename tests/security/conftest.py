@@ -71,7 +71,8 @@ def hidden(raw) -> set[str]:
     every file path and its folders named by patient ID."""
     values = raw_values(raw["studies"] + raw["patients"], ("PatientName", "PatientBirthDate", "PatientID"))
     values |= {u for d in raw["instances"] for u in d.get("uris", [])}
-    values |= {d["source"] for d in raw["instances"] if d.get("source")}
+    values |= {s for d in raw["instances"] for s in d.get("sources", [])}
+    assert values >= {loc["uri"] for d in raw["instances"] for loc in d["locations"]}
     return {v for v in values if len(v) >= 4}
 
 

@@ -88,7 +88,9 @@ def test_file_locations_are_hidden_by_default(alice, raw, hidden):
         assert response.status_code == 200 and leaks(response, hidden) == [], path
     for path, params in [("/api/v1/instances/distinct/uri", {}), ("/api/v1/instances/distinct/uris", {}),
                          ("/api/v1/instances", {"where": json.dumps({"uri": {"$regex": f"{folder}/"}})}),
-                         ("/api/v1/instances", {"where": json.dumps({"source": {"$exists": True}})}),
+                         ("/api/v1/instances", {"where": json.dumps({"sources": {"$exists": True}})}),
+                         ("/api/v1/instances", {"where": json.dumps({"locations.uri": {"$regex": "/"}})}),
+                         ("/api/v1/instances/distinct/locations.source", {}),
                          ("/api/v1/studies/files", {"format": "uris"})]:
         response = alice.get(path, params=params)
         assert response.status_code == 403 and leaks(response, hidden) == [], path

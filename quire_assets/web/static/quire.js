@@ -63,8 +63,9 @@ const unescapeRegex = (text) => text.replace(/\\(.)/g, "$1");
 
 // ---- Overview ------------------------------------------------------------------------------
 
-const TILES = [["Total studies", "total_studies"], ["Total series", "total_series"], ["Total slices", "total_slices"],
-               ["Total patients", "total_patients"], ["Average slices per study", "average_slices_per_study"]];
+const TILES = [["Total studies", "total_studies"], ["Total series", "total_series"], ["Total instances", "total_instances"],
+               ["Total images (frames)", "total_images"], ["Total patients", "total_patients"],
+               ["Average images per study", "average_images_per_study"]];
 const CHARTS = [["Slice thickness distribution", (s) => s.slice_thickness_distribution.series, "slice thickness (mm)", "series"],
                 ["Sex distribution", (s) => s.sex_distribution, "sex", "patients"],
                 ["Modality distribution", (s) => s.modality_distribution, "modality", "series"],
