@@ -144,7 +144,8 @@ def source_index_metadata(summary: dict, result: RefreshResult, new_partitions: 
         "new_partitions": new_partitions, "seconds": round(result.seconds, 2),
         "summary": MetadataValue.md(
             f"**{summary['files']:,}** files: {summary['instances']:,} instances, {summary['series']:,} series, "
-            f"{summary['studies']:,} studies, {summary['errors']:,} errors. Read {result.read:,} new or changed "
+            f"{summary['studies']:,} studies, {summary['errors']:,} errors, {summary['skipped']:,} skipped (not "
+            f"DICOM by their name). Read {result.read:,} new or changed "
             f"files in {result.seconds:.1f} s; {new_partitions:,} new accession partitions."),
     }
 

@@ -78,7 +78,7 @@ class Progress:
             return
         self.last = now
         rate = done / max(now - self.start, 1e-6)
-        line = f"{self.label}: {done:,}/{total:,} files ({100 * done / total:.0f}%, {rate:,.0f} files/s)"
+        line = f"{self.label}: {done:,} of {total:,} ({100 * done / total:.0f}%, {rate:,.0f} files/s)"
         if self.tty:
             print("\r" + line, end="\n" if done == total else "", file=sys.stderr, flush=True)
         else:

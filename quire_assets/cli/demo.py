@@ -9,7 +9,7 @@ from pathlib import Path
 from quire_assets.catalog import default_catalog_uri, open_catalog, quire_home
 from quire_assets.catalog.fields import TABLE_COLUMNS
 from quire_assets.cli.common import format_table
-from quire_assets.cli.ingest import ingest
+from quire_assets.cli.ingest import closing_line, ingest
 
 DEMO_QUERIES = [
     ("CT series thinner than 1.5 mm from GE scanners", "series",
@@ -30,8 +30,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"wrote a sample LIDC-IDRI-shaped archive to {archive}")
     print(f"$ quire ingest {archive}")
     report = ingest(str(archive), args.catalog)
-    print(f"{report['files']:,} files, {report['instances']:,} instances, {report['series']:,} series, "
-          f"{report['studies']:,} studies, {report['errors']:,} errors, {report['seconds']:.1f} s")
+    print(closing_line(report))
     with open_catalog(args.catalog) as catalog:
         for title, level, flt in DEMO_QUERIES:
             docs = catalog.find(level, flt)

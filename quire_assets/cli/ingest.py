@@ -63,7 +63,7 @@ def ingest(source: str, catalog_uri: str | None, workers: int | None = None, bat
                                       name="import-dagster", daemon=True)
     try:
         refresh = index.refresh(load_feature_sets(), workers=workers, meanwhile=dagster_import.start,
-                                progress=None if quiet else Progress("reading headers"), selection=selection)
+                                progress=None if quiet else Progress("new or changed files read"), selection=selection)
     except BaseException:
         if created:  # nothing was written: leave no empty catalog behind for a reader to mistake
             for path in (created, *(created.with_name(created.name + x) for x in ("-wal", "-shm"))):
@@ -94,6 +94,7 @@ def ingest(source: str, catalog_uri: str | None, workers: int | None = None, bat
     runs = run_partitions(defs, instance, pending, batch=batch or DEFAULT_BATCH, on_run=on_run,
                           weights=index.file_counts(), workers=workers or default_workers())
     summary = index.summary()
+    skipped_kinds = index.skipped_kinds() if summary["skipped"] else []
     held = held_of(catalog_uri, source_uri)
     mismatch = {k: (summary[k], v) for k, v in held.items() if summary[k] != v}
     differing: list[str] = []
@@ -118,7 +119,7 @@ def ingest(source: str, catalog_uri: str | None, workers: int | None = None, bat
     timings = {"index_s": refresh.seconds, "dagster_setup_s": setup_s, "runs_s": runs.seconds,
                "run_workers": runs.workers, "runs_busy_s": runs.busy_s, "in_quire_code_s": in_quire,
                "dagster_overhead_s": runs.busy_s - in_quire, **{f"{k}_s": v for k, v in spent.items()}}
-    return {**summary, **held, "index": summary, "mismatch": mismatch, "differing": differing, "repaired": len(repaired),
+    return {**summary, **held, "skipped_kinds": skipped_kinds, "source": source_uri, "index": summary, "mismatch": mismatch, "differing": differing, "repaired": len(repaired),
             "timings": timings, "read": refresh.read, "partitions": len(pending) + len(repaired), "runs": len(runs.run_ids),
             "failed_runs": runs.failed, "run_ids": runs.run_ids, "seconds": time.perf_counter() - start}
 
@@ -127,7 +128,11 @@ def held_of(catalog_uri: str, source_uri: str) -> dict[str, int]:
     """What the catalog holds of this source, which the closing line reports (the index only says
     what was read); every document names the sources that hold it."""
     with open_catalog(catalog_uri) as catalog:
-        return {level: catalog.count(level, held_by(source_uri)) for level in ("instances", "series", "studies", "errors")}
+        held = {level: catalog.count(level, held_by(source_uri)) for level in ("instances", "series", "studies")}
+        skipped = {**held_by(source_uri), "reason": "skipped"}
+        held["skipped"] = catalog.count("errors", skipped)
+        held["errors"] = catalog.count("errors", held_by(source_uri)) - held["skipped"]
+        return held
 
 
 def partitions_differing(index: SourceIndex, catalog_uri: str, source_uri: str) -> list[str]:
@@ -138,6 +143,15 @@ def partitions_differing(index: SourceIndex, catalog_uri: str, source_uri: str) 
                 for level in ("instances", "errors")}
     return sorted(k for k in set(made) | set(held["instances"]) | set(held["errors"]) if k in made and any(
         made[k][level] != held[level].get(k, 0) for level in ("instances", "errors")))
+
+
+def closing_line(report: dict[str, Any]) -> str:
+    """What an ingest found: files, what they make, and the files that make nothing, errors (DICOM
+    that cannot be read) apart from skipped files (not DICOM by their name)."""
+    skipped = (f", {report['skipped']:,} skipped (not DICOM: {', '.join(report['skipped_kinds'])})"
+               if report["skipped"] else "")
+    return (f"{report['files']:,} files, {report['instances']:,} instances, {report['series']:,} series, "
+            f"{report['studies']:,} studies, {report['errors']:,} errors{skipped}, {report['seconds']:.1f} s")
 
 
 def selection_of(args: argparse.Namespace) -> Selection | None:
@@ -165,11 +179,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     report = ingest(args.source, args.catalog, workers=args.workers, batch=args.batch, selection=selection_of(args))
     if args.timings:
         print(json.dumps(report["timings"]), file=sys.stderr)
-    print(f"{report['files']:,} files, {report['instances']:,} instances, {report['series']:,} series, "
-          f"{report['studies']:,} studies, {report['errors']:,} errors, {report['seconds']:.1f} s "
-          f"({report['read']:,} files read, {report['partitions']:,} accessions cataloged in {report['runs']} run(s)"
+    print(closing_line(report) + f" ({report['read']:,} files read, {report['partitions']:,} accessions cataloged "
+          f"in {report['runs']} run(s)"
           + (f"; {report['repaired']:,} written again: the catalog had lost their documents" if report["repaired"] else "")
           + ")")
+    if not report["instances"] and not report["failed_runs"]:
+        print(f"note: {report['source']} holds no file at all" if not report["files"] else
+              f"note: no DICOM file in {report['source']}: each of its {report['files']:,} files is skipped or an "
+              "error (`quire query errors` lists them with the reason)", file=sys.stderr)
     if report["mismatch"] and not report["failed_runs"]:
         differences = ", ".join(f"{k}: {i:,} in the index, {c:,} in the catalog" for k, (i, c) in report["mismatch"].items())
         where = report["differing"]

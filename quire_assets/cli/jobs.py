@@ -56,7 +56,7 @@ def cmd_jobs_submit(args: argparse.Namespace) -> int:
             from quire_assets.orchestration import run_requests_here
 
             run_requests_here(catalog, [job["job_id"]], source, catalog_uri, dagster_instance(),
-                              progress=None if args.format == "json" else Progress("reading headers"))
+                              progress=None if args.format == "json" else Progress("new or changed files read"))
             job = catalog.get("jobs", job["job_id"])
         elif args.format != "json":
             print("submitted: the researcher_requests sensor (dagster dev, or the daemon) will run it; "

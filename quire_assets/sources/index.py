@@ -15,6 +15,7 @@ import json
 import os
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -206,7 +207,8 @@ class SourceIndex:
 
         probed = self._choose_dictionary(todo, features, first_bytes)
         todo = todo[len(probed):]
-        for rows in itertools.chain([probed], self._read(todo, features, workers, progress, first_bytes, meanwhile)):
+        for rows in itertools.chain([probed], self._read(todo, features, workers, progress, first_bytes, meanwhile,
+                                                                             len(probed))):
             pending.extend(rows)
             if len(pending) >= COMMIT_ROWS:
                 write()
@@ -235,10 +237,10 @@ class SourceIndex:
 
     def _read(self, todo: list[FileEntry], features: FeatureSets, workers: int | None,
               progress: Progress | None, first_bytes: int,
-              meanwhile: Callable[[], None] | None = None) -> Iterator[list[tuple]]:
-        total, done = len(todo), 0
+              meanwhile: Callable[[], None] | None = None, already: int = 0) -> Iterator[list[tuple]]:
+        total, done = len(todo) + already, already  # ``already``: files read before (the dictionary's probe)
         if progress:
-            progress(0, total)
+            progress(done, total)
         size = CHUNK if self.source.parallelism == "processes" else 4  # threads wait on I/O: small tasks
         batches = self.source.batches(todo, size)
         workers = workers or default_workers()
@@ -369,12 +371,24 @@ class SourceIndex:
         return {wanted[k]: k for k in present}
 
     def summary(self) -> dict[str, int]:
+        """Files, what they make, and the files that are not: ``errors`` (DICOM, or meant to be, that
+        cannot be read) apart from ``skipped`` (not DICOM by their name: ``.xml``, ``.csv``...)."""
         row = self.conn.execute(
-            "SELECT count(*), sum(reason IS NOT NULL), count(DISTINCT sop_instance_uid) FILTER (WHERE reason IS NULL),"
+            "SELECT count(*), sum(reason IS NOT NULL AND reason != 'skipped'), sum(reason = 'skipped'),"
+            " count(DISTINCT sop_instance_uid) FILTER (WHERE reason IS NULL),"
             " count(DISTINCT series_instance_uid) FILTER (WHERE reason IS NULL),"
             " count(DISTINCT study_instance_uid) FILTER (WHERE reason IS NULL) FROM files"
         ).fetchone()
-        return {"files": row[0], "errors": row[1] or 0, "instances": row[2], "series": row[3], "studies": row[4]}
+        return {"files": row[0], "errors": row[1] or 0, "skipped": row[2] or 0, "instances": row[3], "series": row[4],
+                "studies": row[5]}
+
+    def skipped_kinds(self, most: int = 6) -> list[str]:
+        """The name endings of the skipped files (``.xml``, ``.csv``...), most frequent first."""
+        kinds: Counter = Counter()
+        for (uri,) in self.conn.execute("SELECT uri FROM files WHERE reason = 'skipped'"):
+            name = uri.rsplit("/", 1)[-1]
+            kinds[("." + name.rsplit(".", 1)[1].lower()) if "." in name.strip(".") else name] += 1
+        return [kind for kind, _ in kinds.most_common(most)]
 
     # ---- what each catalog holds --------------------------------------------------------------
 

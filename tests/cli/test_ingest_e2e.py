@@ -123,7 +123,10 @@ def test_every_file_is_accounted_for(ingested):
         assert errors[path]["reason"] == reason, errors[path]
         assert errors[path]["detail"]
     summary = ingested["first"].stdout.strip().splitlines()[-1]
-    assert f"{len(files):,} files" in summary and f"{len(errors):,} errors" in summary
+    skipped = [e for e in errors.values() if e["reason"] == "skipped"]
+    assert skipped and len(skipped) < len(errors)
+    assert f"{len(files):,} files" in summary and f"{len(errors) - len(skipped):,} errors, {len(skipped):,} skipped" \
+        in summary
 
 
 def test_instances_unique_with_every_location(ingested):
@@ -252,3 +255,27 @@ def test_two_archives_in_one_catalog_keep_each_others_files(tmp_path, monkeypatc
     files = {str(p) for root in (first, second) for p in root.rglob("*") if p.is_file()}
     assert located | errors == files  # both archives' non-DICOM files still accounted for
     assert str(second / "notes.txt") in errors and str(first / "metadata.csv") in errors
+
+
+def test_the_closing_lines_say_what_happened_in_words(sample_archive, tmp_path):
+    """Skipped files apart from errors, with their kinds; a source with no DICOM file or no file
+    at all says so (exit 0, one line); the count of files read is the count of files."""
+    env = {**os.environ, "QUIRE_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dagster")}
+    env.pop("QUIRE_CATALOG", None)
+    done = quire("ingest", str(sample_archive), env=env, cwd=tmp_path)
+    files = sum(1 for p in sample_archive.rglob("*") if p.is_file())
+    assert f"{files:,} files, 79 instances, 10 series, 7 studies, 0 errors, 11 skipped (not DICOM: .xml, .csv), " \
+        in done.stdout
+    assert f"new or changed files read: {files:,} of {files:,} (100%" in done.stderr
+    assert "note:" not in done.stderr
+    notes, empty = tmp_path / "notes", tmp_path / "empty"
+    notes.mkdir()
+    empty.mkdir()
+    (notes / "README.txt").write_text("no images here")
+    (notes / "scan.dcm").write_bytes(b"not really")
+    done = quire("ingest", str(notes), env=env, cwd=tmp_path)
+    assert done.stdout.startswith("2 files, 0 instances, 0 series, 0 studies, 1 errors, 1 skipped (not DICOM: .txt)")
+    assert f"note: no DICOM file in {notes}: each of its 2 files is skipped or an error" in done.stderr
+    done = quire("ingest", str(empty), env=env, cwd=tmp_path)
+    assert done.stdout.startswith("0 files, 0 instances")
+    assert done.stderr.strip().splitlines()[-1] == f"note: {empty} holds no file at all"
