@@ -317,7 +317,7 @@ for _level in ("patients", "studies", "series", "instances"):
     _one_route(_level)
 
 
-StatsLevel = Annotated[Literal["studies", "series", "instances"], Query(
+StatsLevel = Annotated[Literal["patients", "studies", "series", "instances"], Query(
     description="the level `where` applies to: the statistics are of the studies holding what it selects")]
 
 
@@ -325,6 +325,8 @@ def _studies_of(reader: Reader, level: str) -> dict:
     """The study filter for what a filter on ``level`` selects."""
     if level == "studies":
         return reader.where
+    if level == "patients":
+        return {"patient_id": {"$in": [v for v, _ in reader.catalog.value_counts("patients", "patient_id", reader.where)]}}
     uids = [v for v, _ in reader.catalog.value_counts(level, "study_instance_uid", reader.where)]
     return {"study_instance_uid": {"$in": uids}}
 

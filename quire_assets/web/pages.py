@@ -35,11 +35,14 @@ HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False)
 NAV = [("/", "Overview"), ("/explore", "Explore"), ("/cohort", "Cohort"), ("/jobs", "Jobs"), ("/integrity", "Integrity")]
-LEVELS = ("studies", "series", "instances")
+LEVELS = ("patients", "studies", "series", "instances")
 LOGIN_COOKIE = "quire_login"
 # What the Explore page offers per level: facets (distinct values with counts), ranges, and the
 # description's field (free text, and its words as a facet).
 FILTERS = {
+    "patients": {"facets": ["patient_sex", "modalities"],
+                 "ranges": [["num_studies", "number"], ["num_series", "number"], ["num_instances", "number"]],
+                 "text": None},
     "studies": {"facets": ["modalities", "patient_sex", "collection_ids"],
                 "ranges": [["study_date", "date"], ["num_series", "number"], ["num_instances", "number"]],
                 "text": "study_description"},
@@ -223,21 +226,32 @@ def _detail(request: Request, who: Caller, level: str, uid: str) -> Response:
         raise HTTPException(404, f"no {level} document {uid!r}")
     crumbs, children, child_level = [], [], None
     study_uid = doc.get("study_instance_uid")
+    if level == "studies" and doc.get("patient_id"):
+        crumbs.append((f"/patients/{quote(doc['patient_id'], safe='')}", f"Patient {doc['patient_id']}"))
     if level in ("series", "instances") and study_uid:
         crumbs.append((f"/studies/{quote(study_uid, safe='')}", f"Study {doc.get('accession_number') or study_uid}"))
     if level == "instances" and doc.get("series_instance_uid"):
         crumbs.append((f"/series/{quote(doc['series_instance_uid'], safe='')}", "Series"))
-    if level == "studies":
+    if level == "patients":
+        child_level, children = "studies", _children(cat, "studies", "patient_id", uid, "/studies")
+    elif level == "studies":
         child_level, children = "series", _children(cat, "series", "study_instance_uid", uid, "/series")
     elif level == "series":
         child_level, children = "instances", _children(cat, "instances", "series_instance_uid", uid,
                                                         "/instances")
-    heading = {"studies": "Study", "series": "Series", "instances": "Instance"}[level]
+    heading = {"patients": "Patient", "studies": "Study", "series": "Series", "instances": "Instance"}[level]
     heading += f" {doc.get('accession_number') or ''} {doc.get('series_description') or ''}".rstrip()
+    if level == "patients":
+        heading = f"Patient {uid}"
     return render(request, who, "detail.html", "Explore", heading=heading.strip(), crumbs=crumbs,
                   tags=_flat(doc), files=doc.get("uris") or ([doc["uri"]] if doc.get("uri") else []),
                   children=children, children_label=(child_level or "").capitalize(),
                   child_columns=[KEYS[child_level], *TABLE_COLUMNS[child_level]] if child_level else [])
+
+
+@router.get("/patients/{uid:path}")  # a patient ID may hold a slash
+def patient_page(request: Request, who: Who, uid: str) -> Response:
+    return _detail(request, who, "patients", uid)
 
 
 @router.get("/studies/{uid}")

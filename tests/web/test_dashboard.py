@@ -134,6 +134,42 @@ def test_the_ask_box_hands_its_filter_to_explore(admin_page, web_server, web_hom
     assert "thin-slice chest CTs" in page.text_content("#error")
 
 
+def test_the_ask_box_answers_at_the_patients_level_and_an_error_leaves_no_stale_results(admin_page, web_server,
+                                                                                        web_home):
+    page = admin_page
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{web_server.url}/explore?level=series")
+    settled(page)
+    page.fill("#ask", "how many female patients have a CT study")  # the README's question, on this archive
+    page.press("#ask", "Enter")
+    page.wait_for_function("document.querySelector('[role=tab][data-level=patients]')"
+                           ".getAttribute('aria-selected') === 'true'")
+    where = shown_filter(page)
+    assert where["patient_sex"] == "F"
+    expected = api_count(web_server, web_home["keys"]["boss"], "patients", where)
+    assert expected >= 1 and settled(page, expected) == expected
+    assert page.locator("#table tbody tr").count() == expected
+    assert page.text_content("#table thead th").startswith("patient_id")
+    page.wait_for_selector("fieldset[data-field=patient_sex] input:checked")
+    first = page.locator("#table tbody tr a").first
+    patient = first.text_content()
+    first.click()
+    page.wait_for_selector("h1, nav.crumbs")
+    assert f"Patient {patient}" in page.text_content("nav.crumbs")
+    page.go_back()
+    settled(page)
+    # A filter the catalog refuses: the previous results leave the screen, the error is said.
+    page.fill("#raw", json.dumps({"patient_sex": {"$where": "1"}}))
+    page.click("#apply-raw")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "$where" in page.text_content("#error")
+    page.wait_for_function("document.querySelector('#table tbody').children.length === 0")
+    assert page.text_content("#summary") == "" and page.locator("#facets fieldset").count() == 0
+    snap(page, "ask-patients-then-error")
+    assert errors == []
+
+
 def test_a_study_opens_down_to_an_instance(admin_page, web_server):
     page = admin_page
     page.goto(f"{web_server.url}/explore?level=studies&where=" + json.dumps({"accession_number": "LIDC0001A"}))

@@ -274,7 +274,7 @@ async function renderTable() {
           state.sort = state.sort === `${column}:asc` ? `${column}:desc` : `${column}:asc`;
           state.cursors = [null];
           state.page = 0;
-          renderTable();
+          renderTable().catch(() => {});
         }})));
     }
     table.tHead.replaceChildren(head);
@@ -296,11 +296,26 @@ async function renderTable() {
         "The catalog is empty: run `quire ingest SOURCE` to fill it.");
     summary.dataset.count = String(count.count);
   } catch (error) {
-    summary.textContent = "";
-    show("error", error.message);
+    clearResults(error.message);
+    throw error;  // the facets of a filter that failed are not drawn
   } finally {
     table.setAttribute("aria-busy", "false");
   }
+}
+
+// Nothing on the screen may belong to another filter than the one shown: on an error the table,
+// the count and the facets go, and the error is said in words.
+function clearResults(message) {
+  const table = document.getElementById("table");
+  table.tHead.replaceChildren();
+  table.tBodies[0].replaceChildren();
+  const summary = document.getElementById("summary");
+  summary.textContent = "";
+  summary.dataset.count = "";
+  document.getElementById("facets").replaceChildren();
+  document.getElementById("next").disabled = true;
+  document.getElementById("prev").disabled = true;
+  show("error", message);
 }
 
 function refresh() {
@@ -309,9 +324,14 @@ function refresh() {
   history.replaceState(null, "", "/explore?" + query({level: state.level, where: where === "{}" ? "" : where}));
   document.getElementById("cohort-link").href = "/cohort?" + query({level: state.level, where});
   document.getElementById("overview-link").href = "/?" + query({level: state.level, where});
-  renderRanges();
+  try {
+    renderRanges();
+  } catch (error) {
+    clearResults(error.message);
+    return;
+  }
   // The table first: the facets' counts follow, without slowing the answer a click waits for.
-  renderTable().then(renderFacets);
+  renderTable().then(renderFacets, () => {});
 }
 
 function explore() {
@@ -334,11 +354,11 @@ function explore() {
   document.getElementById("apply-raw").addEventListener("click", () => {
     let parsed;
     try { parsed = JSON.parse(document.getElementById("raw").value || "{}"); } catch (error) {
-      show("error", "The filter is not valid JSON: " + error.message);
+      clearResults("The filter is not valid JSON: " + error.message);
       return;
     }
     if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
-      show("error", "A filter is a JSON object, e.g. {\"modality\": \"CT\"}");
+      clearResults("A filter is a JSON object, e.g. {\"modality\": \"CT\"}");
       return;
     }
     state.where = parsed;
@@ -373,12 +393,12 @@ function explore() {
       refresh();
     } catch (error) {
       box.hidden = true;
-      show("error", error.message);
+      clearResults(error.message);
     }
   });
   document.getElementById("clear").addEventListener("click", () => { state.where = {}; state.cursors = [null]; state.page = 0; refresh(); });
-  document.getElementById("next").addEventListener("click", () => { state.page += 1; renderTable(); });
-  document.getElementById("prev").addEventListener("click", () => { state.page = Math.max(0, state.page - 1); renderTable(); });
+  document.getElementById("next").addEventListener("click", () => { state.page += 1; renderTable().catch(() => {}); });
+  document.getElementById("prev").addEventListener("click", () => { state.page = Math.max(0, state.page - 1); renderTable().catch(() => {}); });
   refresh();
 }
 
