@@ -26,6 +26,12 @@ class Answer(BaseModel):
     total: int
     results: list[dict[str, Any]]
     unrecognized: list[str] = Field(description="words of the question that were not used")
+    partial: bool = Field(description="some words were not used (none that would change the question: those are "
+                                      "refused); show `unrecognized` before the results")
+    group_by: str | None = Field(description="the field whose values `groups` counts (\"studies per patient\", "
+                                             "\"which scanners\")")
+    groups: list[dict[str, Any]] | None = Field(None, description="`{value, count}` per value, most first")
+    num_groups: int | None = Field(None, description="how many values there are (`groups` holds the first 1,000)")
     notes: list[str] = Field(description="how words were read (thresholds, ambiguous values, joins)")
 
 
@@ -38,6 +44,8 @@ def ask(catalog: CatalogDep, who: CallerDep, q: Annotated[str, Query(min_length=
         translation = get_translator()(q, catalog, level, hidden)
     except AskError as exc:
         raise HTTPException(400, str(exc)) from None
-    who.check_visible(filter_fields(translation.filter), "the question")
+    # The fields of joined conditions too: a join on a hidden field would silently match nothing.
+    who.check_visible([*filter_fields(translation.filter), *translation.fields,
+                       *([translation.group_by] if translation.group_by else [])], "the question")
     check_values(translation.filter, "the question")
     return Answer(**run(translation, catalog))

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import calendar
 import difflib
+import json
 import os
 import re
 import threading
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
 from quire_assets.catalog.base import Catalog
 from quire_assets.catalog.fields import filter_fields, has_field
+from quire_assets.dicom.vendors import family_named, manufacturer_family
 
 SYNONYMS = Path(__file__).with_name("synonyms.toml")
 LEVELS = ("patients", "studies", "series", "instances")
@@ -38,10 +41,15 @@ CONCEPTS: dict[str, dict[str, str]] = {
     "model": {"series": "manufacturer_model_name"},
     "kernel": {"series": "convolution_kernel"},
     "kvp": {"series": "kvp"},
+    "manufacturer_family": {"series": "manufacturer_family"},
     "images": {"series": "num_instances", "studies": "num_instances", "patients": "num_instances"},
+    "frames": {"series": "num_frames", "studies": "num_frames", "patients": "num_frames",
+               "instances": "number_of_frames"},
     "series_count": {"studies": "num_series", "patients": "num_series"},
+    "study_count": {"patients": "num_studies"},
     "date": {"studies": "study_date", "series": "series_date"},
     "age": {"studies": "patient_age"},
+    "birth_date": {"patients": "patient_birth_date", "studies": "patient_birth_date"},
     "collection": {"studies": "collection_ids"},
     "accession": {"studies": "accession_number", "series": "accession_number", "instances": "accession_number",
                   "patients": "accession_numbers"},
@@ -51,7 +59,8 @@ CONCEPTS: dict[str, dict[str, str]] = {
 }
 # The level a question about this concept is asked at, when the question names none.
 HOME = {"sex": "studies", "age": "studies", "collection": "studies", "study_description": "studies",
-        "date": "studies", "patient": "studies", "accession": "studies", "series_count": "studies"}
+        "date": "studies", "patient": "studies", "accession": "studies", "series_count": "studies",
+        "birth_date": "patients", "study_count": "patients"}
 # Catalog values that are words of a question: concept → (level, field).
 VALUE_FIELDS = {"manufacturer": ("series", "manufacturer"), "model": ("series", "manufacturer_model_name"),
                 "body_part": ("series", "body_part_examined"), "modality": ("series", "modality"),
@@ -71,13 +80,42 @@ CONCEPT_COMPARATORS = {"thinner than": ("slice_thickness", "$lt"), "thicker than
                        "older than": ("age", "$gt"), "younger than": ("age", "$lt")}
 UNITS = {"mm": "slice_thickness", "millimeters": "slice_thickness", "millimetres": "slice_thickness",
          "kv": "kvp", "kvp": "kvp", "slices": "images", "slice": "images", "images": "images", "image": "images",
-         "instances": "images", "files": "images", "years": "age", "year": "age", "yrs": "age",
-         "series": "series_count"}
+         "instances": "images", "instance": "images", "files": "images", "years": "age", "year": "age", "yrs": "age",
+         "series": "series_count", "studies": "study_count", "study": "study_count", "exams": "study_count",
+         "exam": "study_count", "frames": "frames", "frame": "frames"}
+NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+                "ten": 10, "eleven": 11, "twelve": 12, "twenty": 20, "fifty": 50, "hundred": 100}
+# Superlatives after "the" with no number ask for one: "the latest study".
+SINGULAR = {"patient", "study", "exam", "scan", "acquisition", "instance", "image", "file", "slice", "series"}
+# "which X", "per X", "by X": the values of a field, counted. Concept → the words naming it.
+GROUP_WORDS = {"model": ("scanners", "scanner", "scanner models", "models", "model"),
+               "manufacturer_family": ("manufacturers", "manufacturer", "vendors", "vendor", "makers", "brands"),
+               "modality": ("modalities", "modality", "kinds of images", "types of images"),
+               "body_part": ("body parts", "body part", "regions", "anatomy", "body regions"),
+               "kernel": ("kernels", "kernel", "convolution kernels", "reconstruction kernels"),
+               "sex": ("sex", "sexes", "gender", "genders")}
+# Grouping by the documents of a level: at the counted level, the field that names them.
+GROUP_BY_LEVEL = {("studies", "patients"): "patient_id", ("series", "patients"): "patient_id",
+                  ("series", "studies"): "study_instance_uid", ("instances", "studies"): "study_instance_uid",
+                  ("instances", "series"): "series_instance_uid", ("instances", "patients"): "patient_id"}
+# Words that change what a question asks: left unread, the answer would be to another question.
+MEANING_WORDS = frozenset({
+    "more", "less", "fewer", "greater", "larger", "bigger", "smaller", "over", "under", "above", "below",
+    "between", "least", "most", "exactly", "older", "younger", "before", "after", "since", "until", "per",
+    "each", "every", "by", "born", "aged", "age", "old", "latest", "newest", "oldest", "earliest", "thinnest",
+    "thickest", "top", "first", "last", "this", "past", "not", "no", "without", "except", "only", "average",
+    "mean", "median", "total", "sum", "group", "grouped", "distinct", "unique", "same", "different", "or",
+    "nor", "neither", "both", "than", "within", "ago", "recent", "next", "days", "weeks", "months", "years",
+    "mm", "cm", "kv", "kvp", "ms", "tesla", "t",
+})
 SUPERLATIVES = {"thinnest": ("slice_thickness", 1), "thickest": ("slice_thickness", -1), "latest": ("date", -1),
                 "newest": ("date", -1), "most recent": ("date", -1), "recent": ("date", -1), "oldest": ("date", 1),
                 "earliest": ("date", 1), "largest": ("images", -1), "biggest": ("images", -1),
                 "smallest": ("images", 1)}
 NEGATIONS = {"not", "no", "without", "excluding", "except", "exclude", "non", "but not"}
+# Words a vendor's spelling may carry after its name ("Philips Medical Systems", "TOSHIBA_MEC").
+VENDOR_WORDS = frozenset({"medical", "systems", "system", "healthcare", "healthineers", "health", "mec", "inc",
+                          "co", "corp", "corporation", "ltd", "company", "ag", "gmbh", "solutions", "imaging"})
 COUNTS = ("how many", "number of", "count of", "count")
 # Words that carry no condition (field nouns such as "kernel" only say where a value is).
 STOPWORDS = frozenset({
@@ -85,9 +123,11 @@ STOPWORDS = frozenset({
     "list", "find", "get", "give", "which", "that", "who", "whose", "have", "has", "had", "having",
     "are", "is", "were", "was", "there", "do", "does", "what", "please", "to", "their", "them",
     "those", "these", "some", "scanner", "scanners", "machine", "machines", "acquired", "taken",
-    "done", "performed", "made", "where", "each", "per", "and", "patients'", "than", "also", "only",
+    "done", "performed", "made", "where", "and", "patients'", "than", "also", "only",
     "just", "ones", "one", "using", "used", "at", "kernel", "kernels", "manufacturer",
-    "manufacturers", "vendor", "vendors", "model", "models", "modality", "modalities",
+    "manufacturers", "vendor", "vendors", "model", "models", "modality", "modalities", "catalog", "archive",
+    "database", "here", "scanned", "imaged", "exist", "available", "stored", "held", "kept", "kinds", "kind",
+    "types", "type", "hold", "holds", "contain", "contains",
 })
 MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
 MONTHS.update({name.lower(): i for i, name in enumerate(calendar.month_abbr) if name})
@@ -110,11 +150,15 @@ class Translation:
     count: bool = False
     unrecognized: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    group_by: str | None = None  # "studies per patient", "which scanners": this field's values, counted
+    partial: bool = False  # some words were not used (none that would change the question)
+    fields: list[str] = field(default_factory=list)  # every field a condition is on, joined ones too
 
     def as_dict(self) -> dict[str, Any]:
         return {"question": self.question, "level": self.level, "filter": self.filter,
                 "sort": [list(s) for s in self.sort] if self.sort else None, "limit": self.limit,
-                "count": self.count, "unrecognized": self.unrecognized, "notes": self.notes}
+                "count": self.count, "group_by": self.group_by, "partial": self.partial,
+                "unrecognized": self.unrecognized, "notes": self.notes}
 
 
 class Translator(Protocol):
@@ -240,11 +284,18 @@ class Reader:
         self.negate = False
         self.either = False  # "or" was just read
         self.attribute: tuple[str, str, str] | None = None  # (keyword, level, field) last named
+        self.group: tuple[str, str] | None = None  # ("concept", name) or ("level", level): counted per value
+        self.person = False  # the question is about people: a bare "over 60" is an age
+        self.implied_one = False  # "the latest ...": one, unless a number or a plural says otherwise
+        self.singular = False  # the level word read was singular ("study")
+        self.date_concept = "date"  # "born" makes the next date a birth date
 
     def at(self, words: tuple[str, ...] | list[str]) -> bool:
         return tuple(self.words[self.i:self.i + len(words)]) == tuple(words)
 
     def add(self, condition: Condition) -> None:
+        if condition.concept in ("sex", "age", "birth_date"):
+            self.person = True
         if self.negate:
             condition = Condition(condition.concept, negated(condition.condition), condition.attribute)
             self.negate = False
@@ -259,10 +310,11 @@ class Reader:
 
     def read(self) -> None:
         while self.i < len(self.words):
-            if not any(step() for step in (self.phrase, self.connector, self.counting, self.superlative,
-                                           self.comparison, self.date, self.catalog_value, self.dicom_attribute,
-                                           self.number_with_unit, self.level_word, self.description_word,
-                                           self.stopword)):
+            if not any(step() for step in (self.phrase, self.connector, self.counting, self.which, self.grouping,
+                                           self.relative_date, self.born, self.aged, self.superlative,
+                                           self.comparison, self.date, self.vendor, self.catalog_value,
+                                           self.dicom_attribute, self.number_with_unit, self.level_word,
+                                           self.description_word, self.stopword)):
                 self.unrecognized.append(self.words[self.i])
                 self.i += 1
 
@@ -289,6 +341,164 @@ class Reader:
                 return True
         return False
 
+    def which(self) -> bool:
+        """"which scanners", "what modalities", "list the manufacturers": a field's values, counted."""
+        start = self.i
+        if self.words[self.i] in ("which", "what"):
+            self.i += 1
+        elif self.words[self.i] in ("list", "show") and self.i + 1 < len(self.words) and \
+                self.words[self.i + 1] in ("the", "all", "every"):
+            self.i += 2
+        else:
+            return False
+        concept = self.group_word()  # "what kinds of images" names modalities whole
+        for lead in (("kinds", "of"), ("kind", "of"), ("types", "of"), ("type", "of"), ("different",)):
+            if concept is None and self.at(lead):
+                self.i += len(lead)
+                concept = self.group_word()
+                break
+        if concept is None:
+            self.i = start
+            return False
+        self.group = ("concept", concept)
+        return True
+
+    def group_word(self) -> str | None:
+        for size in (3, 2, 1):
+            text = " ".join(self.words[self.i:self.i + size])
+            for concept, words in GROUP_WORDS.items():
+                if text in words and len(self.words) - self.i >= size:
+                    self.i += size
+                    return concept
+        return None
+
+    def grouping(self) -> bool:
+        """"studies per patient", "series by modality", "for each study": counts per value."""
+        start = self.i
+        for lead in (("for", "each"), ("grouped", "by"), ("broken", "down", "by"), ("per",), ("by",), ("each",)):
+            if self.at(lead):
+                self.i += len(lead)
+                break
+        else:
+            return False
+        if self.i < len(self.words) and self.words[self.i] in LEVEL_WORDS:
+            self.group = ("level", LEVEL_WORDS[self.words[self.i]])
+            self.i += 1
+            return True
+        concept = self.group_word()
+        if concept is None:
+            self.i = start
+            return False
+        self.group = ("concept", concept)
+        return True
+
+    def relative_date(self) -> bool:
+        """"last year", "this month", "in the last 3 months", "today": dates from today."""
+        start = self.i
+        today = date.today()
+        if self.at(("the",)):
+            self.i += 1
+        if self.at(("this", "year")):
+            first, last = f"{today.year}-01-01", today.isoformat()
+        elif self.at(("this", "month")):
+            first, last = f"{today.year}-{today.month:02d}-01", today.isoformat()
+        elif self.at(("last", "year")) or self.at(("previous", "year")):
+            first, last = bounds(today.year - 1, None)
+        elif self.at(("last", "month")) or self.at(("previous", "month")):
+            year, month = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
+            first, last = bounds(year, month)
+        elif self.at(("today",)):
+            first = last = today.isoformat()
+        elif self.words[self.i:self.i + 1] and self.words[self.i] in ("last", "past"):
+            self.i += 1
+            n = self.number() or 1
+            span = self.words[self.i] if self.i < len(self.words) else ""
+            days = {"day": 1, "days": 1, "week": 7, "weeks": 7, "month": 30.4375, "months": 30.4375,
+                    "year": 365.25, "years": 365.25}.get(span)
+            if days is None:
+                self.i = start
+                return False
+            self.i += 1
+            first, last = (today - timedelta(days=round(n * days))).isoformat(), today.isoformat()
+            self.add(Condition(self.date_concept, {"$gte": first, "$lte": last}))
+            return True
+        else:
+            self.i = start
+            return False
+        self.i += 1 if self.at(("today",)) else 2
+        self.add(Condition(self.date_concept, {"$gte": first, "$lte": last} if first != last else first))
+        self.date_concept = "date"
+        return True
+
+    def born(self) -> bool:
+        """"born before 1950", "born in 1944": the next date is the patient's birth date."""
+        if self.words[self.i] != "born":
+            return False
+        start = self.i
+        self.i += 1
+        self.date_concept = "birth_date"
+        self.person = True
+        if self.i < len(self.words) and self.date():
+            return True
+        self.date_concept = "date"
+        self.i = start
+        return False
+
+    def aged(self) -> bool:
+        """"aged 40 to 50", "aged between 30 and 45", "aged over 60", "aged 40": the patient's age."""
+        if self.words[self.i] not in ("aged", "age", "ages"):
+            return False
+        start = self.i
+        self.i += 1
+        self.person = True
+        if self.i < len(self.words) and self.words[self.i] in ("of", "is", "was"):
+            self.i += 1
+        if self.comparison(forced="age"):
+            return True
+        low = self.number()
+        if low is None:
+            self.i = start
+            return False
+        high = low
+        if self.at(("to",)) or self.at(("and",)) or self.at(("-",)):
+            self.i += 1
+            high = self.number()
+            if high is None:
+                self.i = start
+                return False
+        if self.at(("years",)) or self.at(("year",)):
+            self.i += 1
+        self.add(Condition("age", {"$gte": scaled("age", low), "$lte": scaled("age", high)}))
+        return True
+
+    def vendor(self) -> bool:
+        """A manufacturer by any of its spellings ("philips", "toshiba", "ge healthcare", "canon"): every
+        spelling of that family the catalog holds."""
+        if "manufacturer" not in self.vocabulary.values:
+            return False  # hidden from the asker
+        for size in (4, 3, 2, 1):
+            words = self.words[self.i:self.i + size]
+            text = " ".join(words)
+            if len(words) < size:
+                continue
+            known = self.vocabulary.values["manufacturer"].get(text)
+            # "philips medical systems": a family's name and the words spellings add to it
+            trailing = size > 1 and all(w in VENDOR_WORDS for w in words[1:])
+            family = family_named(text) or (family_named(words[0]) if trailing else None) or (
+                manufacturer_family(known[0]) if known else None)
+            if family is None:
+                continue
+            spellings = sorted(v for norm, values in self.vocabulary.values["manufacturer"].items()
+                               for v in values if manufacturer_family(v) == family)
+            if not spellings:
+                return False  # no such vendor here: the catalog's own values may still match
+            self.i += size
+            self.add(Condition("manufacturer", spellings[0] if len(spellings) == 1 else {"$in": spellings}))
+            if len(spellings) > 1:
+                self.notes.append(f"{text!r} is the {family} family: {', '.join(spellings)}")
+            return True
+        return False
+
     def superlative(self) -> bool:
         start = self.i
         for lead in (("the",), ("top",), ("first",), ()):
@@ -302,6 +512,7 @@ class Reader:
                     self.i += len(phrase.split())
                     self.sort = (concept, direction)
                     self.limit = number or self.integer() or self.limit  # "the 3 newest", "the newest 3"
+                    self.implied_one = lead == ("the",) and self.limit is None
                     return True
             if lead and number is not None and self.i < len(self.words) and self.words[self.i] in LEVEL_WORDS:
                 self.limit = number  # "the 10 series", "top 5 studies"
@@ -320,6 +531,9 @@ class Reader:
             self.i += 1
             text = self.words[self.i - 1]
             return int(text) if text.isdigit() else float(text)
+        if self.i < len(self.words) and self.words[self.i] in NUMBER_WORDS:  # "more than one study"
+            self.i += 1
+            return NUMBER_WORDS[self.words[self.i - 1]]
         return None
 
     def unit(self) -> str | None:
@@ -331,7 +545,7 @@ class Reader:
             return UNITS[self.words[self.i - 1]]
         return None
 
-    def comparison(self) -> bool:
+    def comparison(self, forced: str | None = None) -> bool:
         start = self.i
         concept = op = None
         for phrase, (c, o) in CONCEPT_COMPARATORS.items():
@@ -366,7 +580,11 @@ class Reader:
             if high is None:
                 self.i = start
                 return False
-        concept = self.unit() or unit_after_low or concept
+        concept = self.unit() or unit_after_low or concept or forced
+        if concept is None and self.person and 0 < low <= 130 and (high is None or 0 < high <= 130):
+            concept = "age"  # "female patients over 60": of people, a bare number is their age
+            if "a number about people is read as their age in years" not in self.notes:
+                self.notes.append("a number about people is read as their age in years")
         if concept is None and self.attribute:
             keyword, level, path = self.attribute
             self.add(Condition(f"attribute:{keyword}", {"$gte": low, "$lte": high} if between else
@@ -428,7 +646,8 @@ class Reader:
             return False
         else:
             condition = {"$gte": first, "$lte": last}
-        self.add(Condition("date", condition))
+        self.add(Condition(self.date_concept, condition))
+        self.date_concept = "date"
         return True
 
     def phrase(self) -> bool:
@@ -529,7 +748,10 @@ class Reader:
     def level_word(self) -> bool:
         word = self.words[self.i]
         if word in LEVEL_WORDS:
-            self.level = self.level or LEVEL_WORDS[word]
+            if self.level is None:
+                self.level = LEVEL_WORDS[word]
+                self.singular = word in SINGULAR
+            self.person = self.person or self.level == "patients"
             self.i += 1
             return True
         return False
@@ -672,7 +894,15 @@ def translate(question: str, catalog: Catalog, level: str = "auto",
         raise AskError(f"ask a question, e.g. {EXAMPLES}")
     reader = Reader(question, catalog, hidden)
     reader.read()
-    if not reader.conditions and not reader.count and not reader.sort and not reader.limit:
+    unread = list(dict.fromkeys(reader.unrecognized))
+    meaningful = [w for w in unread if w in MEANING_WORDS or re.fullmatch(r"\d+(\.\d+)?", w) or w in NUMBER_WORDS]
+    if meaningful:
+        # An answer without these words would be the answer to another question: say what was read.
+        understood = describe(reader, level if level in LEVELS else reader.level)
+        raise AskError(f"not understood: {', '.join(repr(w) for w in meaningful)}, which change what the question "
+                       f"asks, so it is not answered{f' (understood: {understood})' if understood else ''}; "
+                       f"ask e.g. {EXAMPLES}")
+    if not reader.conditions and not reader.count and not reader.sort and not reader.limit and not reader.group:
         raise AskError(f"no word of this question names something in the catalog "
                        f"({', '.join(reader.unrecognized) or 'nothing to read'}); ask e.g. {EXAMPLES}")
     if reader.sort and not reader.sort[0].startswith("attribute:"):
@@ -683,9 +913,20 @@ def translate(question: str, catalog: Catalog, level: str = "auto",
         concepts = [c.concept for item in reader.conditions for c in (item if isinstance(item, list) else [item])]
         if reader.sort:
             concepts.append(reader.sort[0])
+        if reader.group and reader.group[0] == "concept":
+            concepts.append(reader.group[1])
         homes = [home_level(c) for c in concepts]
-        chosen = "series" if "series" in homes else (homes[0] if homes else "studies")
+        chosen = "series" if "series" in homes else "patients" if "patients" in homes else (
+            homes[0] if homes else "studies")
     notes = list(reader.notes)
+    group_by = None
+    if reader.group:
+        group_by = group_field(reader.group, chosen)
+        if group_by is None:
+            kind, name = reader.group
+            raise AskError(f"{chosen} cannot be counted per {name}" + (
+                f" (ask at the level that has it, e.g. 'how many {name} per ...')" if kind == "level" else
+                f" ({name} is not kept on {chosen})"))
     flt = level_filter(catalog, chosen, reader.conditions, notes)
     sort = None
     if reader.sort:
@@ -696,8 +937,29 @@ def translate(question: str, catalog: Catalog, level: str = "auto",
             notes.append(f"cannot sort {chosen} by {reader.sort[0]}")
     if reader.negate:
         notes.append("a 'not' at the end had nothing to apply to")
-    return Translation(question=question, level=chosen, filter=flt, sort=sort, limit=reader.limit,
-                       count=reader.count, unrecognized=list(dict.fromkeys(reader.unrecognized)), notes=notes)
+    limit = reader.limit
+    if reader.implied_one and sort and reader.singular and not group_by:
+        limit = 1
+        notes.append(f"'the {reader.sort[0]}' of one: ask 'the 10 ...' for more")
+    return Translation(question=question, level=chosen, filter=flt, sort=sort, limit=limit,
+                       count=reader.count, unrecognized=unread, notes=notes, group_by=group_by,
+                       partial=bool(unread), fields=sorted({place(c, chosen)[1] for item in reader.conditions
+                                                            for c in (item if isinstance(item, list) else [item])}))
+
+
+def group_field(group: tuple[str, str], level: str) -> str | None:
+    """The field whose values a grouped question counts, at the counted level."""
+    kind, name = group
+    if kind == "level":
+        return GROUP_BY_LEVEL.get((level, name))
+    return CONCEPTS.get(name, {}).get(level)
+
+
+def describe(reader: Reader, level: str | None) -> str:
+    """What a question was read as, in a few words, for a refusal."""
+    parts = [f"{c.concept} {json.dumps(c.condition)}" for item in reader.conditions
+             for c in (item if isinstance(item, list) else [item])]
+    return " where ".join(p for p in (level or "", "; ".join(parts)) if p)
 
 
 def get_translator() -> Translator:
@@ -720,6 +982,13 @@ def run(translation: Translation, catalog: Catalog, default_limit: int = 100) ->
     answer = translation.as_dict()
     total = catalog.count(translation.level, translation.filter)
     answer["total"] = total
+    if translation.group_by:
+        # Counts per value, most first: the answer to "studies per patient" and "which scanners".
+        counted = catalog.value_counts(translation.level, translation.group_by, translation.filter)
+        answer["groups"] = [{"value": v, "count": n} for v, n in counted[:translation.limit or 1000]]
+        answer["num_groups"] = len(counted)
+        answer["results"] = []
+        return answer
     if translation.count:
         answer["results"] = []
         return answer

@@ -27,7 +27,7 @@ STRUCTURE = frozenset({"num_studies", "num_series", "num_instances", "num_frames
 # Fields that repeat an attribute's values under another name take that attribute's rule.
 FOLLOWS = {"partition_key": "AccessionNumber", "accession_numbers": "AccessionNumber",
            "study_instance_uids": "StudyInstanceUID", "modalities": "Modality",
-           "locations": "uris", "sources": "source"}
+           "locations": "uris", "sources": "source", "manufacturer_family": "Manufacturer"}
 # Documents of attributes, walked key by key under the default rule (``conflicts``: attribute →
 # the values an instance's copies hold).
 CONTAINERS = frozenset({"metadata", "instance_ranges", "conflicts"})

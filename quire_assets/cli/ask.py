@@ -17,28 +17,39 @@ def cmd_ask(args: argparse.Namespace) -> int:
     with open_catalog(args.catalog, must_exist=True) as catalog:
         translation = get_translator()(args.question, catalog, args.level)
         answer = run(translation, catalog)
+    # A partial answer (words not used, none that would change the question) is said first, on
+    # stderr, and ends in exit status 3: a script sees it, a pipe still gets the answer.
+    partial = 3 if answer["partial"] else 0
+    if partial:
+        print(f"partial answer: not used: {', '.join(answer['unrecognized'])}", file=sys.stderr)
     if args.format == "json":
         print(json.dumps(answer, ensure_ascii=False, indent=2, default=str))
-        return 0
+        return partial
     said = [f"level: {answer['level']}", f"filter: {json.dumps(answer['filter'], ensure_ascii=False)}"]
+    if answer["group_by"]:
+        said.append(f"counted per: {answer['group_by']}")
     if answer["sort"]:
         order = ", ".join(f"{f} {'desc' if d < 0 else 'asc'}" for f, d in answer["sort"])
         said.append(f"sort: {order}")
     if answer["limit"]:
         said.append(f"limit: {answer['limit']}")
     said += [f"note: {n}" for n in answer["notes"]]
-    if answer["unrecognized"]:
-        said.append(f"not understood: {', '.join(answer['unrecognized'])}")
     if args.explain or args.format != "csv":
         print("\n".join(said), file=sys.stderr)
+    if answer["group_by"]:
+        rows = [{answer["group_by"]: g["value"], answer["level"]: g["count"]} for g in answer["groups"]]
+        print(format_docs(rows, args.format, [answer["group_by"], answer["level"]]))
+        if args.format == "table":
+            print(f"({answer['num_groups']} values, {answer['total']} {answer['level']})", file=sys.stderr)
+        return partial
     if answer["count"]:
         print(answer["total"])
-        return 0
+        return partial
     print(format_docs(answer["results"], args.format, TABLE_COLUMNS.get(answer["level"], [])))
     if args.format == "table":
         shown = len(answer["results"])
         print(f"({shown} of {answer['total']} {answer['level']})", file=sys.stderr)
-    return 0
+    return partial
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from quire_assets.dicom.features import FeatureSets
 from quire_assets.dicom.records import PROMOTED, snake_case
+from quire_assets.dicom.vendors import manufacturer_family
 
 MAX_DISTINCT = 50
 # What Quire records of a file that two copies of one SOP Instance UID must agree on: a copy that
@@ -180,9 +181,11 @@ def series_documents(records: Iterable[dict], features: FeatureSets) -> list[dic
             numbers = [v for v in numbers if _is_number(v)]
             if numbers:
                 ranges[name] = {"min": min(numbers), "max": max(numbers)}
+        promoted = _promoted(members, "series")
         documents.append(
             {
-                **_promoted(members, "series"),
+                **promoted,
+                "manufacturer_family": manufacturer_family(promoted.get("manufacturer")),
                 "series_instance_uid": series_uid,
                 "study_instance_uid": first["study_instance_uid"],
                 "accession_number": most_common(r["accession_number"] for r in members),

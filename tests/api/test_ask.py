@@ -32,3 +32,17 @@ def test_a_researcher_gets_the_phi_policy_and_no_patient_id_words(alice):
     assert pseudonym("LIDC-IDRI-0002") in {p["patient_id"] for p in answer["results"]}
     asked = alice.get("/api/v1/ask", params={"q": "CT studies of LIDC-IDRI-0002"}).json()
     assert "lidc-idri-0002" in asked["unrecognized"] and "patient_id" not in str(asked["filter"])
+
+
+def test_partial_answers_groups_and_refusals_over_http(admin, alice):
+    partial = admin.get("/api/v1/ask", params={"q": "CT series with blorp"}).json()
+    assert partial["partial"] is True and partial["unrecognized"] == ["blorp"] and partial["total"] > 0
+    grouped = admin.get("/api/v1/ask", params={"q": "series per modality"}).json()
+    assert grouped["group_by"] == "modality" and {g["value"] for g in grouped["groups"]} == {"CT", "DX"}
+    refused = admin.get("/api/v1/ask", params={"q": "studies per 5 widgets"})
+    assert refused.status_code == 400 and "change what the question asks" in refused.json()["detail"]
+    # A researcher's question on a field the policy drops is refused by name, joined or not.
+    for question in ("men born before 1950", "series of patients born before 1950"):
+        hidden = alice.get("/api/v1/ask", params={"q": question})
+        assert hidden.status_code == 403 and "patient_birth_date" in hidden.json()["detail"], question
+    assert admin.get("/api/v1/ask", params={"q": "series of patients born before 1950"}).json()["total"] > 0

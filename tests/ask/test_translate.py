@@ -145,6 +145,43 @@ FILTERS = [
     # level given by the question where the value would choose another
     ("patients with CT", "patients", {"modalities": "CT"}, None, None, False),
     ("studies with DX", "studies", {"modalities": "DX"}, None, None, False),
+    # counts of studies and series at every level, number words
+    ("patients with more than one study", "patients", {"num_studies": {"$gt": 1}}, None, None, False),
+    ("patients with at least 2 studies", "patients", {"num_studies": {"$gte": 2}}, None, None, False),
+    ("studies with more than one series", "studies", {"num_series": {"$gt": 1}}, None, None, False),
+    ("patients with more than three series", "patients", {"num_series": {"$gt": 3}}, None, None, False),
+    ("series with more than 2 frames", "series", {"num_frames": {"$gt": 2}}, None, None, False),
+    # ages and birth dates, never the study date
+    ("men born before 1950", "patients", {"patient_sex": "M", "patient_birth_date": {"$lt": "1950-01-01"}},
+     None, None, False),
+    ("studies of patients born in 1944", "studies",
+     {"patient_birth_date": {"$gte": "1944-01-01", "$lte": "1944-12-31"}}, None, None, False),
+    ("patients born after 1960", "patients", {"patient_birth_date": {"$gt": "1960-12-31"}}, None, None, False),
+    ("studies of patients aged 40 to 50", "studies", {"patient_age": {"$gte": "040Y", "$lte": "050Y"}},
+     None, None, False),
+    ("studies of patients aged between 30 and 45", "studies", {"patient_age": {"$gte": "030Y", "$lte": "045Y"}},
+     None, None, False),
+    ("studies of patients aged over 60", "studies", {"patient_age": {"$gt": "060Y"}}, None, None, False),
+    ("studies of female patients over 50", "studies", {"patient_sex": "F", "patient_age": {"$gt": "050Y"}},
+     None, None, False),
+    # superlatives of one
+    ("the latest study", "studies", {"study_date": {"$ne": None}}, [("study_date", -1)], 1, False),
+    ("the thinnest CT series", "series", {"modality": "CT", "slice_thickness": {"$ne": None}},
+     [("slice_thickness", 1)], 1, False),
+    # every modality
+    ("nuclear medicine series", "series", {"modality": "NM"}, None, None, False),
+    ("angiography series", "series", {"modality": "XA"}, None, None, False),
+    ("fluoroscopy", "series", {"modality": "RF"}, None, None, False),
+    ("bone densitometry studies", "studies", {"modalities": "BMD"}, None, None, False),
+    ("segmentations", "series", {"modality": "SEG"}, None, None, False),
+    ("structured reports", "series", {"modality": "SR"}, None, None, False),
+    ("rt dose series", "series", {"modality": "RTDOSE"}, None, None, False),
+    ("PET-CT studies", "studies", {"modalities": "PT"}, None, None, False),
+    ("echocardiography", "series", {"modality": "US"}, None, None, False),
+    # vendors by any spelling
+    ("philips medical systems series", "series", {"manufacturer": "Philips"}, None, None, False),
+    ("canon scanners", "series", {"manufacturer": "TOSHIBA"}, None, None, False),
+    ("siemens healthineers", "series", {"manufacturer": SIEMENS}, None, None, False),
 ]
 
 
@@ -176,7 +213,67 @@ JOINED = [
     ("female patients with chest siemens scans", "patients", lambda c: {"patient_sex": "F", "study_instance_uids": {
         "$in": [s["study_instance_uid"] for s in c.find("series", {"body_part_examined": "CHEST",
                                                                    "manufacturer": SIEMENS})]}}),
+    ("female patients over 50", "patients", lambda c: {"patient_sex": "F", "study_instance_uids": {"$in": [
+        s["study_instance_uid"] for s in c.find("studies", {"patient_age": {"$gt": "050Y"}})]}}),
+    ("patients aged 40 to 50", "patients", lambda c: {"study_instance_uids": {"$in": [
+        s["study_instance_uid"] for s in c.find("studies", {"patient_age": {"$gte": "040Y", "$lte": "050Y"}})]}}),
+    ("series of patients born before 1950", "series", lambda c: {"study_instance_uid": {"$in": [
+        s["study_instance_uid"] for s in c.find("studies", {"patient_birth_date": {"$lt": "1950-01-01"}})]}}),
 ]
+
+# Counts per value: (question, level, the field counted per value).
+GROUPED = [
+    ("how many studies per patient", "studies", "patient_id"),
+    ("series per study", "series", "study_instance_uid"),
+    ("instances per series", "instances", "series_instance_uid"),
+    ("how many series per modality", "series", "modality"),
+    ("count studies by modality", "studies", "modalities"),
+    ("CT series by manufacturer", "series", "manufacturer_family"),
+    ("studies for each patient", "studies", "patient_id"),
+    ("which scanners are in the catalog", "series", "manufacturer_model_name"),
+    ("which manufacturers", "series", "manufacturer_family"),
+    ("what modalities are there", "series", "modality"),
+    ("which body parts were scanned", "series", "body_part_examined"),
+    ("list the kernels", "series", "convolution_kernel"),
+    ("what kinds of images do thin-slice series hold", "series", "modality"),
+]
+
+
+@pytest.mark.parametrize(("question", "level", "field"), GROUPED, ids=[q[0] for q in GROUPED])
+def test_counts_per_value_are_the_catalogs_value_counts(catalog, question, level, field):
+    translation = translate(question, catalog)
+    assert (translation.level, translation.group_by, translation.unrecognized) == (level, field, [])
+    answer = run(translation, catalog)
+    expected = catalog.value_counts(level, field, translation.filter)
+    assert [(g["value"], g["count"]) for g in answer["groups"]] == expected and expected
+
+
+def test_relative_dates_count_from_today(catalog):
+    from datetime import date
+
+    today = date.today()
+    cases = {"studies from last year": {"$gte": f"{today.year - 1}-01-01", "$lte": f"{today.year - 1}-12-31"},
+             "studies this year": {"$gte": f"{today.year}-01-01", "$lte": today.isoformat()},
+             "studies this month": {"$gte": f"{today.year}-{today.month:02d}-01", "$lte": today.isoformat()}}
+    for question, condition in cases.items():
+        assert translate(question, catalog).filter == {"study_date": condition}, question
+    recent = translate("series from the last 3 months", catalog).filter["series_date"]
+    assert recent["$lte"] == today.isoformat() and 89 <= (today - date.fromisoformat(recent["$gte"])).days <= 93
+
+
+@pytest.mark.parametrize("question", [
+    "female patients over 60 per 5 widgets", "series with 3 frobnicators", "studies per 5 widgets",
+    "CT series blorp 12", "patients per study",
+])
+def test_a_word_that_changes_the_question_refuses_it(catalog, question):
+    with pytest.raises(AskError, match="not answered|cannot be counted per"):
+        translate(question, catalog)
+
+
+def test_other_unused_words_make_a_partial_answer(catalog):
+    translation = translate("thin-slice chest CTs with frobnication", catalog)
+    assert translation.partial and translation.unrecognized == ["frobnication"]
+    assert not translate("thin-slice chest CTs", catalog).partial
 
 
 @pytest.mark.parametrize(("question", "level", "by_hand"), JOINED, ids=[q[0] for q in JOINED])
@@ -209,14 +306,19 @@ def test_unknown_words_are_listed_and_thresholds_stated(catalog):
     assert NOTE_THIN in translation.notes
 
 
-def test_an_ambiguous_value_becomes_both_and_is_reported(catalog):
-    catalog.upsert("series", [{"series_instance_uid": "9.9", "study_instance_uid": "9", "manufacturer": "GE Healthcare"}])
+def test_a_vendor_is_every_spelling_of_its_family_and_said(catalog):
+    catalog.upsert("series", [{"series_instance_uid": "9.9", "study_instance_uid": "9", "manufacturer": "GE Healthcare"},
+                              {"series_instance_uid": "9.8", "study_instance_uid": "9", "manufacturer": "TOSHIBA_MEC"}])
     try:
-        translation = translate("GE series", catalog)
-        assert translation.filter == {"manufacturer": {"$in": ["GE Healthcare", GE]}}
-        assert any("several manufacturer values" in note for note in translation.notes)
+        for question in ("GE series", "GE Healthcare series", "g.e. series", "general electric series"):
+            translation = translate(question, catalog)
+            assert translation.filter == {"manufacturer": {"$in": ["GE Healthcare", GE]}}, question
+            assert any("GE family: GE Healthcare, GE MEDICAL SYSTEMS" in note for note in translation.notes)
+            assert not translation.partial
+        for question in ("canon series", "toshiba series", "toshiba mec series"):
+            assert translate(question, catalog).filter == {"manufacturer": {"$in": ["TOSHIBA", "TOSHIBA_MEC"]}}
     finally:
-        catalog.delete("series", {"series_instance_uid": "9.9"})
+        catalog.delete("series", {"series_instance_uid": {"$in": ["9.9", "9.8"]}})
 
 
 def test_a_synonym_file_of_ones_own(catalog, tmp_path, monkeypatch):

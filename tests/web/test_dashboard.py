@@ -170,6 +170,29 @@ def test_the_ask_box_answers_at_the_patients_level_and_an_error_leaves_no_stale_
     assert errors == []
 
 
+def test_a_partial_answer_is_a_visible_warning_and_counts_per_value_a_table(admin_page, web_server, web_home):
+    page = admin_page
+    page.goto(f"{web_server.url}/explore?level=studies")
+    settled(page)
+    page.fill("#ask", "CT series with blorp")
+    page.press("#ask", "Enter")
+    page.wait_for_selector("#ask-partial")
+    assert page.is_visible("#ask-partial") and "blorp" in page.text_content("#ask-partial")
+    # above the results it qualifies
+    above = page.evaluate("document.querySelector('#ask-partial').compareDocumentPosition("
+                          "document.querySelector('#table')) & Node.DOCUMENT_POSITION_FOLLOWING")
+    assert above
+    expected = api_count(web_server, web_home["keys"]["boss"], "series", {"modality": "CT"})
+    assert settled(page, expected) == expected
+    page.fill("#ask", "series per modality")
+    page.press("#ask", "Enter")
+    page.wait_for_selector("#ask-groups")
+    assert not page.query_selector("#ask-partial")
+    rows = [[c.text_content() for c in r.query_selector_all("td")] for r in page.query_selector_all("#ask-groups tbody tr")]
+    assert rows == [["CT", str(expected)], ["DX", "1"]]
+    snap(page, "ask-groups")
+
+
 def test_a_study_opens_down_to_an_instance(admin_page, web_server):
     page = admin_page
     page.goto(f"{web_server.url}/explore?level=studies&where=" + json.dumps({"accession_number": "LIDC0001A"}))

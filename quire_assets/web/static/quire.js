@@ -378,9 +378,23 @@ function explore() {
       const answer = await api("/api/v1/ask?" + query({q: question}));
       const said = [`Read as ${answer.level}${answer.count ? ` (how many: ${answer.total})` : ""}; the filter below.`];
       if (answer.sort) said.push(`Sorted by ${answer.sort.map(([f, d]) => `${f} ${d < 0 ? "desc" : "asc"}`).join(", ")}.`);
+      if (answer.limit) said.push(`The first ${answer.limit}.`);
       for (const note of answer.notes) said.push(note + ".");
-      if (answer.unrecognized.length) said.push(`Not understood: ${answer.unrecognized.join(", ")}.`);
-      box.textContent = said.join(" ");
+      box.replaceChildren();
+      // Words it did not use come first: the answer is to the question without them.
+      if (answer.partial) {
+        box.append(el("p", {class: "warning", id: "ask-partial",
+                            text: `Partial answer: these words were not used: ${answer.unrecognized.join(", ")}.`}));
+      }
+      box.append(el("p", {text: said.join(" ")}));
+      if (answer.group_by) {
+        const rows = answer.groups.map((g) => el("tr", {}, el("td", {text: cell(g.value)}),
+                                                 el("td", {text: g.count.toLocaleString("en")})));
+        box.append(el("table", {id: "ask-groups", class: "groups"},
+          el("thead", {}, el("tr", {}, el("th", {scope: "col", text: answer.group_by}),
+                                       el("th", {scope: "col", text: answer.level}))),
+          el("tbody", {}, ...rows)));
+      }
       box.dataset.total = String(answer.total);
       for (const tab of document.querySelectorAll("[role=tab]")) {
         tab.setAttribute("aria-selected", String(tab.dataset.level === answer.level));
