@@ -49,7 +49,7 @@ def figures(stats: dict[str, Any]) -> list[tuple[str, go.Figure]]:
     charts.append(("Sex distribution", pie))
     for key, title, x_title, y_title in (
         ("modality_distribution", "Modality distribution", "modality", "series"),
-        ("manufacturer_distribution", "Manufacturer distribution", "manufacturer", "series"),
+        ("manufacturer_distribution", "Manufacturer (family) distribution", "manufacturer", "series"),
         ("model_distribution", "Scanner model distribution", "manufacturer and model", "series"),
         ("body_part_distribution", "Body part distribution", "body part examined", "series"),
         ("study_year_distribution", "Study year distribution", "year", "studies"),

@@ -12,6 +12,7 @@ from collections import Counter
 from typing import Any
 
 from quire_assets.catalog.base import Catalog, chunks
+from quire_assets.dicom.vendors import manufacturer_family
 
 _AGE = re.compile(r"^(\d{1,3})([DWMY])$")
 
@@ -53,7 +54,7 @@ def summary_statistics(catalog: Catalog, study_filter: dict | None = None, min_c
     series: list[dict] = []
     for chunk in chunks(uids, 500):
         series.extend(catalog.find("series", {"study_instance_uid": {"$in": list(chunk)}}, projection={
-            "modality": 1, "manufacturer": 1, "manufacturer_model_name": 1, "body_part_examined": 1,
+            "modality": 1, "manufacturer": 1, "manufacturer_family": 1, "manufacturer_model_name": 1, "body_part_examined": 1,
             "slice_thickness": 1, "pixel_spacing": 1, "num_instances": 1}))
     total_instances = sum(s.get("num_instances") or 0 for s in studies)
     # Images are frames: a multi-frame instance (an ultrasound clip, a tomosynthesis) holds many.
@@ -81,7 +82,11 @@ def summary_statistics(catalog: Catalog, study_filter: dict | None = None, min_c
     distributions = {
         "sex_distribution": dict(Counter(sexes.values()).most_common()),
         "modality_distribution": dict(Counter(s.get("modality") or "unknown" for s in series).most_common()),
-        "manufacturer_distribution": dict(Counter(s.get("manufacturer") or "unknown" for s in series).most_common()),
+        # By family: GE MEDICAL SYSTEMS and GE Healthcare are one bar (catalogs written before
+        # families were kept have the spelling only).
+        "manufacturer_distribution": dict(Counter(
+            s.get("manufacturer_family") or manufacturer_family(s.get("manufacturer")) or "unknown"
+            for s in series).most_common()),
         "model_distribution": dict(Counter(
             f"{s.get('manufacturer') or '?'} {s.get('manufacturer_model_name') or '?'}" for s in series).most_common()),
         "body_part_distribution": dict(Counter(s.get("body_part_examined") or "unknown" for s in series).most_common()),

@@ -69,7 +69,7 @@ const TILES = [["Total studies", "total_studies"], ["Total series", "total_serie
 const CHARTS = [["Slice thickness distribution", (s) => s.slice_thickness_distribution.series, "slice thickness (mm)", "series"],
                 ["Sex distribution", (s) => s.sex_distribution, "sex", "patients"],
                 ["Modality distribution", (s) => s.modality_distribution, "modality", "series"],
-                ["Manufacturer distribution", (s) => s.manufacturer_distribution, "manufacturer", "series"],
+                ["Manufacturer (family) distribution", (s) => s.manufacturer_distribution, "manufacturer", "series"],
                 ["Study date distribution", (s) => s.study_year_distribution, "year", "studies"]];
 
 async function overview() {
