@@ -8,8 +8,12 @@ idempotent and cheap (their headers are not read again).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
+import signal
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -17,7 +21,13 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
-from dagster import DagsterInstance, DagsterRunStatus, Definitions, RunRequest
+from dagster import (
+    DagsterExecutionInterruptedError,
+    DagsterInstance,
+    DagsterRunStatus,
+    Definitions,
+    RunRequest,
+)
 
 from quire_assets.catalog import Catalog
 from quire_assets.instance import (
@@ -91,7 +101,7 @@ class RunResult:
 
 
 def execute_run_requests(defs: Definitions, instance: DagsterInstance, run_requests: Sequence[RunRequest],
-                         log_level: str = "WARNING") -> list[RunResult]:
+                         log_level: str = "ERROR") -> list[RunResult]:
     """Execute run requests (a sensor's, or ``run_partitions``') here, in the foreground, as runs of
     the ``quire`` code location (``instance.create_located_run``)."""
     results = []
@@ -138,12 +148,28 @@ def _run_in_fork(defs: Definitions, instance_ref: InstanceRef | None, partitions
     persistent instance is opened again from its ref, so no connection of the parent is used; for
     an ephemeral one the process makes its own, with the same partitions. An exception ends the
     process with a traceback on stderr and no outcome sent: the parent counts the run as failed."""
-    if instance_ref is None:
-        instance = ephemeral_instance()
-        instance.add_dynamic_partitions(accession_partitions.name, partitions)
-    else:
-        instance = DagsterInstance.from_ref(instance_ref)
-    conn.send(_execute_one(defs, instance, request, log_level))
+    # A terminal's Ctrl-C reaches this process group only: quire says it once and stops its runs
+    # (``_forked_runs``) with SIGTERM, which ends the run as interrupted, its output (Dagster's
+    # failure report, its helpers' tracebacks) going nowhere: the run's writes are transactions.
+    os.setpgrp()
+
+    def stop(signum: int, frame: object) -> None:
+        quiet = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(quiet, 1)
+        os.dup2(quiet, 2)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # not the parent's (``_forked_runs``)
+    try:
+        if instance_ref is None:
+            instance = ephemeral_instance()
+            instance.add_dynamic_partitions(accession_partitions.name, partitions)
+        else:
+            instance = DagsterInstance.from_ref(instance_ref)
+        conn.send(_execute_one(defs, instance, request, log_level))
+    except (KeyboardInterrupt, DagsterExecutionInterruptedError):
+        os._exit(130)
 
 
 def _forked_runs(defs: Definitions, instance: DagsterInstance, partitions: Sequence[str],
@@ -158,6 +184,11 @@ def _forked_runs(defs: Definitions, instance: DagsterInstance, partitions: Seque
     waiting = list(enumerate(requests))
     running: dict[Connection, tuple[int, BaseProcess]] = {}
     done: dict[int, RunOutcome] = {}
+    # Ctrl-C is noted and acted on between forks: a KeyboardInterrupt raised inside a fork's
+    # after-fork handlers is swallowed by Python ("Exception ignored"), and the runs went on.
+    interrupted: list[int] = []
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum)) if main else None
     try:
         for i in range(len(requests)):
             while i not in done:
@@ -169,7 +200,9 @@ def _forked_runs(defs: Definitions, instance: DagsterInstance, partitions: Seque
                     process.start()
                     writer.close()
                     running[reader] = (j, process)
-                for reader in wait(list(running)):
+                if interrupted:
+                    raise KeyboardInterrupt
+                for reader in wait(list(running), timeout=0.5):
                     j, process = running.pop(reader)
                     try:
                         outcome = reader.recv()
@@ -183,8 +216,16 @@ def _forked_runs(defs: Definitions, instance: DagsterInstance, partitions: Seque
                         f"(its process exited with status {process.exitcode})", False, 0.0, {})
             yield done.pop(i)
     finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
         for _, process in running.values():
             process.terminate()
+        for _, process in running.values():
+            process.join(timeout=10)  # Dagster records the run as failed, then it exits
+            if process.is_alive():
+                process.kill()
+            with contextlib.suppress(ProcessLookupError):  # its helpers (Dagster's log capture)
+                os.killpg(process.pid, signal.SIGTERM)
 
 
 def _can_fork() -> bool:
@@ -201,7 +242,7 @@ def run_partitions(
     batch: int = DEFAULT_BATCH,
     on_run: Callable[[str, str, bool], None] | None = None,
     job_name: str = "ingest_job",
-    log_level: str = "WARNING",
+    log_level: str = "ERROR",  # Dagster's warnings (data versions, previews) stay in its event log and UI
     weights: Mapping[str, int] | None = None,
     max_weight: int = DEFAULT_FILES_PER_RUN,
     workers: int = 1,
@@ -233,15 +274,18 @@ def run_partitions(
         outcomes = _forked_runs(defs, instance, ordered, requests, workers, log_level)
     else:
         outcomes = (_execute_one(defs, instance, request, log_level) for request in requests)
-    for (first, last), outcome in zip(ranges, outcomes, strict=True):
-        if workers > 1:
-            spent.update(outcome.spent)  # the run's share of Quire's time, for --timings
-        report.run_ids.append(outcome.run_id)
-        report.busy_s += outcome.seconds
-        if not outcome.success:
-            report.failed.append(outcome.run_id)
-        if on_run:
-            on_run(first, last, outcome.success)
+    try:
+        for (first, last), outcome in zip(ranges, outcomes, strict=True):
+            if workers > 1:
+                spent.update(outcome.spent)  # the run's share of Quire's time, for --timings
+            report.run_ids.append(outcome.run_id)
+            report.busy_s += outcome.seconds
+            if not outcome.success:
+                report.failed.append(outcome.run_id)
+            if on_run:
+                on_run(first, last, outcome.success)
+    except DagsterExecutionInterruptedError:  # Dagster's name for Ctrl-C inside a run
+        raise KeyboardInterrupt from None
     report.seconds = time.perf_counter() - start
     return report
 

@@ -268,6 +268,15 @@ def test_the_closing_lines_say_what_happened_in_words(sample_archive, tmp_path):
         in done.stdout
     assert f"new or changed files read: {files:,} of {files:,} (100%" in done.stderr
     assert "note:" not in done.stderr
+    copy = tmp_path / "archive"  # a file changed: its accession is written again, with no Dagster warning shown
+    shutil.copytree(sample_archive, copy)
+    quire("ingest", str(copy), env=env, cwd=tmp_path)
+    changed = next(copy.rglob("*.dcm"))
+    changed.write_bytes(changed.read_bytes())
+    os.utime(changed, (1, 1))
+    again = quire("ingest", str(copy), env=env, cwd=tmp_path)
+    assert "1 accessions cataloged" in again.stdout
+    assert again.stderr.splitlines()[-1].startswith("run ok") and "warning" not in again.stderr.lower()
     notes, empty = tmp_path / "notes", tmp_path / "empty"
     notes.mkdir()
     empty.mkdir()
@@ -279,3 +288,34 @@ def test_the_closing_lines_say_what_happened_in_words(sample_archive, tmp_path):
     done = quire("ingest", str(empty), env=env, cwd=tmp_path)
     assert done.stdout.startswith("0 files, 0 instances")
     assert done.stderr.strip().splitlines()[-1] == f"note: {empty} holds no file at all"
+
+
+def test_ctrl_c_during_the_runs_prints_one_line_and_the_next_ingest_goes_on(tmp_path):
+    """Ctrl-C (SIGINT to the terminal's whole process group) while runs are under way: one line,
+    exit 130, no traceback of Dagster's or of its helpers, no process left; the same command again
+    catalogs the rest."""
+    import signal
+
+    archive = tmp_path / "archive"
+    write_sample_archive(archive, patients=60, slices=2)
+    env = {**os.environ, "QUIRE_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path / "dagster")}
+    env.pop("QUIRE_CATALOG", None)
+    proc = subprocess.Popen([QUIRE, "ingest", str(archive), "--batch", "4", "--workers", "2"], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    lines = []
+    for line in proc.stderr:  # until runs are finishing: others are under way
+        lines.append(line)
+        if line.startswith("run ok"):
+            break
+    os.killpg(proc.pid, signal.SIGINT)
+    out, rest = proc.communicate(timeout=60)
+    err = "".join(lines) + rest
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "ERROR" not in err, err
+    assert err.splitlines()[-1] == "interrupted: what was written stays; the same command again goes on from there"
+    assert out == ""
+    done = quire("ingest", str(archive), env=env, cwd=tmp_path)
+    files = sum(1 for p in archive.rglob("*") if p.is_file())
+    assert done.stdout.startswith(f"{files:,} files, ") and "note:" not in done.stderr
+    with open_catalog(f"sqlite:///{tmp_path / 'home' / 'catalog.db'}") as catalog:
+        assert catalog.count("instances") == sum(1 for _ in archive.rglob("*.dcm"))
