@@ -524,6 +524,9 @@ class Reader:
         if self.i < len(self.words) and re.fullmatch(r"\d+", self.words[self.i]) and not is_year(self.words[self.i]):
             self.i += 1
             return int(self.words[self.i - 1])
+        if self.i < len(self.words) and self.words[self.i] in NUMBER_WORDS and self.words[self.i] != "one":
+            self.i += 1  # "the two latest studies" ("the one ..." is not a count)
+            return NUMBER_WORDS[self.words[self.i - 1]]
         return None
 
     def number(self) -> float | None:
@@ -751,7 +754,7 @@ class Reader:
             if self.level is None:
                 self.level = LEVEL_WORDS[word]
                 self.singular = word in SINGULAR
-            self.person = self.person or self.level == "patients"
+            self.person = self.person or LEVEL_WORDS[word] == "patients"  # "CT studies of patients over 60"
             self.i += 1
             return True
         return False
@@ -920,6 +923,9 @@ def translate(question: str, catalog: Catalog, level: str = "auto",
             homes[0] if homes else "studies")
     notes = list(reader.notes)
     group_by = None
+    if reader.group and (reader.sort or reader.limit):
+        raise AskError(f"the first or latest of each {reader.group[1]} is not a question ask answers (it counts per "
+                       f"value, or lists the first of all): ask one of the two")
     if reader.group:
         group_by = group_field(reader.group, chosen)
         if group_by is None:

@@ -164,6 +164,9 @@ FILTERS = [
     ("studies of patients aged over 60", "studies", {"patient_age": {"$gt": "060Y"}}, None, None, False),
     ("studies of female patients over 50", "studies", {"patient_sex": "F", "patient_age": {"$gt": "050Y"}},
      None, None, False),
+    ("CT studies of patients over 60", "studies", {"modalities": "CT", "patient_age": {"$gt": "060Y"}},
+     None, None, False),
+    ("the two latest studies", "studies", {"study_date": {"$ne": None}}, [("study_date", -1)], 2, False),
     # superlatives of one
     ("the latest study", "studies", {"study_date": {"$ne": None}}, [("study_date", -1)], 1, False),
     ("the thinnest CT series", "series", {"modality": "CT", "slice_thickness": {"$ne": None}},
@@ -263,10 +266,11 @@ def test_relative_dates_count_from_today(catalog):
 
 @pytest.mark.parametrize("question", [
     "female patients over 60 per 5 widgets", "series with 3 frobnicators", "studies per 5 widgets",
-    "CT series blorp 12", "patients per study",
+    "CT series blorp 12", "patients per study", "the two most recent studies of each patient",
+    "average slice thickness of CT series", "patients with both CT and DX",
 ])
 def test_a_word_that_changes_the_question_refuses_it(catalog, question):
-    with pytest.raises(AskError, match="not answered|cannot be counted per"):
+    with pytest.raises(AskError, match="not answered|cannot be counted per|not a question ask answers"):
         translate(question, catalog)
 
 
