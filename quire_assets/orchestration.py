@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -20,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
+from typing import IO
 
 from dagster import (
     DagsterExecutionInterruptedError,
@@ -143,23 +146,21 @@ def _execute_one(defs: Definitions, instance: DagsterInstance, request: RunReque
 
 
 def _run_in_fork(defs: Definitions, instance_ref: InstanceRef | None, partitions: Sequence[str],
-                 request: RunRequest, log_level: str, conn: Connection) -> None:
+                 request: RunRequest, log_level: str, conn: Connection, output: int) -> None:
     """One run in a process forked for it alone (its arguments are inherited, not pickled). A
     persistent instance is opened again from its ref, so no connection of the parent is used; for
     an ephemeral one the process makes its own, with the same partitions. An exception ends the
-    process with a traceback on stderr and no outcome sent: the parent counts the run as failed."""
-    # A terminal's Ctrl-C reaches this process group only: quire says it once and stops its runs
-    # (``_forked_runs``) with SIGTERM, which ends the run as interrupted, its output (Dagster's
-    # failure report, its helpers' tracebacks) going nowhere: the run's writes are transactions.
+    process with a traceback in its output and no outcome sent: the parent counts the run as failed.
+
+    The run has a process group of its own, so a terminal's Ctrl-C reaches quire alone, which says
+    it once and interrupts its runs (``_forked_runs``). Its output (stdout and stderr, those of
+    Dagster's helper processes too) goes to ``output``, which the parent shows once the run is
+    over, unless it was interrupted: then Dagster's report of the interruption and its helpers'
+    tracebacks are dropped (the run's writes are transactions; Dagster's event log has the rest).
+    """
     os.setpgrp()
-
-    def stop(signum: int, frame: object) -> None:
-        quiet = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(quiet, 1)
-        os.dup2(quiet, 2)
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
+    os.dup2(output, 1)
+    os.dup2(output, 2)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # not the parent's (``_forked_runs``)
     try:
         if instance_ref is None:
@@ -182,7 +183,7 @@ def _forked_runs(defs: Definitions, instance: DagsterInstance, partitions: Seque
     context = multiprocessing.get_context("fork")
     ref = None if instance.is_ephemeral else instance.get_ref()
     waiting = list(enumerate(requests))
-    running: dict[Connection, tuple[int, BaseProcess]] = {}
+    running: dict[Connection, tuple[int, BaseProcess, IO[bytes]]] = {}
     done: dict[int, RunOutcome] = {}
     # Ctrl-C is noted and acted on between forks: a KeyboardInterrupt raised inside a fork's
     # after-fork handlers is swallowed by Python ("Exception ignored"), and the runs went on.
@@ -195,21 +196,27 @@ def _forked_runs(defs: Definitions, instance: DagsterInstance, partitions: Seque
                 while waiting and len(running) < workers:
                     j, request = waiting.pop(0)
                     reader, writer = context.Pipe(duplex=False)
+                    output = tempfile.TemporaryFile()  # noqa: SIM115 (closed when its run is over)
                     process = context.Process(target=_run_in_fork, daemon=True, name=f"quire-run-{j}",
-                                              args=(defs, ref, partitions, request, log_level, writer))
+                                              args=(defs, ref, partitions, request, log_level, writer,
+                                                    output.fileno()))
                     process.start()
                     writer.close()
-                    running[reader] = (j, process)
+                    running[reader] = (j, process, output)
                 if interrupted:
                     raise KeyboardInterrupt
                 for reader in wait(list(running), timeout=0.5):
-                    j, process = running.pop(reader)
+                    j, process, output = running.pop(reader)
                     try:
                         outcome = reader.recv()
                     except EOFError:  # the process ended without an outcome
                         outcome = None
                     process.join()
                     reader.close()
+                    with output:
+                        output.seek(0)
+                        shutil.copyfileobj(output, sys.stderr.buffer)
+                    sys.stderr.flush()
                     tags = requests[j].tags
                     done[j] = outcome or RunOutcome(
                         f"{tags[ASSET_PARTITION_RANGE_START_TAG]}..{tags[ASSET_PARTITION_RANGE_END_TAG]} "
@@ -218,14 +225,16 @@ def _forked_runs(defs: Definitions, instance: DagsterInstance, partitions: Seque
     finally:
         if main:
             signal.signal(signal.SIGINT, previous)
-        for _, process in running.values():
-            process.terminate()
-        for _, process in running.values():
-            process.join(timeout=10)  # Dagster records the run as failed, then it exits
+        for _, process, _ in running.values():  # interrupted as Dagster expects: its run ends as failed
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGINT)
+        for _, process, output in running.values():
+            process.join(timeout=10)
             if process.is_alive():
                 process.kill()
             with contextlib.suppress(ProcessLookupError):  # its helpers (Dagster's log capture)
                 os.killpg(process.pid, signal.SIGTERM)
+            output.close()
 
 
 def _can_fork() -> bool:

@@ -16,7 +16,7 @@ from tests.pacs.conftest import PASSWORD, USER, dicom_files
 
 LEVELS = ("patients", "studies", "series", "instances")
 # Where a file sits and how big it is: properties of a file, not of the instance in it.
-FILE_FIELDS = {"uri", "uris", "size", "source", "_id", "updated_at", "partition_version"}
+FILE_FIELDS = {"uri", "uris", "locations", "size", "sources", "_id", "updated_at", "partition_version"}
 
 
 def env_for(home: Path, **extra: str) -> dict:

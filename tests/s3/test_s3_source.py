@@ -66,7 +66,10 @@ def _canonical(uri: str, tmp_root: str, name: str) -> dict:
             for doc in docs:
                 doc.get("uris", []).sort()
                 # The one expected difference: which archive a document came from.
-                assert doc.pop("source", None) in (f"s3://{name}/lidc", tmp_root) or collection == "patients"
+                sources = doc.pop("sources", None)
+                assert sources in ([f"s3://{name}/lidc"], [tmp_root]) or collection == "patients", sources
+                for location in doc.get("locations", []):
+                    assert location.pop("source") == sources[0]
             dump[collection] = sorted(docs, key=lambda d: json.dumps(d, sort_keys=True))
     return dump
 
