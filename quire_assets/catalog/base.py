@@ -388,7 +388,7 @@ class Catalog(ABC):
             for chunk in chunks(kept):  # held by another source too: loses this source's part only
                 merged.extend(reduced(collection, d, source) for d in self.find(collection, {key: {"$in": list(chunk)}}))
             out[collection] = merged
-        recount(self, out, gone, source)
+        recount(self.find, out, gone, source)
         return out
 
     def _replace_documents(self, partition_keys: Sequence[str], new: dict[str, Sequence[dict]],

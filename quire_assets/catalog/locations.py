@@ -9,12 +9,9 @@ it any more, and series and studies several sources hold are counted over all of
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from quire_assets.dicom.rollup import conflicts_between, frames
-
-if TYPE_CHECKING:
-    from quire_assets.catalog.base import Catalog
 
 
 def held_by(source: str) -> dict:
@@ -58,13 +55,13 @@ def reduced(collection: str, doc: dict, source: str) -> dict:
     return out
 
 
-def recount(catalog: Catalog, out: dict[str, list[dict]], gone: dict[str, set], source: str) -> None:
+def recount(find: Callable[..., list[dict]], out: dict[str, list[dict]], gone: dict[str, set], source: str) -> None:
     """Counts of the series and studies other sources hold too, over what every source holds once
     this write is done (a source's own rollup counts only its files)."""
     shared_series = {d["series_instance_uid"]: d for d in out.get("series", []) if sources_of(d) != [source]}
     if shared_series:
         members: dict[str, dict[str, dict]] = {uid: {} for uid in shared_series}
-        for d in catalog.find("instances", {"series_instance_uid": {"$in": list(shared_series)}},
+        for d in find("instances", {"series_instance_uid": {"$in": list(shared_series)}},
                               projection={"sop_instance_uid": 1, "series_instance_uid": 1, "number_of_frames": 1,
                                           "conflicts": 1}):
             if d["sop_instance_uid"] not in gone.get("instances", ()):
@@ -78,7 +75,7 @@ def recount(catalog: Catalog, out: dict[str, list[dict]], gone: dict[str, set], 
     shared_studies = {d["study_instance_uid"]: d for d in out.get("studies", []) if sources_of(d) != [source]}
     if shared_studies:
         its_series: dict[str, dict[str, dict]] = {uid: {} for uid in shared_studies}
-        for d in catalog.find("series", {"study_instance_uid": {"$in": list(shared_studies)}}):
+        for d in find("series", {"study_instance_uid": {"$in": list(shared_studies)}}):
             if d["series_instance_uid"] not in gone.get("series", ()):
                 its_series[d["study_instance_uid"]][d["series_instance_uid"]] = d
         for d in out.get("series", []):
