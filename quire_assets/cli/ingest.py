@@ -96,7 +96,7 @@ def ingest(source: str, catalog_uri: str | None, workers: int | None = None, bat
     summary = index.summary()
     skipped_kinds = index.skipped_kinds() if summary["skipped"] else []
     held = held_of(catalog_uri, source_uri)
-    mismatch = {k: (summary[k], v) for k, v in held.items() if summary[k] != v}
+    mismatch = mismatch_of(summary, held)
     differing: list[str] = []
     repaired: list[str] = []
     if mismatch and not runs.failed:
@@ -109,7 +109,7 @@ def ingest(source: str, catalog_uri: str | None, workers: int | None = None, bat
         runs.run_ids.extend(repair.run_ids)
         runs.failed.extend(repair.failed)
         held = held_of(catalog_uri, source_uri)
-        mismatch = {k: (summary[k], v) for k, v in held.items() if summary[k] != v}
+        mismatch = mismatch_of(summary, held)
         differing = partitions_differing(index, catalog_uri, source_uri) if mismatch else []
     index.close()
     from quire_assets.timing import spent
@@ -135,14 +135,19 @@ def held_of(catalog_uri: str, source_uri: str) -> dict[str, int]:
         return held
 
 
+def mismatch_of(summary: dict[str, int], held: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """Level → (what the index read, what the catalog holds), where they differ."""
+    return {k: (summary[k], v) for k, v in held.items() if summary[k] != v}
+
+
 def partitions_differing(index: SourceIndex, catalog_uri: str, source_uri: str) -> list[str]:
     """The accessions whose instances or errors in the catalog are not what their files make."""
     made = index.documents_per_partition()
     with open_catalog(catalog_uri) as catalog:
         held = {level: dict(catalog.value_counts(level, "partition_key", held_by(source_uri)))
                 for level in ("instances", "errors")}
-    return sorted(k for k in set(made) | set(held["instances"]) | set(held["errors"]) if k in made and any(
-        made[k][level] != held[level].get(k, 0) for level in ("instances", "errors")))
+    return sorted(k for k, counts in made.items()
+                  if any(counts[level] != held[level].get(k, 0) for level in ("instances", "errors")))
 
 
 def closing_line(report: dict[str, Any]) -> str:
