@@ -126,6 +126,20 @@ def test_statistics_and_the_report_compute_on_the_view(strict_alice, raw, strict
     assert leaks_in(narrowed, [one.get("patient_sex"), one.get("study_date")]) == []
 
 
+def test_statistics_at_the_patients_level_select_on_the_view(alice, strict_alice, raw, hidden, strict_hidden):
+    """``/stats?level=patients`` (the dashboard's Patients level): the patients' studies are found
+    through pseudonyms in the view; a hidden patient field is refused by name."""
+    women = alice.get("/api/v1/stats", params={"level": "patients", "where": json.dumps({"patient_sex": "F"})})
+    assert women.status_code == 200 and leaks(women, hidden) == []
+    assert women.json()["total_studies"] == sum(1 for s in raw["studies"] if s.get("patient_sex") == "F") > 0
+    for client in (alice, strict_alice):
+        refused = client.get("/api/v1/stats", params={"level": "patients",
+                                                       "where": json.dumps({"patient_name": {"$exists": True}})})
+        assert refused.status_code == 403 and "patient_name" in refused.json()["detail"]
+    strict = strict_alice.get("/api/v1/stats", params={"level": "patients"})
+    assert strict.status_code == 200 and leaks(strict, strict_hidden) == []
+
+
 def leaks_in(doc: object, values: list) -> list:
     text = json.dumps(doc)
     return [v for v in values if v and f'"{v}"' in text]
