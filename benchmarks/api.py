@@ -33,7 +33,7 @@ import httpx
 
 from quire_assets.catalog import open_catalog
 from quire_assets.catalog.pages import page
-from quire_assets.catalog.researchers import add_researcher
+from quire_assets.research.researchers import add_researcher
 
 CACHE = Path(__file__).parent / ".cache"
 QUIRE = str(Path(sys.executable).with_name("quire"))

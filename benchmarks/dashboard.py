@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.api import build_catalog, serving  # noqa: E402
 from quire_assets.catalog import open_catalog  # noqa: E402
-from quire_assets.catalog.researchers import add_researcher  # noqa: E402
+from quire_assets.research.researchers import add_researcher  # noqa: E402
 
 FACET = "manufacturer"
 VALUES = ["GE MEDICAL SYSTEMS", "SIEMENS", "Philips", "TOSHIBA"]

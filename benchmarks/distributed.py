@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE.parent))
 from ingest import dx_archive_for  # noqa: E402
 
 from quire_assets.catalog import open_catalog  # noqa: E402
-from quire_assets.instance import open_instance  # noqa: E402
+from quire_assets.runtime.instance import open_instance  # noqa: E402
 from tests.deploy.test_celery import Workers  # noqa: E402
 from tests.s3.conftest import free_port  # noqa: E402
 

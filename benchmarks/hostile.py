@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks.ap
 
 from benchmarks.api import build_catalog, serving  # noqa: E402
 from quire_assets.catalog import open_catalog  # noqa: E402
-from quire_assets.catalog.researchers import add_researcher  # noqa: E402
+from quire_assets.research.researchers import add_researcher  # noqa: E402
 
 UNKNOWN = {"where": json.dumps({f"metadata.Nope{i}": 1 for i in range(10)})}
 BACKTRACKING = {"where": json.dumps({"series_description": {"$regex": "^(a|aa)+$"}})}

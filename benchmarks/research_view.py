@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from quire_assets.catalog.policy import PhiPolicy
-from quire_assets.catalog.research import open_view, rebuild, sync
 from quire_assets.catalog.sqlite import SqliteCatalog
+from quire_assets.catalog.view import open_view, rebuild, sync
 
 
 def accession(i: int, instances: int) -> tuple[list, list, list]:

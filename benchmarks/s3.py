@@ -26,6 +26,7 @@ import boto3
 from quire_assets.dicom.features import load_feature_sets
 from quire_assets.dicom.records import extract
 from quire_assets.dicom.sample import SeriesPlan, StudyPlan, write_series
+from quire_assets.settings import home_of
 from quire_assets.sources import SourceIndex
 from quire_assets.sources.s3 import S3Files, make_client
 
@@ -107,7 +108,7 @@ def measure(endpoint: str, keys: list[str], threads: int, features) -> dict[str,
     with tempfile.TemporaryDirectory() as home:
         os.environ["QUIRE_HOME"] = home
         start = time.perf_counter()
-        SourceIndex(files).refresh(features)
+        SourceIndex(files, home_of()).refresh(features)
         header_s = time.perf_counter() - start
     n = len(keys)
     return {"whole_rate": n / whole_s, "whole_kib": downloaded / n / 1024, "whole_s": whole_s,

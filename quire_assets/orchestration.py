@@ -1,9 +1,9 @@
-"""Running the asset jobs for many accession partitions: shared by the CLI and the sensors.
+"""Running the asset jobs over many accession partitions, here, in the foreground: the ``quire``
+command's runs and the researcher requests it (or ``quire serve``'s worker) executes.
 
-Dagster runs a partition *range* in one run. The partitions to run are rarely contiguous, so
-they are covered by a few ranges over the instance's partition order, each at most ``batch``
-partitions long: partitions inside a range that did not change are cataloged again, which is
-idempotent and cheap (their headers are not read again).
+The runs cover the partitions in ranges (``research.planning.partition_ranges``); each is created
+as a run of the ``quire`` code location and executed in this process or a fork of it
+(``runtime.runs``), so the Dagster UI lists it like any other.
 """
 
 from __future__ import annotations
@@ -33,59 +33,30 @@ from dagster import (
 )
 
 from quire_assets.catalog import Catalog
-from quire_assets.instance import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    InstanceRef,
-    create_located_run,
-    ephemeral_instance,
-    execute_located_run,
-)
+from quire_assets.dicom.features import load_feature_sets
+from quire_assets.jobs import INGEST_JOB, ingest_run_requests
 from quire_assets.partitions import accession_partitions
-from quire_assets.sources import SourceIndex
+from quire_assets.research.planning import (
+    DEFAULT_BATCH,
+    DEFAULT_FILES_PER_RUN,
+    apply_updates,
+    look_up_requests,
+    partition_ranges,
+    plan_requests,
+    record_run_outcome,
+)
+from quire_assets.runtime.instance import InstanceRef, ephemeral_instance
+from quire_assets.runtime.runs import (
+    create_located_run,
+    execute_located_run,
+    range_of,
+    range_tags,
+    run_partition_keys,
+)
+from quire_assets.settings import Settings
+from quire_assets.sources import Credentials, FileSource, SourceIndex, source_from_uri
 from quire_assets.sources.index import RefreshResult
 from quire_assets.timing import spent
-
-DEFAULT_BATCH = 2_500
-# A run holds its partitions' records in memory: bounding the files per run keeps the peak memory
-# of an ingest flat however large the archive is.
-DEFAULT_FILES_PER_RUN = 5_000
-
-
-def partition_ranges(
-    ordered: Sequence[str],
-    wanted: Sequence[str],
-    batch: int = DEFAULT_BATCH,
-    weights: Mapping[str, int] | None = None,
-    max_weight: int = DEFAULT_FILES_PER_RUN,
-) -> list[tuple[str, str]]:
-    """Ranges (first, last) over ``ordered`` that cover every key in ``wanted``: each at most
-    ``batch`` partitions long and, with ``weights`` (files per partition), at most ``max_weight``
-    files (a single heavier partition gets a run of its own)."""
-    position = {k: i for i, k in enumerate(ordered)}
-    missing = [k for k in wanted if k not in position]
-    if missing:
-        raise ValueError(f"partitions not registered: {missing[:5]}")
-    hits = sorted({position[k] for k in wanted})
-    weights = weights or {}
-
-    def weight(first: int, last: int) -> int:
-        return sum(weights.get(ordered[j], 1) for j in range(first, last + 1)) if weights else 0
-
-    ranges = []
-    i = 0
-    while i < len(hits):
-        start = end = hits[i]
-        i += 1
-        while i < len(hits) and hits[i] < start + batch and (not weights or weight(start, hits[i]) <= max_weight):
-            end = hits[i]
-            i += 1
-        ranges.append((ordered[start], ordered[end]))
-    return ranges
-
-
-def range_tags(first: str, last: str) -> dict[str, str]:
-    return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
 
 
 def register_partitions(instance: DagsterInstance, keys: Sequence[str]) -> list[str]:
@@ -109,7 +80,7 @@ def execute_run_requests(defs: Definitions, instance: DagsterInstance, run_reque
     the ``quire`` code location (``instance.create_located_run``)."""
     results = []
     for request in run_requests:
-        job = defs.resolve_job_def(request.job_name or "ingest_job")
+        job = defs.resolve_job_def(request.job_name or INGEST_JOB)
         run = create_located_run(instance, job, request.tags,
                                  {"loggers": {"console": {"config": {"log_level": log_level}}}})
         status = execute_located_run(instance, job, run)
@@ -217,10 +188,9 @@ def _forked_runs(defs: Definitions, instance: DagsterInstance, partitions: Seque
                         output.seek(0)
                         shutil.copyfileobj(output, sys.stderr.buffer)
                     sys.stderr.flush()
-                    tags = requests[j].tags
+                    first, last = range_of(requests[j].tags) or ("?", "?")
                     done[j] = outcome or RunOutcome(
-                        f"{tags[ASSET_PARTITION_RANGE_START_TAG]}..{tags[ASSET_PARTITION_RANGE_END_TAG]} "
-                        f"(its process exited with status {process.exitcode})", False, 0.0, {})
+                        f"{first}..{last} (its process exited with status {process.exitcode})", False, 0.0, {})
             yield done.pop(i)
     finally:
         if main:
@@ -250,7 +220,7 @@ def run_partitions(
     tags: dict[str, str] | None = None,
     batch: int = DEFAULT_BATCH,
     on_run: Callable[[str, str, bool], None] | None = None,
-    job_name: str = "ingest_job",
+    job_name: str = INGEST_JOB,
     log_level: str = "ERROR",  # Dagster's warnings (data versions, previews) stay in its event log and UI
     weights: Mapping[str, int] | None = None,
     max_weight: int = DEFAULT_FILES_PER_RUN,
@@ -312,30 +282,36 @@ def report_index_refresh(instance: DagsterInstance, index: SourceIndex, refresh:
         description="The source index, refreshed by the quire command."))
 
 
-def run_requests_here(catalog: Catalog, job_ids: Sequence[str], source: str, catalog_uri: str,
-                      instance: DagsterInstance, progress: Callable[[int, int], None] | None = None) -> None:
-    """Run researcher requests in this process, without a daemon: the sensors' plan, the same
-    runs (in the code location, so the UI lists them), their outcomes written back to the jobs.
-    ``quire jobs submit --wait`` and ``quire serve``'s job worker both come here."""
-    from quire_assets.definitions import build_definitions
-    from quire_assets.dicom.features import load_feature_sets
-    from quire_assets.sensors import apply_updates, look_up_requests, plan_requests, record_run_outcome
-    from quire_assets.sources import source_from_uri
+def source_of(settings: Settings, uri: str | None = None) -> FileSource:
+    """The source ``uri`` names (default: the settings'), with the settings' PACS credentials."""
+    return source_from_uri(uri or settings.source, Credentials(
+        settings.pacs_user, settings.pacs_password, settings.pacs_token, settings.pacs_ca_bundle))
 
-    with SourceIndex(source_from_uri(source)) as index:
+
+def run_requests_here(settings: Settings, catalog: Catalog, request_ids: Sequence[str], instance: DagsterInstance,
+                      progress: Callable[[int, int], None] | None = None) -> None:
+    """Run researcher requests on ``settings.source`` in this process, without a daemon: the
+    sensors' plan, the same runs (in the code location, so the UI lists them), their outcomes
+    written back to the requests. ``quire jobs submit --wait`` and ``quire serve``'s job worker
+    both come here."""
+    from quire_assets.definitions import build_definitions
+
+    features = load_feature_sets(settings.features or None)
+    with SourceIndex(source_of(settings), settings.home_path, settings.fast_path) as index:
         if index.source.queryable:  # a PACS is asked for the requested accessions, not listed whole
-            refresh = look_up_requests(catalog, index, load_feature_sets(), list(job_ids))
+            refresh = look_up_requests(catalog, index, features, list(request_ids))
         else:
-            refresh = index.refresh(load_feature_sets(), progress=progress)
+            refresh = index.refresh(features, progress=progress)
         existing = list(instance.get_dynamic_partitions(accession_partitions.name))
-        plan = plan_requests(catalog, index, existing, job_ids=list(job_ids))
+        plan = plan_requests(catalog, index, existing, request_ids=list(request_ids))
         apply_updates(catalog, plan)
         new_keys = register_partitions(instance, plan.new_keys)
         if refresh is not None:
             report_index_refresh(instance, index, refresh, new_keys)
-    results = execute_run_requests(build_definitions(source, catalog_uri), instance, plan.run_requests)
+    requests = ingest_run_requests(plan)
+    results = execute_run_requests(build_definitions(settings, settings.source, settings.catalog_uri), instance,
+                                   requests)
     ordered = list(instance.get_dynamic_partitions(accession_partitions.name))
-    for result in results:
-        run = instance.get_run_by_id(result.run_id)
-        record_run_outcome(catalog, run, ordered, result.success,
-                           None if result.success else f"run {result.run_id} failed")
+    for request, result in zip(requests, results, strict=True):
+        record_run_outcome(catalog, result.run_id, request.tags, run_partition_keys(request.tags, ordered),
+                           result.success, None if result.success else f"run {result.run_id} failed")

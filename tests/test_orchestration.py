@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from quire_assets.orchestration import partition_ranges
+from quire_assets.settings import Settings, home_of
 
 ORDER = [f"A{i:02d}" for i in range(10)]
 
@@ -41,12 +42,12 @@ def _indexed(archive, tmp_path, instance):
     from quire_assets.sources import SourceIndex, source_from_uri
 
     catalog_uri = f"sqlite:///{tmp_path / 'catalog.db'}"
-    index = SourceIndex(source_from_uri(str(archive)))
+    index = SourceIndex(source_from_uri(str(archive)), home_of())
     index.refresh(load_feature_sets(), workers=1)
     keys = index.partition_keys()
     index.close()
     register_partitions(instance, keys)
-    return build_definitions(str(archive), catalog_uri), catalog_uri, keys
+    return build_definitions(Settings.from_environ(), str(archive), catalog_uri), catalog_uri, keys
 
 
 def test_runs_on_two_workers_land_in_a_persistent_instance(sample_archive, tmp_path):
@@ -100,7 +101,7 @@ def test_a_failed_run_on_a_worker_is_reported(sample_archive, tmp_path):
     _, _, keys = _indexed(sample_archive, tmp_path, instance)
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("a file where the catalog's folder should be")
-    defs = build_definitions(str(sample_archive), f"sqlite:///{blocked / 'catalog.db'}")
+    defs = build_definitions(Settings.from_environ(), str(sample_archive), f"sqlite:///{blocked / 'catalog.db'}")
     report = run_partitions(defs, instance, keys, workers=2)
     assert report.workers == 2 and len(report.failed) == len(report.run_ids) >= 2
 

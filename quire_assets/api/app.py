@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -20,11 +19,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from quire_assets.api import ask, integrity, jobs, people, reads
 from quire_assets.api.auth import KeyCache
 from quire_assets.api.responses import FastJSON
-from quire_assets.api.settings import Catalogs, Settings, ThreadCatalog, research_catalog
+from quire_assets.api.settings import Catalogs, Service, ThreadCatalog, research_catalog
 from quire_assets.catalog import CatalogError, FilterError
 from quire_assets.catalog.fields import KnownFields
-from quire_assets.catalog.research import PolicyRefusal
-from quire_assets.web import add_dashboard
+from quire_assets.catalog.view import PolicyRefusal
 
 MAX_BODY = 1024 * 1024
 ERROR_NAMES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
@@ -70,16 +68,15 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The app for ``settings`` (default: from the environment, as ``quire serve`` sets it)."""
-    settings = settings or Settings.from_env()
+def create_api(service: Service) -> FastAPI:
+    """The API's app for ``service`` (``quire_assets.server`` adds the dashboard to it)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Routes are CPU-bound Python over quick SQLite reads: two threads keep one slow query from
         # holding every other request up, while 40 (anyio's default) fight over the GIL (measured
         # under 16 clients: 10 ms of CPU a request with 40 threads, 5.4 with 2, 4.5 one at a time).
-        to_thread.current_default_thread_limiter().total_tokens = int(os.environ.get("QUIRE_API_THREADS", "2"))
+        to_thread.current_default_thread_limiter().total_tokens = service.threads
         # The research view is whole before the first request (a new policy or secret builds it).
         await to_thread.run_sync(app.state.catalogs.open_view)
         yield
@@ -91,17 +88,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "MongoDB-style filters, collections of cases, and jobs by accession number. Every "
                               "route but /health needs `Authorization: Bearer KEY`.",
                   responses={"4XX": {"model": Error, "description": "refused: `error` names why, `detail` says what"}})
-    app.state.settings = settings
-    app.state.catalogs = Catalogs(settings.catalog_uri, settings.policy, settings.query_seconds)
+    app.state.settings = service
+    app.state.catalogs = Catalogs(service.catalog_uri, service.policy, service.query_seconds, service.regex_seconds)
     app.state.known_fields = {"admin": KnownFields(), "research": KnownFields()}
     app.state.reports = {}  # rendered reports, by question and catalog write (reads.report)
     app.state.thread_catalog = ThreadCatalog(app.state.catalogs.get)
     app.state.research_catalog = research_catalog(app.state.catalogs)
-    app.state.sealer = settings.sealer("cursor")
+    app.state.sealer = service.sealer("cursor")
     app.state.keys = KeyCache()
     for router in (reads.router, people.router, jobs.router, integrity.router, ask.router):
         app.include_router(router)
-    add_dashboard(app)
 
     @app.get("/health", tags=["service"], summary="Whether the service and its catalog answer (no key needed)")
     async def health(request: Request) -> dict[str, str]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from quire_assets.api.auth import CallerDep, CatalogDep
 from quire_assets.ask import AskError, get_translator, run
-from quire_assets.ask.translate import VALUE_FIELDS
+from quire_assets.ask.vocabulary import VALUE_FIELDS
 from quire_assets.catalog.fields import filter_fields
 from quire_assets.catalog.filters import check_values
 
@@ -36,12 +36,13 @@ class Answer(BaseModel):
 
 
 @router.get("/ask", summary="Ask in plain words: the filter it became, and its results or count")
-def ask(catalog: CatalogDep, who: CallerDep, q: Annotated[str, Query(min_length=1, max_length=500)],
+def ask(request: Request, catalog: CatalogDep, who: CallerDep, q: Annotated[str, Query(min_length=1, max_length=500)],
         level: Annotated[Literal["auto", "patients", "studies", "series", "instances"], Query()] = "auto") -> Answer:
     hidden = frozenset() if who.admin else frozenset(
         path for _, path in VALUE_FIELDS.values() if who.policy.hidden(path))
     try:
-        translation = get_translator()(q, catalog, level, hidden)
+        service = request.app.state.settings
+        translation = get_translator(service.ask_translator, service.ask_synonyms)(q, catalog, level, hidden)
     except AskError as exc:
         raise HTTPException(400, str(exc)) from None
     # The fields of joined conditions too: a join on a hidden field would silently match nothing.

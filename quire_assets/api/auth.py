@@ -22,7 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from quire_assets.catalog import Catalog
 from quire_assets.catalog.policy import PhiPolicy
-from quire_assets.catalog.researchers import key_id_of, keys_ever_issued, verify_key
+from quire_assets.research.researchers import key_id_of, keys_ever_issued, verify_key
 
 bearer = HTTPBearer(auto_error=False, description="A researcher's API key (`quire researchers add`)")
 

@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 
 from quire_assets.api.auth import AdminDep, CallerDep, CatalogDep
 from quire_assets.catalog import Catalog
-from quire_assets.catalog.base import chunks
-from quire_assets.catalog.requests import submit_request
+from quire_assets.research.requests import submit_request
+from quire_assets.util import chunks
 
 router = APIRouter(prefix="/api/v1", tags=["integrity"])
 SHOWN = 1000  # examples per list; the totals count them all

@@ -12,10 +12,9 @@ from pydantic import BaseModel, Field, ValidationError
 
 from quire_assets.api.auth import Caller, CallerDep, CatalogDep
 from quire_assets.catalog import CatalogError
-from quire_assets.catalog.requests import (
-    own_collection_id,
+from quire_assets.research.ids import own_collection_id, shown_collection_id
+from quire_assets.research.requests import (
     parse_accessions,
-    shown_collection_id,
     submit_request,
 )
 

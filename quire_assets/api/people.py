@@ -22,7 +22,8 @@ from quire_assets.api.reads import (
     split_fields,
 )
 from quire_assets.catalog import CatalogError
-from quire_assets.catalog.cohort import (
+from quire_assets.catalog.filters import user_filter
+from quire_assets.research.collections import (
     case,
     cases_of,
     collection_member,
@@ -30,9 +31,8 @@ from quire_assets.catalog.cohort import (
     researchers_collection,
     save_collection,
 )
-from quire_assets.catalog.filters import user_filter
-from quire_assets.catalog.requests import own_collection_id, shown_collection_id
-from quire_assets.catalog.researchers import add_researcher, issue_key, public, revoke_key
+from quire_assets.research.ids import own_collection_id, shown_collection_id
+from quire_assets.research.researchers import add_researcher, issue_key, public, revoke_key
 
 router = APIRouter(prefix="/api/v1")
 ID = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")

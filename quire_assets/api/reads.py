@@ -20,17 +20,13 @@ from pydantic import BaseModel, Field
 from quire_assets.api.auth import CallerDep, CatalogDep, catalog_for
 from quire_assets.api.responses import FastJSON
 from quire_assets.catalog import KEYS, Catalog, CatalogError, FilterError
-from quire_assets.catalog.base import chunks
-from quire_assets.catalog.cohort import (
-    EXPORT_COLUMNS,
-    cohort_files,
-    fetch_commands,
-    in_collection,
-    researchers_collection,
-)
-from quire_assets.catalog.fields import LEVELS, TABLE_COLUMNS, csv_cells, filter_fields, refuse_unknown_fields
+from quire_assets.catalog.base import QUERY_LEVELS
+from quire_assets.catalog.fields import TABLE_COLUMNS, csv_cells, filter_fields, refuse_unknown_fields
 from quire_assets.catalog.filters import filter_from_json, user_filter
 from quire_assets.catalog.pages import MAX_LIMIT, Position, page
+from quire_assets.research.collections import in_collection, researchers_collection
+from quire_assets.research.exports import EXPORT_COLUMNS, cohort_files, fetch_commands
+from quire_assets.util import chunks
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 Format = Literal["json", "csv", "ndjson"]
@@ -289,7 +285,7 @@ def _one_route(level: str) -> None:
                          summary=f"One {level} document by {key}")
 
 
-for _level in LEVELS:
+for _level in QUERY_LEVELS:
     _list_route(_level)
 for _level in ("studies", "series", "instances"):
     _files_route(_level)

@@ -1,11 +1,10 @@
-"""What a running API serves and how: read from the environment, so ``quire serve``, uvicorn in
-docker-compose and the tests start the same app the same way."""
+"""What a running API serves and how (``Service``), made from the ``Settings`` the app factory is
+given: ``quire serve``, uvicorn in docker-compose and the tests start the same app the same way."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import secrets
 import sys
 import threading
@@ -14,27 +13,14 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from quire_assets.catalog import Catalog, default_catalog_uri, open_catalog
+from quire_assets.catalog import Catalog, open_catalog
 from quire_assets.catalog.policy import PhiPolicy
-from quire_assets.catalog.research import ResearchCatalog, drop_other_views, open_view, sync
-
-SALT_ENV = "QUIRE_PHI_SALT"
-POLICY_ENV = "QUIRE_PHI_POLICY"
-OPEN_ENV = "QUIRE_API_OPEN"
-
-
-def ensure_salt() -> str:
-    """``$QUIRE_PHI_SALT``; without one, a random salt for this process and the workers it starts."""
-    salt = os.environ.get(SALT_ENV)
-    if not salt:
-        salt = os.environ[SALT_ENV] = secrets.token_hex(32)
-        print(f"warning: {SALT_ENV} is not set: hashed patient IDs and page cursors change when the service "
-              "restarts; set it to keep them stable", file=sys.stderr)
-    return salt
+from quire_assets.catalog.view import ResearchCatalog, drop_other_views, open_view, sync
+from quire_assets.settings import Settings
 
 
 @dataclass(frozen=True)
-class Settings:
+class Service:
     catalog_uri: str
     source: str | None
     policy: PhiPolicy
@@ -44,23 +30,29 @@ class Settings:
     # What one researcher may cost and keep: a read's seconds, statistics' smallest cell, pending
     # jobs, collections.
     query_seconds: float = 10.0
+    regex_seconds: float = 5.0
     min_cell: int = 5
     max_pending_jobs: int = 20
     max_collections: int = 500
+    threads: int = 2
+    ask_translator: str = ""
+    ask_synonyms: str = ""
 
     @classmethod
-    def from_env(cls) -> Settings:
-        salt = ensure_salt()
+    def of(cls, settings: Settings) -> Service:
+        """The service ``settings`` describe. Without a PHI salt, pseudonyms and page cursors hold
+        until the process ends (``quire serve`` gives its workers one: ``settings.shared_salt``)."""
+        if not settings.phi_salt:
+            print(f"warning: {settings.variable('phi_salt')} is not set: hashed patient IDs and page cursors change "
+                  "when the service restarts; set it to keep them stable", file=sys.stderr)
+        salt = settings.phi_salt or secrets.token_hex(32)
         return cls(
-            catalog_uri=os.environ.get("QUIRE_CATALOG") or default_catalog_uri(),
-            source=os.environ.get("QUIRE_SOURCE") or None,
-            policy=PhiPolicy.load(os.environ.get(POLICY_ENV), salt.encode()),
-            open=os.environ.get(OPEN_ENV) == "1",
-            query_seconds=float(os.environ.get("QUIRE_QUERY_SECONDS", "10")),
-            min_cell=int(os.environ.get("QUIRE_STATS_MIN_CELL", "5")),
-            max_pending_jobs=int(os.environ.get("QUIRE_MAX_PENDING_JOBS", "20")),
-            max_collections=int(os.environ.get("QUIRE_MAX_COLLECTIONS", "500")),
-        )
+            catalog_uri=settings.catalog_uri, source=settings.source or None,
+            policy=PhiPolicy.load(settings.phi_policy or None, salt.encode()), open=settings.api_open,
+            query_seconds=settings.query_seconds, regex_seconds=settings.regex_seconds,
+            min_cell=settings.stats_min_cell, max_pending_jobs=settings.max_pending_jobs,
+            max_collections=settings.max_collections, threads=settings.api_threads,
+            ask_translator=settings.ask_translator, ask_synonyms=settings.ask_synonyms)
 
     def sealer(self, purpose: str) -> Sealer:
         return Sealer(self.policy.salt, purpose)
@@ -91,8 +83,8 @@ class Catalogs:
     serves one thread at a time; the API's routes run on a thread pool), and the view kept up with
     the catalog's writes."""
 
-    def __init__(self, uri: str, policy: PhiPolicy, read_seconds: float | None = None):
-        self.uri, self.policy, self.read_seconds = uri, policy, read_seconds
+    def __init__(self, uri: str, policy: PhiPolicy, read_seconds: float | None = None, regex_seconds: float = 5.0):
+        self.uri, self.policy, self.read_seconds, self.regex_seconds = uri, policy, read_seconds, regex_seconds
         self.local = threading.local()
         self.lock = threading.Lock()
         self.sync_lock = threading.Lock()
@@ -108,7 +100,7 @@ class Catalogs:
         """The identifiable catalog: admins' reads, everyone's researchers, collections and jobs."""
         catalog = getattr(self.local, "catalog", None)
         if catalog is None:
-            catalog = self.local.catalog = self._opened(open_catalog(self.uri))
+            catalog = self.local.catalog = self._opened(open_catalog(self.uri, regex_seconds=self.regex_seconds))
         return catalog
 
     def view(self) -> Catalog:
@@ -117,6 +109,7 @@ class Catalogs:
         if view is None:
             view = self.local.view = self._opened(open_view(self.get(), self.policy))
             view.read_seconds = self.read_seconds  # researchers' reads are bounded
+            view.regex_seconds = self.regex_seconds
         return view
 
     def open_view(self) -> list[str]:

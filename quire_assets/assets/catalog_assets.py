@@ -30,13 +30,14 @@ from dagster import (
     asset,
 )
 
-from quire_assets.catalog.base import Catalog, chunks
+from quire_assets.catalog.base import Catalog
 from quire_assets.dicom import rollup
 from quire_assets.partitions import accession_partitions
 from quire_assets.resources import CatalogResource, DicomSource
 from quire_assets.sources import SourceIndex
 from quire_assets.sources.index import RefreshResult
 from quire_assets.timing import timed
+from quire_assets.util import chunks
 
 # Batched backfills are the point of this graph; Dagster marks the parameter beta. Checks evaluated
 # per accession partition are how a partition's page shows its own verdict; Dagster marks them preview.

@@ -4,7 +4,6 @@ as the offline HTML report ``quire report`` also writes."""
 from dagster import AssetExecutionContext, AutomationCondition, MaterializeResult, MetadataValue, asset
 
 from quire_assets.assets.catalog_assets import GROUP, catalog_entries
-from quire_assets.catalog import quire_home
 from quire_assets.resources import CatalogResource
 
 
@@ -30,7 +29,7 @@ def summary_statistics(context: AssetExecutionContext, catalog: CatalogResource)
 
     with catalog.open() as cat:
         stats, page = catalog_report(cat)
-    report = write_report(page, quire_home() / "reports")
+    report = write_report(page, catalog.reports_dir())
     tables = [
         markdown_table("Slice thickness distribution", stats["slice_thickness_distribution"]["series"],
                        "slice thickness (mm)", "series"),

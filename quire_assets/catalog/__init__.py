@@ -9,21 +9,24 @@ from quire_assets.catalog.base import (
     KEYS,
     Catalog,
     CatalogError,
-    default_catalog_uri,
-    quire_home,
 )
 from quire_assets.catalog.filters import FilterError, validate_filter
 
 
-def open_catalog(uri: str | None = None, must_exist: bool = False) -> Catalog:
+def open_catalog(uri: str, must_exist: bool = False, regex_seconds: float | None = None) -> Catalog:
     """Open the catalog at ``uri``: ``sqlite:///path``, ``mongodb://...`` or ``mongodb+srv://...``.
 
-    Without a URI: ``$QUIRE_CATALOG``, else ``sqlite:///$QUIRE_HOME/catalog.db``. With
-    ``must_exist`` (what reading needs), an embedded catalog that is not there is an error, and
+    With ``must_exist`` (what reading needs), an embedded catalog that is not there is an error, and
     nothing is created: a mistyped path or another working directory never reads as an empty
-    catalog.
+    catalog. ``regex_seconds`` bounds the ``$regex`` conditions of each query (default 5 s).
     """
-    uri = uri or default_catalog_uri()
+    catalog = _open(uri, must_exist)
+    if regex_seconds is not None:
+        catalog.regex_seconds = regex_seconds
+    return catalog
+
+
+def _open(uri: str, must_exist: bool) -> Catalog:
     if uri.startswith("sqlite://"):
         from quire_assets.catalog.sqlite import SqliteCatalog
 
@@ -48,8 +51,6 @@ __all__ = [
     "Catalog",
     "CatalogError",
     "FilterError",
-    "default_catalog_uri",
     "open_catalog",
-    "quire_home",
     "validate_filter",
 ]

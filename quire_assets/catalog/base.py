@@ -7,17 +7,16 @@ and the integrity report are written once, here, on top of the backend primitive
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from quire_assets.catalog.filters import validate_filter
+from quire_assets.catalog.filters import REGEX_SECONDS, validate_filter
 from quire_assets.catalog.locations import held_by, locations_of, recount, reduced, sources_of, with_locations
 from quire_assets.dicom.rollup import patient_documents
+from quire_assets.util import BATCH, chunks
 
 KEYS = {
     "patients": "patient_id",
@@ -64,33 +63,15 @@ SCALAR_FIELDS = {
     "sessions": ("session_id", "researcher_id"),
 }
 
-BATCH = 1000
 # The levels the research view mirrors: their writes are logged (``changes_after``) so that the view
 # follows the catalog by the keys that changed, not by reading it whole.
-VIEW_LEVELS = ("patients", "studies", "series", "instances")
+# The levels of the hierarchy, top down (``QUERY_LEVELS`` adds the errors).
+LEVELS = ("patients", "studies", "series", "instances")
+QUERY_LEVELS = (*LEVELS, "errors")
 
 
 class CatalogError(Exception):
     """A catalog that cannot be opened or a write it refuses."""
-
-
-def quire_home() -> Path:
-    """Where the embedded catalog, the source indexes and the IO manager's files live:
-    ``$QUIRE_HOME``, else this user's data folder (``~/.local/share/quire`` on Linux), the same
-    from every working directory."""
-    from platformdirs import user_data_dir
-
-    return Path(os.environ.get("QUIRE_HOME") or user_data_dir("quire", appauthor=False)).expanduser().resolve()
-
-
-def default_catalog_uri() -> str:
-    """``$QUIRE_CATALOG``, else ``sqlite:///$QUIRE_HOME/catalog.db``."""
-    return os.environ.get("QUIRE_CATALOG") or f"sqlite:///{(quire_home() / 'catalog.db').resolve()}"
-
-
-def chunks(items: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def check_collection(name: str) -> str:
@@ -172,6 +153,8 @@ class Catalog(ABC):
     logs_changes: bool = True
     # How long one read may run (the API sets it for researchers' reads); None: no limit.
     read_seconds: float | None = None
+    # How long the $regex conditions of one query may run in all (QUIRE_REGEX_SECONDS).
+    regex_seconds: float = REGEX_SECONDS
 
     # ---- backend primitives -------------------------------------------------------------------
 
@@ -247,7 +230,7 @@ class Catalog(ABC):
         written = 0
         batch: list[dict] = []
         key = KEYS[collection]
-        logged = self.logs_changes and collection in VIEW_LEVELS
+        logged = self.logs_changes and collection in LEVELS
 
         def write() -> None:
             if logged:
@@ -271,7 +254,7 @@ class Catalog(ABC):
 
     def delete(self, collection: str, flt: dict) -> int:
         """Delete the matching documents; returns how many."""
-        if not (self.logs_changes and collection in VIEW_LEVELS):
+        if not (self.logs_changes and collection in LEVELS):
             return self._delete(collection, flt)
         with self.transaction():
             keys = self.keys(collection, flt)

@@ -8,10 +8,8 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from quire_assets.catalog.base import KEYS, Catalog
+from quire_assets.catalog.base import KEYS, QUERY_LEVELS, Catalog
 from quire_assets.catalog.filters import FilterError
-
-LEVELS = ("patients", "studies", "series", "instances", "errors")
 
 # The columns a table or a CSV shows when none are asked for (the command line, the API).
 TABLE_COLUMNS = {
@@ -104,14 +102,14 @@ def unknown_fields(catalog: Catalog, level: str, paths: Iterable[str], has: HasF
     A level with no documents knows every path (there is nothing to misread)."""
     if not catalog.find(level, projection={KEYS[level]: 1}, limit=1):
         return {}
-    return {path: [other for other in LEVELS if other != level and shown_has_field(catalog, other, path, has)]
+    return {path: [other for other in QUERY_LEVELS if other != level and shown_has_field(catalog, other, path, has)]
             for path in dict.fromkeys(paths) if not has(catalog, level, path)}
 
 
 def shown_has_field(catalog: Catalog, level: str, path: str, has: HasField = has_field) -> bool:
     """``has`` on a level the caller may read; False on one it may not (a researcher's errors): a
     hint never opens a level."""
-    from quire_assets.catalog.research import PolicyRefusal
+    from quire_assets.catalog.view import PolicyRefusal
 
     try:
         return has(catalog, level, path)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from typing import Any
 
@@ -188,10 +187,10 @@ def _validate_condition(field: str, value: Any) -> None:
             _check_literal(operand, field)
 
 
-def regex_seconds() -> float:
-    """How long the ``$regex`` conditions of one query may run in all (``QUIRE_REGEX_SECONDS``, 5 s):
-    a pattern that backtracks catastrophically ends as a refusal, not a hung catalog."""
-    return float(os.environ.get("QUIRE_REGEX_SECONDS") or 5)
+# How long the ``$regex`` conditions of one query may run in all, by default (``Catalog.regex_seconds``,
+# set from QUIRE_REGEX_SECONDS): a pattern that backtracks catastrophically ends as a refusal, not a
+# hung catalog.
+REGEX_SECONDS = 5.0
 
 
 def has_regex(node: Any) -> bool:
@@ -200,8 +199,8 @@ def has_regex(node: Any) -> bool:
     return isinstance(node, list) and any(has_regex(v) for v in node)
 
 
-def regex_timeout_error() -> FilterError:
-    return FilterError(f"the query's $regex ran longer than {regex_seconds():g} s (a pattern that backtracks, "
+def regex_timeout_error(seconds: float) -> FilterError:
+    return FilterError(f"the query's $regex ran longer than {seconds:g} s (a pattern that backtracks, "
                        "such as (a|aa)+, on long values): simplify the pattern")
 
 

@@ -49,8 +49,8 @@ from quire_assets.catalog.base import (
     COLLECTIONS,
     INDEXES,
     KEYS,
+    LEVELS,
     SCALAR_FIELDS,
-    VIEW_LEVELS,
     Catalog,
     CatalogError,
     check_collection,
@@ -59,7 +59,7 @@ from quire_assets.catalog.base import (
     partition_filters,
     tie_direction,
 )
-from quire_assets.catalog.filters import has_regex, regex_seconds, regex_timeout_error, validate_filter
+from quire_assets.catalog.filters import has_regex, regex_timeout_error, validate_filter
 
 DEFAULT_DATABASE = "quire"
 VERSIONED = ("instances", "series", "studies", "errors")
@@ -171,11 +171,11 @@ class MongoCatalog(Catalog):
         try:
             return self._read(collection, query)
         except ExecutionTimeout:
-            raise regex_timeout_error() from None
+            raise regex_timeout_error(self.regex_seconds) from None
 
     def _time_limit_ms(self, flt: dict) -> int | None:
         """maxTimeMS for a read: the regex budget where it has a $regex, ``read_seconds`` where set."""
-        limits = [s for s in (regex_seconds() if has_regex(flt) else None, self.read_seconds) if s]
+        limits = [s for s in (self.regex_seconds if has_regex(flt) else None, self.read_seconds) if s]
         return int(min(limits) * 1000) if limits else None
 
     def value_counts(self, collection: str, field: str, flt: dict | None = None) -> list[tuple[Any, int]]:
@@ -200,7 +200,7 @@ class MongoCatalog(Catalog):
             return self._read(collection, lambda visible: self.db[collection].count_documents(
                 visible(flt), session=self._session, **bound))
         except ExecutionTimeout:
-            raise regex_timeout_error() from None
+            raise regex_timeout_error(self.regex_seconds) from None
 
     # ---- writing ------------------------------------------------------------------------------
 
@@ -377,7 +377,7 @@ class MongoCatalog(Catalog):
             # Documents of keys no longer held (files that disappeared), not older versions of new ones.
             gone = set(self.db[collection].distinct(key, {"_superseded_by": v}, session=self._session))
             superseded += len(gone - {d[key] for d in docs})
-            if collection in VIEW_LEVELS:
+            if collection in LEVELS:
                 touched[collection] = gone | {d[key] for d in docs}
         self.db[LOCKS].update_one({"_id": "versions"}, {"$pull": {"writing": v},
                                                         "$push": {"switched": {"v": v, "at": datetime.now(UTC)}}},

@@ -1,7 +1,7 @@
 """The PHI policy: what a researcher (any key without the admin role) sees of each field, per DICOM
 keyword ``keep``, ``hash`` or ``drop``, and what is done with the fields it does not name (the
 ``default``: ``drop`` makes it an allow-list). ``phi-policy.toml`` is the default and documents the
-format. The policy is applied once, when the research view is written (``catalog/research.py``), so
+format. The policy is applied once, when the research view is written (``catalog/view.py``), so
 that researchers' reads never meet a hidden value."""
 
 from __future__ import annotations

@@ -36,12 +36,10 @@ from quire_assets.catalog.filters import (
     SqlFilter,
     json_path,
     regex_flags,
-    regex_seconds,
     regex_timeout_error,
     validate_filter,
 )
-
-BUSY_TIMEOUT_MS = 60_000
+from quire_assets.util.sqlite import connect, immediate
 
 
 @lru_cache(maxsize=256)
@@ -53,39 +51,6 @@ def _compiled(pattern: str, options: str) -> regex.Pattern:
 
 def _dumps(doc: dict) -> str:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection several processes can write through at once: WAL, and a long busy timeout."""
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    # Switching a new database to WAL needs it to itself, and SQLite fails the switch at once
-    # ("database is locked") rather than waiting when another process opens it at the same moment
-    # (two runs forked side by side, both creating the catalog): try again until it is WAL.
-    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            break
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-    conn.execute("PRAGMA synchronous=NORMAL")
-    return conn
-
-
-@contextmanager
-def immediate(conn: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction. BEGIN IMMEDIATE takes the write lock up front, so two writers queue
-    on the busy timeout instead of failing on a lock upgrade."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def _selected_fields(projection: dict) -> list[str] | None:
@@ -175,7 +140,7 @@ class SqliteCatalog(Catalog):
         compiler = SqlFilter(scalar_fields=frozenset(SCALAR_FIELDS[collection]), key_field=KEYS[collection])
         where = compiler.compile(validate_filter(flt or {}))
         # The query about to run gets the regex budget (all its $regex evaluations together).
-        self._regex_deadline, self._regex_timed_out = time.monotonic() + regex_seconds(), False
+        self._regex_deadline, self._regex_timed_out = time.monotonic() + self.regex_seconds, False
         return where, compiler.params
 
     def _regexp(self, pattern: str, options: str, value: Any) -> bool:
@@ -200,7 +165,7 @@ class SqliteCatalog(Catalog):
             return self.conn.execute(sql, params).fetchall()
         except sqlite3.OperationalError as exc:
             if self._regex_timed_out:
-                raise regex_timeout_error() from None
+                raise regex_timeout_error(self.regex_seconds) from None
             if str(exc) == "interrupted" and self._read_deadline:
                 raise FilterError(f"the query ran for more than {self.read_seconds:g} s: narrow it (an indexed "
                                   "field, fewer $regex or $in values)") from None

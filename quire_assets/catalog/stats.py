@@ -11,8 +11,9 @@ import re
 from collections import Counter
 from typing import Any
 
-from quire_assets.catalog.base import Catalog, chunks
+from quire_assets.catalog.base import Catalog
 from quire_assets.dicom.vendors import manufacturer_family
+from quire_assets.util import chunks
 
 _AGE = re.compile(r"^(\d{1,3})([DWMY])$")
 

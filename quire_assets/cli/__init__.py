@@ -11,13 +11,14 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from quire_assets.ask.translate import AskError
+from quire_assets.ask import AskError
 from quire_assets.catalog import CatalogError, FilterError
 from quire_assets.cli import ask, demo, jobs, query, report, researchers, sample_archive, serve
 from quire_assets.cli import ingest as ingest_command
 from quire_assets.cli.common import UserError
 from quire_assets.cli.ingest import ingest
 from quire_assets.dicom.features import FeatureSetError
+from quire_assets.settings import Settings, SettingsError
 from quire_assets.sources.base import SourceError
 
 __all__ = ["build_parser", "console", "ingest", "main"]
@@ -45,8 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        # The command's edge: the environment is read here, once; a command's options override it.
+        args.environment = Settings.from_environ()
+        args.settings = args.environment.with_(catalog=getattr(args, "catalog", None))
+        if hasattr(args, "catalog"):
+            args.catalog = args.settings.catalog_uri
         return args.func(args)
-    except (UserError, FilterError, CatalogError, FeatureSetError, SourceError, AskError) as exc:
+    except (UserError, FilterError, CatalogError, FeatureSetError, SourceError, AskError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

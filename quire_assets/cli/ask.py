@@ -6,16 +6,16 @@ import argparse
 import json
 import sys
 
-from quire_assets.catalog import open_catalog
 from quire_assets.catalog.fields import TABLE_COLUMNS
-from quire_assets.cli.common import format_docs
+from quire_assets.cli.common import format_docs, open_catalog_of
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from quire_assets.ask import get_translator, run
 
-    with open_catalog(args.catalog, must_exist=True) as catalog:
-        translation = get_translator()(args.question, catalog, args.level)
+    with open_catalog_of(args) as catalog:
+        translator = get_translator(args.settings.ask_translator, args.settings.ask_synonyms)
+        translation = translator(args.question, catalog, args.level)
         answer = run(translation, catalog)
     # A partial answer (words not used, none that would change the question) is said first, on
     # stderr, and ends in exit status 3: a script sees it, a pipe still gets the answer.

@@ -9,10 +9,15 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from quire_assets.catalog import Catalog, open_catalog
 from quire_assets.catalog.fields import csv_cells, value_at
 from quire_assets.catalog.filters import filter_from_json
+from quire_assets.settings import Settings
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
 
 # Columns whose values are identifiers or locations: a cut one is useless, so tables never cut them.
 WHOLE_COLUMNS = ("uid", "uri", "uris", "partition_key", "job_id", "path")
@@ -128,16 +133,23 @@ def columns_of(args: argparse.Namespace) -> list[str]:
 
 def selection(catalog, args: argparse.Namespace) -> dict:
     """``--where``, checked against the level's fields, narrowed to ``--collection`` if given."""
-    from quire_assets.catalog.cohort import in_collection
     from quire_assets.catalog.fields import filter_fields
+    from quire_assets.research.collections import in_collection
 
     where = parse_where(args.where)
     check_fields(catalog, args.level, filter_fields(where), "--where")
     return in_collection(catalog, args.collection, where) if getattr(args, "collection", None) else where
 
 
-def dagster_instance():
-    from quire_assets.instance import open_instance
+def open_catalog_of(args: argparse.Namespace, must_exist: bool = True) -> Catalog:
+    """The catalog a command names (``--catalog``, else the settings'), its reads bounded as set."""
+    return open_catalog(args.catalog, must_exist=must_exist, regex_seconds=args.settings.regex_seconds)
 
-    return open_instance(announce=lambda path: print(
+
+def dagster_instance(settings: Settings) -> DagsterInstance:
+    from quire_assets.runtime.instance import open_instance
+    from quire_assets.settings import dagster_switches
+
+    dagster_switches(settings)
+    return open_instance(settings.dagster_home, announce=lambda path: print(
         f"wrote {path}: Dagster's default SQLite storage, with batched event writes", file=sys.stderr))

@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from quire_assets.catalog import CatalogError, default_catalog_uri, open_catalog
+from quire_assets.catalog import CatalogError, open_catalog
 from quire_assets.catalog.locations import held_by
 from quire_assets.cli.common import Progress, UserError, dagster_instance, whole_number
+from quire_assets.settings import Settings
 from quire_assets.sources.base import Selection
 
 if TYPE_CHECKING:
@@ -23,14 +23,14 @@ if TYPE_CHECKING:
 
 def checked_source_uri(source: str) -> str:
     """The source as the index names it: a folder's absolute path, ``s3://…``, a PACS's URI."""
-    from quire_assets.sources.base import parse_source_uri
+    from quire_assets.sources.registry import parse_source_uri
 
     if source.startswith("s3://"):
         return source
     if parse_source_uri(source).kind in ("dicomweb", "dimse"):
         from quire_assets.sources import source_from_uri
 
-        return source_from_uri(source).uri
+        return source_from_uri(source).uri  # the URI does not depend on credentials
     path = Path(source).expanduser()
     if path.is_file():
         raise UserError(f"source {source!r} is a file: name the folder that holds it (quire ingest "
@@ -41,28 +41,30 @@ def checked_source_uri(source: str) -> str:
 
 
 def ingest(source: str, catalog_uri: str | None, workers: int | None = None, batch: int | None = None,
-           quiet: bool = False, selection: Selection | None = None) -> dict[str, Any]:
+           quiet: bool = False, selection: Selection | None = None, settings: Settings | None = None) -> dict[str, Any]:
     """Index the source (of a PACS, the ``selection``), then catalog every partition the catalog
-    does not hold yet."""
+    does not hold yet. ``settings``: the command's (default: read from the environment here)."""
     start = time.perf_counter()
     from quire_assets.dicom.features import load_feature_sets
-    from quire_assets.sources import SourceIndex, source_from_uri
+    from quire_assets.orchestration import source_of
+    from quire_assets.sources import SourceIndex
     from quire_assets.sources.index import default_workers
 
+    settings = (settings or Settings.from_environ()).with_(catalog=catalog_uri)
     source_uri = checked_source_uri(source)
-    catalog_uri = catalog_uri or default_catalog_uri()
+    catalog_uri = settings.catalog_uri
     try:
         open_catalog(catalog_uri, must_exist=True).close()
         created = None
     except CatalogError:  # none there yet: ingest is what makes one (a bad URI fails here, clearly)
         with open_catalog(catalog_uri) as catalog:
             created = getattr(catalog, "path", None)
-    index = SourceIndex(source_from_uri(source_uri))
+    index = SourceIndex(source_of(settings, source_uri), settings.home_path, settings.fast_path)
     # Importing Dagster takes seconds of one core: it happens while the reader processes work.
     dagster_import = threading.Thread(target=importlib.import_module, args=("quire_assets.definitions",),
                                       name="import-dagster", daemon=True)
     try:
-        refresh = index.refresh(load_feature_sets(), workers=workers, meanwhile=dagster_import.start,
+        refresh = index.refresh(load_feature_sets(settings.features or None), workers=workers, meanwhile=dagster_import.start,
                                 progress=None if quiet else Progress("new or changed files read"), selection=selection)
     except BaseException:
         if created:  # nothing was written: leave no empty catalog behind for a reader to mistake
@@ -82,9 +84,9 @@ def ingest(source: str, catalog_uri: str | None, workers: int | None = None, bat
         run_partitions,
     )
 
-    instance = dagster_instance()
+    instance = dagster_instance(settings)
     report_index_refresh(instance, index, refresh, register_partitions(instance, index.partition_keys()))
-    defs = build_definitions(source_uri, catalog_uri)
+    defs = build_definitions(settings, source_uri, catalog_uri)
     setup_s = time.perf_counter() - setup_start  # the rest of Dagster's import, the instance, the definitions
 
     def on_run(first: str, last: str, ok: bool) -> None:
@@ -179,9 +181,8 @@ def selection_of(args: argparse.Namespace) -> Selection | None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    if args.features:
-        os.environ["QUIRE_FEATURES"] = args.features
-    report = ingest(args.source, args.catalog, workers=args.workers, batch=args.batch, selection=selection_of(args))
+    report = ingest(args.source, args.catalog, workers=args.workers, batch=args.batch, selection=selection_of(args),
+                    settings=args.settings.with_(features=args.features))
     if args.timings:
         print(json.dumps(report["timings"]), file=sys.stderr)
     print(closing_line(report) + f" ({report['read']:,} files read, {report['partitions']:,} accessions cataloged "

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-from quire_assets.catalog import default_catalog_uri, open_catalog
 from quire_assets.catalog.fields import TABLE_COLUMNS
-from quire_assets.cli.common import Progress, UserError, dagster_instance, format_table
+from quire_assets.cli.common import Progress, UserError, dagster_instance, format_table, open_catalog_of
 from quire_assets.cli.ingest import checked_source_uri
 
 
 def _read_accessions(args: argparse.Namespace) -> list[str]:
-    from quire_assets.catalog.requests import parse_accessions
+    from quire_assets.research.requests import parse_accessions
 
     if args.accessions_file:
         try:
@@ -41,21 +39,21 @@ def _print_request(job: dict, fmt: str) -> None:
 
 
 def cmd_jobs_submit(args: argparse.Namespace) -> int:
-    from quire_assets.catalog.requests import submit_request
+    from quire_assets.research.requests import submit_request
 
     accessions = _read_accessions(args)
-    source = args.source or os.environ.get("QUIRE_SOURCE")
+    source = args.source or args.settings.source
     source = checked_source_uri(source) if source else None
     if args.wait and not source:
         raise UserError("--wait needs the archive: give --source (a folder or s3://bucket/prefix) or set QUIRE_SOURCE")
-    catalog_uri = args.catalog or default_catalog_uri()
-    with open_catalog(catalog_uri) as catalog:
+    with open_catalog_of(args, must_exist=False) as catalog:
         job = submit_request(catalog, args.researcher, accessions, name=args.name, collection=args.collection,
                              source=source)
         if args.wait:
             from quire_assets.orchestration import run_requests_here
 
-            run_requests_here(catalog, [job["job_id"]], source, catalog_uri, dagster_instance(),
+            settings = args.settings.with_(source=source)
+            run_requests_here(settings, catalog, [job["job_id"]], dagster_instance(settings),
                               progress=None if args.format == "json" else Progress("new or changed files read"))
             job = catalog.get("jobs", job["job_id"])
         elif args.format != "json":
@@ -67,7 +65,7 @@ def cmd_jobs_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs_list(args: argparse.Namespace) -> int:
-    with open_catalog(args.catalog, must_exist=True) as catalog:
+    with open_catalog_of(args) as catalog:
         flt = {"researcher_id": args.researcher} if args.researcher else {}
         jobs = catalog.find("jobs", flt, sort=[("created_at", -1)])
     if args.format == "json":
@@ -78,7 +76,7 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs_show(args: argparse.Namespace) -> int:
-    with open_catalog(args.catalog, must_exist=True) as catalog:
+    with open_catalog_of(args) as catalog:
         job = catalog.get("jobs", args.job_id)
     if job is None:
         raise UserError(f"no job {args.job_id!r} (see `quire jobs list`)")

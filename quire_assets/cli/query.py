@@ -6,13 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from quire_assets.catalog import open_catalog
-from quire_assets.catalog.fields import LEVELS, TABLE_COLUMNS
+from quire_assets.catalog.base import QUERY_LEVELS
+from quire_assets.catalog.fields import TABLE_COLUMNS
 from quire_assets.cli.common import (
     UserError,
     check_fields,
     columns_of,
     format_docs,
+    open_catalog_of,
     parse_sort,
     selection,
     whole_number,
@@ -21,7 +22,7 @@ from quire_assets.cli.common import (
 
 def cmd_query(args: argparse.Namespace) -> int:
     sort = parse_sort(args.sort)
-    with open_catalog(args.catalog, must_exist=True) as catalog:
+    with open_catalog_of(args) as catalog:
         where = selection(catalog, args)
         check_fields(catalog, args.level, [f for f, _ in sort], "--sort")
         check_fields(catalog, args.level, columns_of(args), "--fields")
@@ -34,15 +35,15 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_count(args: argparse.Namespace) -> int:
-    with open_catalog(args.catalog, must_exist=True) as catalog:
+    with open_catalog_of(args) as catalog:
         print(catalog.count(args.level, selection(catalog, args)))
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from quire_assets.catalog.cohort import EXPORT_COLUMNS, cohort_files
+    from quire_assets.research.exports import EXPORT_COLUMNS, cohort_files
 
-    with open_catalog(args.catalog, must_exist=True) as catalog:
+    with open_catalog_of(args) as catalog:
         rows = list(cohort_files(catalog, args.level, selection(catalog, args)))
     text = format_docs(rows, args.format, EXPORT_COLUMNS, args.raw_csv) + "\n"
     if args.out:
@@ -59,7 +60,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_fields(args: argparse.Namespace) -> int:
     from quire_assets.catalog.fields import level_fields
 
-    with open_catalog(args.catalog, must_exist=True) as catalog:
+    with open_catalog_of(args) as catalog:
         print("\n".join(level_fields(catalog, args.level)))
     return 0
 
@@ -72,7 +73,7 @@ def add_raw_csv(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("query", help="query the catalog with a MongoDB filter document")
-    p.add_argument("level", choices=LEVELS)
+    p.add_argument("level", choices=QUERY_LEVELS)
     p.add_argument("--where", help='a MongoDB filter, e.g. \'{"modality": "CT", "slice_thickness": {"$lt": 1.5}}\'')
     p.add_argument("--limit", type=whole_number(0), default=0, help="at most this many (default 0: all)")
     p.add_argument("--sort", action="append", help="FIELD, FIELD:asc or FIELD:desc (repeatable)")
@@ -85,7 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser("count", help="how many documents of a level match a filter")
-    p.add_argument("level", choices=LEVELS)
+    p.add_argument("level", choices=QUERY_LEVELS)
     p.add_argument("--where", help="a MongoDB filter, as for query")
     p.add_argument("--collection", help="only the studies of this collection (and their series and instances)")
     p.add_argument("--catalog")
@@ -102,6 +103,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("fields", help="the fields of a level's documents (for --where, --sort and --fields)")
-    p.add_argument("level", choices=LEVELS)
+    p.add_argument("level", choices=QUERY_LEVELS)
     p.add_argument("--catalog")
     p.set_defaults(func=cmd_fields)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from quire_assets.catalog import open_catalog
-from quire_assets.cli.common import UserError, check_fields, parse_where
+from quire_assets.cli.common import UserError, check_fields, open_catalog_of, parse_where
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -13,7 +12,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from quire_assets.report import catalog_report, write_report
 
     where = parse_where(args.where)
-    with open_catalog(args.catalog, must_exist=True) as catalog:
+    with open_catalog_of(args) as catalog:
         check_fields(catalog, "studies", filter_fields(where), "--where (on studies)")
         stats, page = catalog_report(catalog, where)
     try:

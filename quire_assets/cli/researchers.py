@@ -6,14 +6,13 @@ import argparse
 import json
 import sys
 
-from quire_assets.catalog import open_catalog
-from quire_assets.cli.common import UserError, format_table
+from quire_assets.cli.common import UserError, format_table, open_catalog_of
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from quire_assets.catalog.researchers import add_researcher
+    from quire_assets.research.researchers import add_researcher
 
-    with open_catalog(args.catalog) as catalog:
+    with open_catalog_of(args, must_exist=False) as catalog:
         researcher, key = add_researcher(catalog, args.researcher_id, args.name, args.email, args.admin)
     role = "admin" if researcher["admin"] else "researcher"
     print(f"added {role} {researcher['researcher_id']}; the API key below is shown this once "
@@ -23,9 +22,9 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_key(args: argparse.Namespace) -> int:
-    from quire_assets.catalog.researchers import issue_key
+    from quire_assets.research.researchers import issue_key
 
-    with open_catalog(args.catalog, must_exist=True) as catalog:
+    with open_catalog_of(args) as catalog:
         key = issue_key(catalog, args.researcher_id)
     print(f"new key for {args.researcher_id} (the old one no longer works), shown this once:", file=sys.stderr)
     print(key)
@@ -33,18 +32,18 @@ def cmd_key(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    from quire_assets.catalog.researchers import revoke_key
+    from quire_assets.research.researchers import revoke_key
 
-    with open_catalog(args.catalog, must_exist=True) as catalog:
+    with open_catalog_of(args) as catalog:
         revoke_key(catalog, args.researcher_id)
     print(f"revoked the key of {args.researcher_id}", file=sys.stderr)
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from quire_assets.catalog.researchers import public
+    from quire_assets.research.researchers import public
 
-    with open_catalog(args.catalog, must_exist=True) as catalog:
+    with open_catalog_of(args) as catalog:
         docs = [public(d) for d in catalog.find("researchers")]
     if args.format == "json":
         print(json.dumps(docs, ensure_ascii=False, indent=2))

@@ -7,7 +7,7 @@ import ipaddress
 import os
 import sys
 
-from quire_assets.catalog import CatalogError, default_catalog_uri, open_catalog
+from quire_assets.catalog import CatalogError, open_catalog
 from quire_assets.cli.common import UserError, whole_number
 from quire_assets.cli.ingest import checked_source_uri
 
@@ -24,12 +24,12 @@ def is_loopback(host: str) -> bool:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from quire_assets.api.settings import OPEN_ENV, POLICY_ENV, ensure_salt
     from quire_assets.catalog.policy import DEFAULT_POLICY, PhiPolicy, PolicyError
-    from quire_assets.catalog.researchers import keys_ever_issued
+    from quire_assets.research.researchers import keys_ever_issued
+    from quire_assets.settings import handed_to_workers, shared_salt
 
-    catalog_uri = args.catalog or default_catalog_uri()
-    source = args.source or os.environ.get("QUIRE_SOURCE")
+    catalog_uri = args.catalog
+    source = args.source or args.settings.source
     source = checked_source_uri(source) if source else None
     loopback = is_loopback(args.host)
     try:
@@ -47,15 +47,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         policy = PhiPolicy.load(args.phi_policy, b"")
     except PolicyError as exc:
         raise UserError(str(exc)) from None
-    # The app reads its settings from the environment: the same in each uvicorn worker process.
-    os.environ["QUIRE_CATALOG"] = catalog_uri
-    os.environ.pop("QUIRE_SOURCE", None)
-    if source:
-        os.environ["QUIRE_SOURCE"] = source
-    if args.phi_policy:
-        os.environ[POLICY_ENV] = os.path.abspath(args.phi_policy)
-    os.environ[OPEN_ENV] = "1" if args.open else "0"
-    ensure_salt()
+    if not args.settings.phi_salt:
+        print(f"warning: {args.settings.variable('phi_salt')} is not set: hashed patient IDs and page cursors "
+              "change when the service restarts; set it to keep them stable", file=sys.stderr)
+    # One salt for this process and those it starts (uvicorn's workers, the job worker).
+    settings = shared_salt(args.settings.with_(
+        catalog=catalog_uri, source=source or "", phi_policy=os.path.abspath(args.phi_policy) if args.phi_policy else None,
+        api_open=args.open))
     print(f"Quire API on http://{args.host}:{args.port} (OpenAPI docs at /docs), catalog {catalog_uri}", file=sys.stderr)
     listed = ", ".join(f"{k} {a}" for k, a in policy.rules.items() if a != "keep")
     print(f"PHI policy: {args.phi_policy or DEFAULT_POLICY} (fields not listed: {policy.default}; {listed}); "
@@ -70,12 +68,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         from quire_assets.api.worker import start_worker
 
-        worker = start_worker(catalog_uri, source)
+        worker = start_worker(settings)
         print(f"job worker: on, running jobs against {source}", file=sys.stderr)
     try:
-        uvicorn.run("quire_assets.api:create_app", factory=True, host=args.host, port=args.port,
-                    workers=args.workers, log_level=args.log_level,
-                    access_log=args.log_level in ("info", "debug"))
+        served = {"host": args.host, "port": args.port, "log_level": args.log_level,
+                  "access_log": args.log_level in ("info", "debug")}
+        if args.workers == 1:
+            from quire_assets.server import create_app
+
+            uvicorn.run(create_app(settings), **served)
+        else:  # uvicorn's workers import the app themselves: they read these settings from their environment
+            handed_to_workers(settings)
+            uvicorn.run("quire_assets.server:create_app", factory=True, workers=args.workers, **served)
     finally:
         if worker:
             process, stop = worker

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
-LEVELS = ("study", "series", "instance")
+FEATURE_LEVELS = ("study", "series", "instance")
 _PRIVATE = re.compile(r"^(?P<creator>[^,]+),(?P<group>[0-9A-Fa-f]{4}),(?P<offset>[0-9A-Fa-f]{2})$")
 
 
@@ -104,15 +104,14 @@ def _parse_level(text: str, level: str, where: str) -> tuple[Feature, ...]:
 
 
 def load_feature_sets(directory: str | os.PathLike[str] | None = None) -> FeatureSets:
-    """Load the feature sets from ``directory`` (or ``$QUIRE_FEATURES``, or the built-in ones).
+    """Load the feature sets from ``directory`` (or the built-in ones).
 
     A directory may hold any of the three files; a level whose file is missing keeps the
     built-in list, so a user can override only ``series.txt``.
     """
-    directory = directory or os.environ.get("QUIRE_FEATURES") or None
     builtin = resources.files("quire_assets.dicom") / "featuresets"
     levels: dict[str, tuple[Feature, ...]] = {}
-    for level in LEVELS:
+    for level in FEATURE_LEVELS:
         custom = Path(directory) / f"{level}.txt" if directory else None
         if custom is not None and custom.is_file():
             levels[level] = _parse_level(custom.read_text(encoding="utf-8"), level, str(custom))
@@ -124,7 +123,7 @@ def load_feature_sets(directory: str | os.PathLike[str] | None = None) -> Featur
     # An attribute belongs to one level: the first that names it (study before series before instance).
     seen: set[str] = set()
     deduped: dict[str, tuple[Feature, ...]] = {}
-    for level in LEVELS:
+    for level in FEATURE_LEVELS:
         deduped[level] = tuple(f for f in levels[level] if f.name not in seen)
         seen.update(f.name for f in levels[level])
     return FeatureSets(**deduped, source=str(directory) if directory else "builtin")

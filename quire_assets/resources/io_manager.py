@@ -24,10 +24,10 @@ import pyarrow.parquet as pq
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 from pydantic import Field
 
-from quire_assets.catalog import quire_home
-from quire_assets.catalog.base import chunks
-from quire_assets.catalog.sqlite import BUSY_TIMEOUT_MS, immediate
+from quire_assets.settings import home_of
 from quire_assets.timing import timed
+from quire_assets.util import chunks
+from quire_assets.util.sqlite import BUSY_TIMEOUT_MS, immediate
 
 PARTITION_COLUMN = "partition_key"
 MANIFEST = "partitions.db"
@@ -69,7 +69,7 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
     base_dir: str = Field(default="", description="Where Parquet files go; empty: $QUIRE_HOME/storage")
 
     def _dir(self, asset_path: list[str]) -> Path:
-        base = Path(self.base_dir) if self.base_dir else quire_home() / "storage"
+        base = Path(self.base_dir) if self.base_dir else home_of() / "storage"
         return base.joinpath(*asset_path)
 
     @timed

@@ -8,6 +8,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from quire_assets.dicom.features import FeatureSets, load_feature_sets
+from quire_assets.settings import home_of
 from quire_assets.sources import FileSource, SourceIndex
 
 
@@ -19,6 +20,8 @@ class DicomSource(ConfigurableResource, ABC):
     workers: int = Field(default=0, description="Parallel readers; 0: one per core (processes) or 8 per core (S3)")
     first_bytes: int = Field(default=0, description=(
         "Bytes read first from each file, more only if needed; 0: the source's default (16 KiB local, 64 KiB S3)"))
+    home: str = Field(default="", description="Quire's folder, where the source index lives; empty: $QUIRE_HOME")
+    fast_path: bool = Field(default=True, description="Read headers with Quire's fast path (off: pydicom reads all)")
 
     @abstractmethod
     def files(self) -> FileSource:
@@ -27,8 +30,9 @@ class DicomSource(ConfigurableResource, ABC):
     def features(self) -> FeatureSets:
         return load_feature_sets(self.feature_sets_dir or None)
 
-    def index(self) -> SourceIndex:
-        return SourceIndex(self.files())
+    def index(self, files: FileSource | None = None) -> SourceIndex:
+        """The index of this source (or of ``files``, this source already opened)."""
+        return SourceIndex(files or self.files(), home_of(self.home), self.fast_path)
 
 
 class LocalDicomSource(DicomSource):

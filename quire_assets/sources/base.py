@@ -7,7 +7,6 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from quire_assets.dicom.features import FeatureSets
 from quire_assets.dicom.header import LOCAL_PREFIX
@@ -82,66 +81,3 @@ class FileSource(ABC):
     # Bytes read first from each file (more only when a header runs past them). Local reads are
     # cheap to repeat, so they start small; a ranged GET costs a round trip, so S3 starts at 64 KiB.
     first_bytes = LOCAL_PREFIX
-
-
-@dataclass(frozen=True)
-class SourceLocation:
-    """What a source URI names: ``kind`` "s3" (``bucket`` and ``prefix``), "local" (``root``),
-    "dicomweb" (``url``, the service's http(s) base) or "dimse" (``host``, ``port``, the AE titles)."""
-
-    kind: str
-    root: str = ""
-    bucket: str = ""
-    prefix: str = ""
-    url: str = ""
-    host: str = ""
-    port: int = 0
-    called_aet: str = ""
-    calling_aet: str = ""
-
-
-DEFAULT_CALLING_AET = "QUIRE"
-
-
-def parse_source_uri(uri: str) -> SourceLocation:
-    """``s3://bucket/prefix``, ``dicomweb+https://host/path``, ``dimse://CALLED_AET@host:port?calling=OUR_AET``,
-    ``file:///folder`` or a folder: the one parser of source URIs (the Dagster resources and the
-    command line both go through it)."""
-    if uri.startswith("s3://"):
-        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-        return SourceLocation("s3", bucket=bucket, prefix=prefix)
-    if uri.startswith(("dicomweb+http://", "dicomweb+https://")):
-        return SourceLocation("dicomweb", url=uri.removeprefix("dicomweb+"))
-    if uri.startswith("dimse://"):
-        parts = urlsplit(uri)
-        calling = parse_qs(parts.query).get("calling", [DEFAULT_CALLING_AET])[0]
-        try:
-            port = parts.port
-        except ValueError:
-            port = None
-        if not parts.username or not parts.hostname or not port or parts.path not in ("", "/"):
-            raise SourceError(f"a DIMSE source is dimse://CALLED_AET@host:port?calling=OUR_AET, not {uri!r}")
-        return SourceLocation("dimse", host=parts.hostname, port=port, called_aet=unquote(parts.username),
-                              calling_aet=calling)
-    return SourceLocation("local", root=uri.removeprefix("file://"))
-
-
-def source_from_uri(uri: str) -> FileSource:
-    """A folder, ``s3://bucket/prefix``, or a PACS (``dicomweb+http(s)://…``, ``dimse://…``; its
-    credentials from the environment)."""
-    where = parse_source_uri(uri)
-    if where.kind == "s3":
-        from quire_assets.sources.s3 import S3Files
-
-        return S3Files(bucket=where.bucket, prefix=where.prefix)
-    if where.kind == "dicomweb":
-        from quire_assets.sources.dicomweb import DicomWebFiles
-
-        return DicomWebFiles.from_env(where.url)
-    if where.kind == "dimse":
-        from quire_assets.sources.dimse import DimseFiles
-
-        return DimseFiles(where.host, where.port, where.called_aet, where.calling_aet)
-    from quire_assets.sources.local import LocalFiles
-
-    return LocalFiles(where.root)

@@ -11,7 +11,6 @@ the cause; an instance the PACS cannot describe becomes an error record.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import warnings
@@ -78,14 +77,6 @@ class DicomWebFiles(PacsSource):
         self._lock = threading.Lock()
         self.requests = 0
         self.received = 0  # response bytes (decoded), counted for every request this source makes
-
-    @classmethod
-    def from_env(cls, url: str) -> DicomWebFiles:
-        """Credentials and CA from the environment: QUIRE_PACS_USER/QUIRE_PACS_PASSWORD or QUIRE_PACS_TOKEN,
-        QUIRE_PACS_CA_BUNDLE."""
-        env = os.environ.get
-        return cls(url, env("QUIRE_PACS_USER", ""), env("QUIRE_PACS_PASSWORD", ""), env("QUIRE_PACS_TOKEN", ""),
-                   env("QUIRE_PACS_CA_BUNDLE", ""))
 
     def _count(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         with self._lock:

@@ -21,10 +21,10 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from quire_assets.catalog.base import chunks, quire_home
-from quire_assets.catalog.sqlite import connect, immediate
 from quire_assets.dicom.features import FeatureSets
 from quire_assets.sources.base import FileEntry, FileSource, Selection
+from quire_assets.util import chunks
+from quire_assets.util.sqlite import connect, immediate
 
 CHUNK = 32  # files per task handed to a worker
 INLINE_BELOW = 64  # fewer changed files than this are read in this process
@@ -79,11 +79,11 @@ class RefreshResult:
 
 
 def _extract_chunk(source: FileSource, entries: Sequence[FileEntry], features: FeatureSets,
-                   first_bytes: int, dictionary: bytes | None) -> list[tuple]:
+                   first_bytes: int, dictionary: bytes | None, fast_path: bool) -> list[tuple]:
     """Index rows for some files, serialized and packed in the worker (cheaper to send back than
     records); without a dictionary yet, the record stays JSON text (``update`` packs it)."""
     rows = []
-    for e, r in zip(entries, source.extract_batch(entries, features, first_bytes, fast_path_enabled()), strict=True):
+    for e, r in zip(entries, source.extract_batch(entries, features, first_bytes, fast_path), strict=True):
         text = json.dumps(r, ensure_ascii=False, separators=(",", ":"))
         rows.append((e.uri, e.size, e.version, features.fingerprint, r["partition_key"], r.get("study_instance_uid"),
                      r.get("series_instance_uid"), r.get("sop_instance_uid"), r.get("reason"),
@@ -91,19 +91,17 @@ def _extract_chunk(source: FileSource, entries: Sequence[FileEntry], features: F
     return rows
 
 
-def fast_path_enabled() -> bool:
-    """The header fast path is on unless ``QUIRE_FAST_PATH=0`` (pydicom then reads every file)."""
-    return os.environ.get("QUIRE_FAST_PATH", "1") != "0"
-
-
 def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
 class SourceIndex:
-    def __init__(self, source: FileSource, home: Path | None = None):
+    def __init__(self, source: FileSource, home: Path | str, fast_path: bool = True):
+        """The index of ``source`` under ``home`` (Quire's folder); ``fast_path=False`` makes
+        pydicom read every header (for comparisons)."""
         self.source = source
-        directory = (home or quire_home()) / "index"
+        self.fast_path = fast_path
+        directory = Path(home) / "index"
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / f"{source.key}.sqlite"
         self.conn = connect(self.path)
@@ -225,7 +223,7 @@ class SourceIndex:
             return []
         rows: list[tuple] = []
         for entry in todo[:DICTIONARY_PROBE]:
-            rows.extend(_extract_chunk(self.source, [entry], features, first_bytes, None))
+            rows.extend(_extract_chunk(self.source, [entry], features, first_bytes, None, self.fast_path))
             if rows[-1][8] is None:  # no error reason: a record of a DICOM file
                 break
         readable = [r for r in rows if r[8] is None]
@@ -245,7 +243,7 @@ class SourceIndex:
         batches = self.source.batches(todo, size)
         workers = workers or default_workers()
         if total < INLINE_BELOW or workers == 1:
-            results: Iterable[list[tuple]] = (_extract_chunk(self.source, b, features, first_bytes, self.dictionary)
+            results: Iterable[list[tuple]] = (_extract_chunk(self.source, b, features, first_bytes, self.dictionary, self.fast_path)
                                               for b in batches)
             executor: Executor | None = None
         else:
@@ -255,7 +253,8 @@ class SourceIndex:
                 executor = ProcessPoolExecutor(max_workers=workers)
             # map submits every task now: a fork-based pool forks all its workers at the first one.
             results = executor.map(_extract_chunk, [self.source] * len(batches), batches, [features] * len(batches),
-                                   [first_bytes] * len(batches), [self.dictionary] * len(batches))
+                                   [first_bytes] * len(batches), [self.dictionary] * len(batches),
+                                   [self.fast_path] * len(batches))
         if meanwhile:
             meanwhile()
         try:

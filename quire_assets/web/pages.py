@@ -29,13 +29,13 @@ from quire_assets.api.auth import (
     session,
 )
 from quire_assets.catalog import KEYS, Catalog
+from quire_assets.catalog.base import LEVELS
 from quire_assets.catalog.fields import TABLE_COLUMNS
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False)
 NAV = [("/", "Overview"), ("/explore", "Explore"), ("/cohort", "Cohort"), ("/jobs", "Jobs"), ("/integrity", "Integrity")]
-LEVELS = ("patients", "studies", "series", "instances")
 LOGIN_COOKIE = "quire_login"
 # What the Explore page offers per level: facets (distinct values with counts), ranges, and the
 # description's field (free text, and its words as a facet).

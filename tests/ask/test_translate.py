@@ -325,11 +325,14 @@ def test_a_vendor_is_every_spelling_of_its_family_and_said(catalog):
         catalog.delete("series", {"series_instance_uid": {"$in": ["9.9", "9.8"]}})
 
 
-def test_a_synonym_file_of_ones_own(catalog, tmp_path, monkeypatch):
+def test_a_synonym_file_of_ones_own(catalog, tmp_path):
+    from quire_assets.ask import get_translator
+
     own = tmp_path / "mine.toml"
     own.write_text('[[phrase]]\nwords = ["lidc thin"]\nconcept = "slice_thickness"\nop = "$lt"\nvalue = 1\n')
-    monkeypatch.setenv("QUIRE_ASK_SYNONYMS", str(own))
-    assert translate("lidc thin series", catalog).filter == {"slice_thickness": {"$lt": 1}}
+    assert translate("lidc thin series", catalog, synonyms=own).filter == {"slice_thickness": {"$lt": 1}}
+    assert get_translator(synonyms=str(own))("lidc thin series", catalog).filter == {"slice_thickness": {"$lt": 1}}
+    assert translate("lidc thin series", catalog).filter != {"slice_thickness": {"$lt": 1}}
 
 
 def test_answers_run_the_filter(catalog):
@@ -346,15 +349,13 @@ def test_hidden_fields_are_not_offered_as_words(catalog):
     assert "patient_id" not in str(translation.filter) and "lidc-idri-0002" in translation.unrecognized
 
 
-def test_a_deployment_can_name_another_translator(catalog, monkeypatch):
+def test_a_deployment_can_name_another_translator(catalog):
     from quire_assets.ask import get_translator
 
     assert get_translator() is translate
-    monkeypatch.setenv("QUIRE_ASK_TRANSLATOR", "quire_assets.ask.translate:translate")
-    assert get_translator() is translate
-    monkeypatch.setenv("QUIRE_ASK_TRANSLATOR", "no.such.module:ask")
+    assert get_translator("quire_assets.ask.translate:translate") is translate
     with pytest.raises(AskError, match="cannot be loaded"):
-        get_translator()
+        get_translator("no.such.module:ask")
 
 
 def test_or_across_levels_is_read_as_and_and_said(catalog):

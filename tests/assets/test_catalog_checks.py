@@ -44,15 +44,15 @@ def test_catalog_integrity_runs_after_ingests_over_the_whole_catalog(sample_arch
 def test_the_refresh_sensor_evaluates_the_check_too():
     from quire_assets.definitions import defs
 
-    assert INTEGRITY in summary_refresh.asset_selection.resolve_checks(defs.resolve_asset_graph())
+    assert INTEGRITY in summary_refresh.asset_selection.resolve_checks(defs().resolve_asset_graph())
 
 
 def test_per_partition_checks_judge_every_accession_of_every_run_shape(sample_archive, tmp_path):
     """Runs over ranges of several accessions and of one: each accession gets its own passed
     verdict, with its own figures (a range of one is not stamped with its partition by Dagster),
     judging that partition's new materialization (what makes the UI show it as current)."""
-    from quire_assets.instance import ephemeral_instance
     from quire_assets.orchestration import run_partitions
+    from quire_assets.runtime.instance import ephemeral_instance
     from tests.assets.test_materialize import _partition_verdicts
 
     instance, resources, keys, defs = indexed(sample_archive, tmp_path, instance=ephemeral_instance())

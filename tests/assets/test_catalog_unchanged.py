@@ -15,6 +15,7 @@ from quire_assets.catalog import COLLECTIONS, open_catalog
 from quire_assets.catalog.mongo import MongoCatalog
 from quire_assets.dicom import rollup
 from quire_assets.dicom.features import load_feature_sets
+from quire_assets.settings import home_of
 from quire_assets.sources import SourceIndex, source_from_uri
 from tests.conftest import PYDICOM_TEST_FILES
 
@@ -34,7 +35,7 @@ def _reference(archive, catalog) -> None:
     """One accession at a time, straight from the source index's records: the per-partition
     write the pipeline did before it grouped accessions."""
     features = load_feature_sets()
-    with SourceIndex(source_from_uri(str(archive))) as index:
+    with SourceIndex(source_from_uri(str(archive)), home_of()) as index:
         for key in index.partition_keys():
             files = index.files([key])
             records = index.records([f["uri"] for f in files])

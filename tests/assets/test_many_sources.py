@@ -14,6 +14,7 @@ import pytest
 
 from quire_assets.catalog import open_catalog
 from quire_assets.catalog.mongo import MongoCatalog
+from quire_assets.settings import home_of
 from quire_assets.sources import SourceIndex, source_from_uri
 from tests.cli.test_ingest_e2e import quire
 from tests.conftest import PYDICOM_TEST_FILES
@@ -28,7 +29,7 @@ def _files_by_sop(folders: list[Path]) -> dict[str, set[str]]:
     """SOP Instance UID → every readable file that holds it, from the source indexes (not the catalog)."""
     out: dict[str, set[str]] = defaultdict(set)
     for folder in folders:
-        with SourceIndex(source_from_uri(str(folder))) as index:
+        with SourceIndex(source_from_uri(str(folder)), home_of()) as index:
             for row in index.files(index.partition_keys()):
                 if row["reason"] is None:
                     out[row["sop_instance_uid"]].add(row["uri"])

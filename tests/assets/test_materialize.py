@@ -8,6 +8,7 @@ from quire_assets.assets import all_assets, ingest_assets, source_index
 from quire_assets.catalog import open_catalog
 from quire_assets.partitions import accession_partitions
 from quire_assets.resources import CatalogResource, LocalDicomSource, PartitionedParquetIOManager
+from quire_assets.settings import Settings
 
 
 def _resources(archive, tmp_path, storage=None):
@@ -53,7 +54,7 @@ def indexed(archive, tmp_path, storage=None, instance=None):
     resources = _resources(archive, tmp_path, storage)
     assert materialize([source_index], instance=instance, resources=resources).success
     keys = instance.get_dynamic_partitions(accession_partitions.name)
-    return instance, resources, keys, build_definitions(str(archive), resources["catalog"].uri)
+    return instance, resources, keys, build_definitions(Settings.from_environ(), str(archive), resources["catalog"].uri)
 
 
 def test_one_run_covers_a_range_of_partitions(sample_archive, tmp_path):
@@ -95,7 +96,7 @@ def test_summary_statistics_asset(sample_archive, tmp_path, monkeypatch):
     instance = DagsterInstance.ephemeral()
     resources = _resources(sample_archive, tmp_path)
     assert materialize([source_index], instance=instance, resources=resources).success
-    defs = build_definitions(str(sample_archive), resources["catalog"].uri)
+    defs = build_definitions(Settings.from_environ(), str(sample_archive), resources["catalog"].uri)
     run_partitions(defs, instance, instance.get_dynamic_partitions(accession_partitions.name))
     result = materialize([summary_statistics], instance=instance, resources=resources)
     [event] = result.get_asset_materialization_events()

@@ -239,7 +239,8 @@ def test_unknown_fields_and_level_fields(catalog):
 
 
 def test_cohort_files_and_collection_membership(catalog, sample_archive, features):
-    from quire_assets.catalog.cohort import cohort_files, in_collection
+    from quire_assets.research.collections import in_collection
+    from quire_assets.research.exports import cohort_files
 
     records = [extract_file(p, features) for p in sorted(sample_archive.rglob("*.dcm"))]
     keys = sorted({r["partition_key"] for r in records})

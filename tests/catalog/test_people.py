@@ -8,9 +8,9 @@ import json
 import pytest
 
 from quire_assets.catalog import CatalogError, FilterError
-from quire_assets.catalog.cohort import case, collection_member, remove_case, save_collection
 from quire_assets.catalog.filters import MAX_DEPTH, user_filter
-from quire_assets.catalog.researchers import add_researcher, issue_key, keys_defined, revoke_key, verify_key
+from quire_assets.research.collections import case, collection_member, remove_case, save_collection
+from quire_assets.research.researchers import add_researcher, issue_key, keys_defined, revoke_key, verify_key
 
 
 def test_a_key_is_kept_only_as_a_hash_and_stops_when_revoked(catalog):
@@ -116,7 +116,7 @@ def test_value_counts_of_single_valued_and_array_fields_agree_with_the_documents
 
 
 def test_fetch_commands_name_files_by_identifiers_not_by_keys():
-    from quire_assets.catalog.cohort import fetch_commands
+    from quire_assets.research.exports import fetch_commands
 
     rows = [{"uri": "s3://bucket/a/../../etc/x.dcm", "accession_number": "RAD/2019/0042", "sop_instance_uid": "1.2.3"},
             {"uri": "/local/file.dcm", "accession_number": "A", "sop_instance_uid": "4"},

@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 import yaml
-from dagster._core.instance.config import dagster_instance_config
+
+from quire_assets.runtime.instance import checked_instance_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,9 +36,9 @@ def test_no_secret_in_compose():
 
 
 def test_dagster_yaml_validates_against_the_instance_schema():
-    config, _ = dagster_instance_config(str(ROOT / "deploy"), "dagster.yaml")
+    config = checked_instance_config(ROOT / "deploy")
     assert config["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_POSTGRES_PASSWORD"}
-    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert config["run_queue"]["max_concurrent_runs"] == 4
     assert config["storage"]["postgres"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from quire_assets.catalog import open_catalog
+from quire_assets.catalog.base import LEVELS
 from tests.cli.test_ingest_e2e import quire
 from tests.pacs.conftest import PASSWORD, USER, dicom_files
 
-LEVELS = ("patients", "studies", "series", "instances")
 # Where a file sits and how big it is: properties of a file, not of the instance in it.
 FILE_FIELDS = {"uri", "uris", "locations", "size", "sources", "_id", "updated_at", "partition_version"}
 

@@ -17,6 +17,7 @@ from quire_assets.orchestration import execute_run_requests
 from quire_assets.partitions import accession_partitions
 from quire_assets.resources import CatalogResource, DicomWebSource, DimseSource
 from quire_assets.sensors import pacs_poll, researcher_requests
+from quire_assets.settings import Settings
 from tests.cli.test_ingest_e2e import quire
 from tests.pacs.conftest import CALLED_AET, CALLING_AET, PASSWORD, USER
 from tests.pacs.test_pacs_ingest import env_for
@@ -74,7 +75,7 @@ def test_job_by_accession_on_the_pacs(pacs, tmp_path):
 def test_researcher_requests_sensor_on_a_dimse_pacs(pacs, tmp_path):
     accession = sorted(accessions_of(pacs))[-1]
     catalog_uri = f"sqlite:///{tmp_path / 'catalog.db'}"
-    from quire_assets.catalog.requests import submit_request
+    from quire_assets.research.requests import submit_request
 
     with open_catalog(catalog_uri) as catalog:
         job = submit_request(catalog, "bob", [accession, "ABSENT-1"], name="dimse")
@@ -86,7 +87,7 @@ def test_researcher_requests_sensor_on_a_dimse_pacs(pacs, tmp_path):
         [add] = result.dynamic_partitions_requests
         assert list(add.partition_keys) == [accession]
         instance.add_dynamic_partitions(accession_partitions.name, list(add.partition_keys))
-        defs = build_definitions(pacs.dimse(), catalog_uri)
+        defs = build_definitions(Settings.from_environ(), pacs.dimse(), catalog_uri)
         assert all(r.success for r in execute_run_requests(defs, instance, result.run_requests))
     with open_catalog(catalog_uri) as catalog:
         assert catalog.get("jobs", job["job_id"])["accessions"]["ABSENT-1"]["status"] == "not_found"
@@ -177,7 +178,7 @@ def test_definitions_for_a_pacs_keep_credentials_in_the_environment(pacs, monkey
     monkeypatch.setenv("QUIRE_PACS_USER", USER)
     monkeypatch.setenv("QUIRE_PACS_PASSWORD", PASSWORD)
     monkeypatch.setenv("QUIRE_SOURCE", pacs.dicomweb if kind == "dicomweb" else pacs.dimse())
-    defs = build_definitions()
+    defs = build_definitions(Settings.from_environ())
     source = defs.resources["source"]
     assert type(source).__name__ == {"dicomweb": "DicomWebSource", "dimse": "DimseSource"}[kind]
     if kind == "dicomweb":

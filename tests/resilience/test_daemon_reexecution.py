@@ -16,7 +16,7 @@ import time
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 
-from quire_assets.instance import open_instance
+from quire_assets.runtime.instance import open_instance
 from tests.deploy.conftest import ROOT
 from tests.deploy.test_celery import BIN, dagster
 from tests.resilience.test_kill_and_resume import _catalog_instances, _env, documents

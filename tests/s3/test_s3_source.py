@@ -15,6 +15,7 @@ from quire_assets.dicom.sample import SeriesPlan, StudyPlan, write_sample_archiv
 from quire_assets.partitions import accession_partitions
 from quire_assets.resources import CatalogResource, S3DicomSource
 from quire_assets.sensors import s3_arrival
+from quire_assets.settings import home_of
 from quire_assets.sources import SourceIndex
 from quire_assets.sources.s3 import S3Files
 from tests.cli.test_ingest_e2e import quire
@@ -37,7 +38,7 @@ def test_listing_paginates_past_1000_keys(s3, proxy, tmp_path, monkeypatch):
     entries = list(files.list())
     assert len(entries) == 1005 and entries[0].uri == f"s3://{name}/many/00000.dcm"
     monkeypatch.setenv("QUIRE_HOME", str(tmp_path))
-    index = SourceIndex(files)
+    index = SourceIndex(files, home_of())
     result = index.refresh(load_feature_sets(), workers=2)
     assert result.listed == result.read == 1005
     assert index.summary()["errors"] == 1005  # every object accounted for, as not_dicom

@@ -9,10 +9,8 @@ import json
 
 import pytest
 
+from quire_assets.catalog.base import LEVELS
 from tests.security.conftest import leaks
-
-LEVELS = ("patients", "studies", "series", "instances")
-
 
 # 1. distinct on a parent of hidden keys ---------------------------------------------------------
 

@@ -14,8 +14,8 @@ import pytest
 from quire_assets.catalog.fields import csv_cells
 from quire_assets.catalog.mongo import MongoCatalog
 from quire_assets.catalog.policy import PhiPolicy
-from quire_assets.catalog.research import ResearchCatalog, open_view, sync
 from quire_assets.catalog.sqlite import SqliteCatalog
+from quire_assets.catalog.view import ResearchCatalog, open_view, sync
 from quire_assets.dicom.rollup import patient_documents
 from tests.cli.test_ingest_e2e import quire
 

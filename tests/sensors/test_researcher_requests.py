@@ -6,17 +6,23 @@ import json
 import os
 
 import pytest
-from dagster import DagsterInstance, SensorResult, build_run_status_sensor_context, build_sensor_context
-from dagster._core.events import DagsterEvent, DagsterEventType
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    SensorResult,
+    build_run_status_sensor_context,
+    build_sensor_context,
+)
 
 from quire_assets.catalog import open_catalog
-from quire_assets.catalog.requests import parse_accessions, submit_request
 from quire_assets.definitions import build_definitions
 from quire_assets.dicom.features import load_feature_sets
 from quire_assets.orchestration import execute_run_requests
 from quire_assets.partitions import accession_partitions
+from quire_assets.research.requests import parse_accessions, submit_request
 from quire_assets.resources import CatalogResource, LocalDicomSource
 from quire_assets.sensors import researcher_request_done, researcher_requests
+from quire_assets.settings import Settings, home_of
 from quire_assets.sources import SourceIndex, source_from_uri
 from tests.cli.test_ingest_e2e import quire
 
@@ -31,7 +37,7 @@ def instance(tmp_path):
 def test_job_through_the_sensors(sample_archive, tmp_path, instance):
     catalog_uri = f"sqlite:///{tmp_path / 'catalog.db'}"
     catalog = open_catalog(catalog_uri)
-    SourceIndex(source_from_uri(str(sample_archive))).refresh(load_feature_sets())
+    SourceIndex(source_from_uri(str(sample_archive)), home_of()).refresh(load_feature_sets())
     job = submit_request(catalog, "alice", ["LIDC0001A", "RAD/2019/0042", "NOT-THERE"], name="nodules",
                      collection="lung-cohort")
     resources = {"source": LocalDicomSource(root=str(sample_archive)), "catalog": CatalogResource(uri=catalog_uri)}
@@ -54,13 +60,15 @@ def test_job_through_the_sensors(sample_archive, tmp_path, instance):
 
     # What the daemon does with the result: add the partitions, launch the runs.
     instance.add_dynamic_partitions(accession_partitions.name, list(add.partition_keys))
-    defs = build_definitions(str(sample_archive), catalog_uri)
+    defs = build_definitions(Settings.from_environ(), str(sample_archive), catalog_uri)
     [run_result] = execute_run_requests(defs, instance, result.run_requests)
     assert run_result.success
     run = instance.get_run_by_id(run_result.run_id)
     assert run.tags["quire/job_id"] == job["job_id"] and run.tags["quire/researcher_id"] == "alice"
 
-    event = DagsterEvent(event_type_value=DagsterEventType.RUN_SUCCESS.value, job_name=run.job_name)
+    # The run's own RUN_SUCCESS event, as the daemon hands it to the sensor.
+    [record] = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.RUN_SUCCESS).records
+    event = record.event_log_entry.dagster_event
     context = build_run_status_sensor_context(sensor_name="researcher_request_done", dagster_event=event,
                                               dagster_instance=instance, dagster_run=run, resources=resources)
     researcher_request_done(context)

@@ -36,6 +36,6 @@ def test_the_refresh_sensor_is_on_by_default_and_targets_the_summary():
     from dagster import DefaultSensorStatus
 
     assert summary_refresh.default_status == DefaultSensorStatus.RUNNING
-    assert defs.resolve_sensor_def("summary_refresh") is not None
-    graph = defs.resolve_asset_graph()
+    assert defs().resolve_sensor_def("summary_refresh") is not None
+    graph = defs().resolve_asset_graph()
     assert summary_refresh.asset_selection.resolve(graph) == {SUMMARY}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from quire_assets.sources.base import SourceLocation, parse_source_uri
+from quire_assets.settings import Settings
+from quire_assets.sources.registry import SourceLocation, parse_source_uri
 
 
 def test_source_uris_parse_one_way():
@@ -16,9 +17,9 @@ def test_the_resources_and_the_core_read_a_uri_the_same_way(tmp_path):
     from quire_assets.definitions import source_resource
     from quire_assets.sources import source_from_uri
 
-    resource, files = source_resource("s3://bucket/a/b"), source_from_uri("s3://bucket/a/b")
+    resource, files = source_resource(Settings.from_environ(), "s3://bucket/a/b"), source_from_uri("s3://bucket/a/b")
     assert (resource.bucket, resource.prefix) == (files.bucket, files.prefix) == ("bucket", "a/b")
-    assert source_resource(f"file://{tmp_path}").root == str(tmp_path) == str(source_from_uri(f"file://{tmp_path}").root)
+    assert source_resource(Settings.from_environ(), f"file://{tmp_path}").root == str(tmp_path) == str(source_from_uri(f"file://{tmp_path}").root)
 
 
 def test_pacs_uris():
@@ -43,7 +44,7 @@ def test_pacs_uris():
         source_from_uri("dicomweb+https://me:secret@pacs.example.org/dicom-web")
     # The URI the index and the jobs know a source by, whether the CLI or a Dagster resource made it.
     for uri in ("dicomweb+https://pacs.example.org/dicom-web", "dimse://PACS@10.0.0.1:104?calling=QUIRE"):
-        assert source_from_uri(uri).uri == source_resource(uri).files().uri == uri
+        assert source_from_uri(uri).uri == source_resource(Settings.from_environ(), uri).files().uri == uri
 
 
 def test_only_a_pacs_is_asked_for_accessions(tmp_path):

@@ -18,8 +18,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from quire_assets.catalog.base import KEYS, VIEW_LEVELS, Catalog, CatalogError, chunks
+from quire_assets.catalog.base import KEYS, LEVELS, Catalog, CatalogError
 from quire_assets.catalog.policy import PhiPolicy
+from quire_assets.util import chunks
 
 PREFIX = "research-"
 STATE = "research_view"
@@ -37,7 +38,7 @@ def view_name(policy: PhiPolicy) -> str:
 
 def shown_levels(policy: PhiPolicy) -> list[str]:
     """The levels a researcher sees: those whose key the policy does not drop."""
-    return [level for level in VIEW_LEVELS if policy.hidden(KEYS[level]) != "drop"]
+    return [level for level in LEVELS if policy.hidden(KEYS[level]) != "drop"]
 
 
 def view_key(policy: PhiPolicy, level: str, key: Any) -> Any:
@@ -69,7 +70,7 @@ def rebuild(catalog: Catalog, view: Catalog, policy: PhiPolicy, progress: Callab
     written = 0
     with view.transaction():
         view.set_meta(STATE, {"fingerprint": policy.fingerprint, "seq": head, "complete": False})
-        for level in VIEW_LEVELS:
+        for level in LEVELS:
             view.delete(level, {})
         for level in shown_levels(policy):
             key, last = KEYS[level], None
@@ -139,7 +140,7 @@ class ResearchCatalog(Catalog):
     def _route(self, collection: str, writing: bool = False) -> Catalog:
         if collection == "errors":
             raise PolicyRefusal("errors name the files they are about: they are for admin keys")
-        if collection in VIEW_LEVELS:
+        if collection in LEVELS:
             if writing:
                 raise PolicyRefusal(f"a researcher's key does not write {collection}")
             return self.view

@@ -20,13 +20,10 @@ from dagster import (
     EventRecordsFilter,
 )
 
-from quire_assets.instance import (
-    BATCH_SIZE_SETTING,
-    BatchedInMemoryEventLogStorage,
-    BatchedSqliteEventLogStorage,
-    ephemeral_instance,
-)
 from quire_assets.partitions import accession_partitions
+from quire_assets.runtime.instance import ephemeral_instance
+from quire_assets.runtime.storage import BatchedInMemoryEventLogStorage, BatchedSqliteEventLogStorage
+from quire_assets.settings import Settings, home_of
 from tests.cli.test_ingest_e2e import quire
 from tests.deploy.conftest import postgres  # noqa: F401 (a fixture)
 
@@ -101,7 +98,7 @@ def _ingest(archive: Path, tmp_path: Path, name: str, yaml: str | None, batch: s
     # The same QUIRE_HOME (emptied) on both sides: the catalog's path is in the metadata compared.
     shutil.rmtree(tmp_path / "quire", ignore_errors=True)
     env = {**os.environ, "DAGSTER_HOME": str(home), "QUIRE_HOME": str(tmp_path / "quire"),
-           BATCH_SIZE_SETTING: batch, **(extra_env or {}),
+           "DAGSTER_EVENT_BATCH_SIZE": batch, **(extra_env or {}),
            # Dagster orders a run's partitions through a set: the same hash seed on both sides.
            "PYTHONHASHSEED": "0"}
     # One worker: the same runs over the same ranges, in the same order, on both sides.
@@ -145,7 +142,7 @@ def test_a_batch_is_stored_in_one_transaction_per_database(sample_archive, tmp_p
     _, env, _ = _ingest(sample_archive, tmp_path, "ours", None, "1000")
     code = (
         "from dagster import DagsterInstance\n"
-        "from quire_assets.instance import BatchedSqliteEventLogStorage as S\n"
+        "from quire_assets.runtime.storage import BatchedSqliteEventLogStorage as S\n"
         "calls = []\n"
         "real = S._index_asset_events\n"
         "def spy(self, conn, events, ids):\n"
@@ -172,15 +169,15 @@ def test_in_memory_batched_storage_answers_as_the_stock_one(sample_archive, tmp_
     from quire_assets.orchestration import register_partitions, run_partitions
     from quire_assets.sources import SourceIndex, source_from_uri
 
-    index = SourceIndex(source_from_uri(str(sample_archive)))
+    index = SourceIndex(source_from_uri(str(sample_archive)), home_of())
     index.refresh(load_feature_sets(), workers=1)
     keys = index.partition_keys()
     index.close()
     results = []
     for instance, batch in ((DagsterInstance.ephemeral(), "0"), (ephemeral_instance(), "1000")):
-        monkeypatch.setenv(BATCH_SIZE_SETTING, batch)
+        monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", batch)
         shutil.rmtree(tmp_path / "catalog", ignore_errors=True)  # the same path on both sides (it is in metadata)
-        defs = build_definitions(str(sample_archive), f"sqlite:///{tmp_path / 'catalog' / 'catalog.db'}")
+        defs = build_definitions(Settings.from_environ(), str(sample_archive), f"sqlite:///{tmp_path / 'catalog' / 'catalog.db'}")
         register_partitions(instance, keys)
         report = run_partitions(defs, instance, keys, batch=3)
         assert not report.failed
@@ -210,18 +207,22 @@ def test_postgres_batched_writes_answer_as_one_by_one(postgres, sample_archive, 
 
 
 def test_the_dagster_yaml_quire_writes_validates_and_is_never_overwritten(tmp_path, monkeypatch):
-    from dagster._core.instance.config import dagster_instance_config
+    import yaml
 
-    from quire_assets.instance import open_instance
+    from quire_assets.runtime.instance import open_instance
+    from quire_assets.runtime.storage import SqliteRunStorage, SqliteScheduleStorage
 
     home = tmp_path / "dagster home: #1"  # characters YAML would misread unquoted
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
     told = []
-    instance = open_instance(announce=told.append)
+    instance = open_instance(home, announce=told.append)
     assert told == [home / "dagster.yaml"] and isinstance(instance.event_log_storage, BatchedSqliteEventLogStorage)
-    config, _ = dagster_instance_config(str(home), "dagster.yaml")
+    assert isinstance(instance.run_storage, SqliteRunStorage) and isinstance(instance.schedule_storage, SqliteScheduleStorage)
+    config = yaml.safe_load((home / "dagster.yaml").read_text())
     assert config["event_log_storage"]["config"]["base_dir"] == str(home.resolve() / "history" / "runs")
+    # It names Quire's classes only: a Dagster release that moves its own modules changes quire, not this file.
+    assert {config[k]["module"] for k in ("run_storage", "event_log_storage", "schedule_storage")} == {
+        "quire_assets.runtime.storage"}
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     told.clear()
-    assert type(open_instance(announce=told.append).event_log_storage).__name__ == "SqliteEventLogStorage"
+    assert type(open_instance(home, announce=told.append).event_log_storage).__name__ == "SqliteEventLogStorage"
     assert told == [] and (home / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"

@@ -1,7 +1,8 @@
-"""Researchers, collections and researcher requests (meta_db's shapes), kept in the catalog.
+"""Researcher requests (meta_db's shape), kept in the catalog's ``jobs`` collection.
 
 In code, "job" means a Dagster job; what a researcher submits is a *request* (the ``quire jobs``
-command and the ``jobs`` collection keep the name researchers know, ``job_id`` included).
+command, the API's ``/jobs`` routes and the ``jobs`` collection keep the name researchers know,
+``job_id`` included).
 A request belongs to a researcher and lists accession numbers to extract; each accession carries
 its own status (``pending → running → done | failed``, or ``not_found`` when the archive has no
 such accession) and the request's status follows from them. Its collection lists the same
@@ -13,27 +14,17 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from quire_assets.catalog.base import Catalog, CatalogError
+from quire_assets.research.collections import cases_of, save_collection
+from quire_assets.research.ids import check_id, now
 
 ACCESSION_COLUMNS = ("AccessionNumber", "Accession Number", "accession_number", "Accession")
 TERMINAL = {"done", "failed", "not_found"}
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
-# A collection a researcher names through the API is kept as ``researcher~name``: each researcher's
-# names are their own, so naming one never tells whether another researcher used it. ("~" is not
-# in a name's alphabet, so the parts cannot be confused.)
-NAMESPACE = "~"
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def parse_accessions(text: str) -> list[str]:
     """Accession numbers from a CSV with an ``AccessionNumber`` (or ``Accession Number``) column,
     or from plain text with one per line (commas also separate). Order kept, duplicates dropped."""
@@ -49,24 +40,6 @@ def parse_accessions(text: str) -> list[str]:
         for line in text.splitlines():
             values.extend(part.strip() for part in line.split(","))
     return list(dict.fromkeys(v for v in values if v and not v.startswith("#")))
-
-
-def check_id(kind: str, value: str) -> str:
-    """An id in the ids' alphabet; a collection's may be a researcher's own (``owner~name``)."""
-    parts = (value or "").split(NAMESPACE, 1) if kind == "collection" else [value or ""]
-    if not all(_ID.match(part) for part in parts):
-        raise CatalogError(f"{kind} {value!r}: use letters, digits and . _ @ - (at most 128)")
-    return value
-
-
-def own_collection_id(researcher_id: str, name: str) -> str:
-    """Where a researcher's collection ``name`` is kept."""
-    return f"{researcher_id}{NAMESPACE}{name}"
-
-
-def shown_collection_id(researcher_id: str, collection_id: str) -> str:
-    """A kept collection id as its researcher names it."""
-    return collection_id.removeprefix(f"{researcher_id}{NAMESPACE}")
 
 
 def serves(job: dict, source_uri: str) -> bool:
@@ -97,8 +70,6 @@ def submit_request(
 ) -> dict:
     """Create the researcher if new, the request's collection (a case per accession) and the
     pending request (a document of the ``jobs`` collection); returns it."""
-    from quire_assets.catalog.cohort import cases_of, save_collection
-
     check_id("researcher", researcher_id)
     accessions = list(dict.fromkeys(a.strip() for a in accessions if a and a.strip()))
     if not accessions:
@@ -133,3 +104,26 @@ def update_accessions(catalog: Catalog, job_id: str, updates: dict[str, dict[str
         job["updated_at"] = now()
         catalog.upsert("jobs", [job])
     return job
+
+
+def pending_requests(catalog: Catalog, source_uri: str, request_ids: list[str] | None = None) -> list[dict]:
+    """Pending requests for this source, oldest first (another code location, or ``quire jobs
+    submit --wait``, serves the requests of other sources)."""
+    flt = {"status": "pending", **({"job_id": {"$in": request_ids}} if request_ids else {})}
+    return [r for r in catalog.find("jobs", flt, sort=[("created_at", 1)]) if serves(r, source_uri)]
+
+
+def requested_accessions(catalog: Catalog, source_uri: str, request_ids: list[str] | None = None) -> list[str]:
+    """The pending accessions of the pending requests this source serves."""
+    wanted: dict[str, None] = {}
+    for request in pending_requests(catalog, source_uri, request_ids):
+        wanted.update((a, None) for a, state in request["accessions"].items() if state["status"] == "pending")
+    return list(wanted)
+
+
+def fail_unfinished(catalog: Catalog, request_id: str, detail: str) -> None:
+    """Mark a request's accessions that are still pending or running failed, with why."""
+    request = catalog.get("jobs", request_id) or {"accessions": {}}
+    update_accessions(catalog, request_id, {a: {"status": "failed", "detail": detail[:500]}
+                                            for a, state in request["accessions"].items()
+                                            if state["status"] in ("pending", "running")})

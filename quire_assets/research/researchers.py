@@ -13,7 +13,7 @@ import secrets
 from typing import Any
 
 from quire_assets.catalog.base import Catalog, CatalogError
-from quire_assets.catalog.requests import check_id, now
+from quire_assets.research.ids import check_id, now
 
 KEY_PREFIX = "qk"
 KEYS_ISSUED = "keys_issued"
