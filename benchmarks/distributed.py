@@ -60,7 +60,7 @@ def main() -> None:
     # The instance `quire` makes in a new DAGSTER_HOME (batched event writes), and the console log
     # level its runs use: what differs between the rows is then the executor alone.
     os.environ["DAGSTER_HOME"] = str(work / "dagster")
-    open_instance()
+    open_instance(os.environ["DAGSTER_HOME"])
     run_config = work / "run_config.yaml"
     run_config.write_text("loggers:\n  console:\n    config:\n      log_level: WARNING\n")
     base = {**os.environ, "DAGSTER_HOME": str(work / "dagster"), "QUIRE_HOME": str(work / "home"),

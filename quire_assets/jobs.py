@@ -20,7 +20,6 @@ from dagster import (
 )
 
 from quire_assets.assets import catalog_integrity, ingest_assets, source_index, summary_statistics
-from quire_assets.partitions import accession_partitions
 from quire_assets.research.planning import Plan
 from quire_assets.runtime.runs import range_tags
 from quire_assets.settings import Settings
@@ -60,7 +59,7 @@ def asset_jobs(settings: Settings) -> list[Any]:  # Dagster's asset jobs (their 
             INGEST_JOB,
             # The whole-catalog check reads every document: it runs after ingests (report_job, summary_refresh).
             selection=AssetSelection.assets(*ingest_assets) - AssetSelection.checks(catalog_integrity),
-            partitions_def=accession_partitions, executor_def=ingest_executor(settings),
+            executor_def=ingest_executor(settings),  # partitioned by its assets' accession partitions
             description="Catalog accession partitions (one run takes a range of many partitions)."),
         define_asset_job(
             REPORT_JOB, selection=AssetSelection.assets(summary_statistics) | AssetSelection.checks(catalog_integrity),

@@ -53,7 +53,7 @@ from quire_assets.runtime.runs import (
     range_tags,
     run_partition_keys,
 )
-from quire_assets.settings import Settings
+from quire_assets.settings import Settings, dagster_switches
 from quire_assets.sources import Credentials, FileSource, SourceIndex, source_from_uri
 from quire_assets.sources.index import RefreshResult
 from quire_assets.timing import spent
@@ -78,6 +78,9 @@ def execute_run_requests(defs: Definitions, instance: DagsterInstance, run_reque
                          log_level: str = "ERROR") -> list[RunResult]:
     """Execute run requests (a sensor's, or ``run_partitions``') here, in the foreground, as runs of
     the ``quire`` code location (``instance.create_located_run``)."""
+    # Dagster reads its two switches for runs over partition ranges where a run is created: an
+    # explicit setting in the environment is kept (``settings.dagster_switches``).
+    dagster_switches(Settings())
     results = []
     for request in run_requests:
         job = defs.resolve_job_def(request.job_name or INGEST_JOB)

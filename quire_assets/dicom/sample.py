@@ -189,7 +189,6 @@ def write_series(root: Path, study: StudyPlan, series: SeriesPlan, matrix: int, 
             ds.ViewPosition = "PA"
             ds.KVP = 120
             ds.DistanceSourceToDetector = 1800
-        ds.is_little_endian, ds.is_implicit_VR = True, False
         _image(ds, matrix if series.modality == "CT" else max(matrix, 8), n)
         path = folder / f"1-{n:03d}.dcm"
         ds.save_as(path, enforce_file_format=True)

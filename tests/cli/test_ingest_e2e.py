@@ -18,6 +18,7 @@ import pytest
 
 from quire_assets.catalog import COLLECTIONS, open_catalog
 from quire_assets.dicom.sample import write_sample_archive
+from quire_assets.settings import Settings
 from tests.conftest import PYDICOM_TEST_FILES
 
 QUIRE = str(Path(sys.executable).with_name("quire"))
@@ -249,7 +250,7 @@ def test_two_archives_in_one_catalog_keep_each_others_files(tmp_path, monkeypatc
     (second / "notes.txt").write_text("not DICOM")
     for archive in (first, second, first):  # the third run must change nothing
         assert not ingest(str(archive), None, quiet=True)["failed_runs"]
-    with open_catalog() as catalog:
+    with open_catalog(Settings.from_environ().catalog_uri) as catalog:
         errors = {d["uri"] for d in catalog.find("errors")}
         located = {u for d in catalog.find("instances") for u in d["uris"]}
     files = {str(p) for root in (first, second) for p in root.rglob("*") if p.is_file()}

@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 import pydicom
 
 from quire_assets.cli import ingest
+from quire_assets.settings import Settings
 from tests.cli.test_ingest_e2e import quire
 from tests.conftest import PYDICOM_TEST_FILES
 
@@ -91,7 +92,7 @@ def test_report_restricted_to_a_collection(sample_archive, tmp_path, monkeypatch
     ingest(str(sample_archive), None, quiet=True)
     from quire_assets.catalog import open_catalog
 
-    with open_catalog() as catalog:
+    with open_catalog(Settings.from_environ().catalog_uri) as catalog:
         catalog.add_to_collection("cohort", ["LIDC0001A", "RAD/2019/0042"])
     env = {**os.environ, "QUIRE_HOME": str(tmp_path / "home")}
     quire("report", "--out", str(tmp_path), "--where", '{"collection_ids": "cohort"}', env=env, cwd=tmp_path)

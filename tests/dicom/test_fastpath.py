@@ -6,6 +6,7 @@ import pytest
 
 from quire_assets.dicom.features import load_feature_sets
 from quire_assets.dicom.records import extract_file
+from quire_assets.settings import Settings
 from tests.conftest import PYDICOM_TEST_FILES, pydicom_files
 
 
@@ -60,7 +61,7 @@ def test_fast_and_plain_ingest_give_the_same_catalog(sample_archive, tmp_path, m
         monkeypatch.setenv("QUIRE_HOME", str(tmp_path / f"home{fast}"))
         report = ingest(str(archive), None, quiet=True)
         assert not report["failed_runs"]
-        with open_catalog() as catalog:
+        with open_catalog(Settings.from_environ().catalog_uri) as catalog:
             dumps.append({c: catalog.find(c) for c in COLLECTIONS})
     assert dumps[0] == dumps[1]
     assert len(dumps[0]["instances"]) > 100 and len(dumps[0]["errors"]) > 20

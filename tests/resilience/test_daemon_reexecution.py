@@ -48,7 +48,7 @@ def wait_for(condition, what: str, seconds: float = 180, every: float = 0.01):
 def test_daemon_launched_run_killed_mid_step_then_reexecuted_from_failure(archive, reference, tmp_path, monkeypatch):
     home, dagster_home = tmp_path / "home", tmp_path / "dagster"
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
-    instance = open_instance()  # the dagster.yaml quire writes: the runs' events stored in batches
+    instance = open_instance(os.environ["DAGSTER_HOME"])  # the dagster.yaml quire writes: the runs' events stored in batches
     env = {**_env(home), "DAGSTER_HOME": str(dagster_home), "QUIRE_SOURCE": str(archive),
            "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
     dagster("job", "execute", "-m", "quire_assets.definitions", "-j", "index_job", env=env, cwd=tmp_path)

@@ -107,7 +107,7 @@ def _ingest(archive: Path, tmp_path: Path, name: str, yaml: str | None, batch: s
 
 
 def _answers_in_subprocess(env: dict) -> dict:
-    code = ("import json, sys; from dagster import DagsterInstance; from tests.instance.test_batched_events "
+    code = ("import json, sys; from dagster import DagsterInstance; from tests.runtime.test_batched_events "
             "import answers; print(repr(answers(DagsterInstance.get())))")
     out = subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
                          capture_output=True, text=True, check=True)

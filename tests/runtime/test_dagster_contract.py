@@ -73,7 +73,7 @@ def test_range_tags_are_the_ones_dagster_resolves_a_runs_partitions_from():
     def lettered(context) -> None:
         context.log.info(str(context.partition_keys))
 
-    job = Definitions(assets=[lettered], jobs=[define_asset_job("letters_job", [lettered], partitions_def=partitions)]
+    job = Definitions(assets=[lettered], jobs=[define_asset_job("letters_job", [lettered])]
                       ).resolve_job_def("letters_job")
     instance = runtime_instance.ephemeral_instance()
     instance.add_dynamic_partitions("letters", ["a", "b", "c", "d"])
