@@ -42,9 +42,9 @@ def parse_accessions(text: str) -> list[str]:
     return list(dict.fromkeys(v for v in values if v and not v.startswith("#")))
 
 
-def serves(job: dict, source_uri: str) -> bool:
-    """Whether a job is for this source (one that names none is for any)."""
-    return not job.get("source") or job["source"] == source_uri
+def serves(request: dict, source_uri: str) -> bool:
+    """Whether a request is for this source (one that names none is for any)."""
+    return not request.get("source") or request["source"] == source_uri
 
 
 def request_status(accessions: dict[str, dict[str, Any]]) -> str:
@@ -77,33 +77,33 @@ def submit_request(
     stamp = now()
     if catalog.get("researchers", researcher_id) is None:
         catalog.upsert("researchers", [{"researcher_id": researcher_id, "created_at": stamp}])
-    job_id = f"job-{datetime.now(UTC):%Y%m%d}-{uuid.uuid4().hex[:8]}"
+    job_id = f"request-{datetime.now(UTC):%Y%m%d}-{uuid.uuid4().hex[:8]}"
     collection_id = check_id("collection", collection) if collection else job_id
     save_collection(catalog, collection_id, researcher_id, cases_of(accessions),
                     name=collection or name or job_id)
-    job = {
+    request = {
         "job_id": job_id, "researcher_id": researcher_id, "name": name or job_id, "collection_id": collection_id,
         "source": source, "status": "pending", "num_accessions": len(accessions),
         "accessions": {a: {"status": "pending", "run_id": None, "detail": None} for a in accessions},
         "created_at": stamp, "updated_at": stamp,
     }
-    catalog.upsert("jobs", [job])
-    return job
+    catalog.upsert("jobs", [request])
+    return request
 
 
 def update_accessions(catalog: Catalog, job_id: str, updates: dict[str, dict[str, Any]]) -> dict:
-    """Set the status (and run id, detail) of some of a job's accessions; re-derive the job's status."""
+    """Set the status (and run id, detail) of some of a request's accessions; re-derive the request's status."""
     with catalog.transaction():
-        job = catalog.get("jobs", job_id)
-        if job is None:
+        request = catalog.get("jobs", job_id)
+        if request is None:
             raise CatalogError(f"no job {job_id!r}")
         for accession, change in updates.items():
-            if accession in job["accessions"]:
-                job["accessions"][accession] = {**job["accessions"][accession], **change}
-        job["status"] = request_status(job["accessions"])
-        job["updated_at"] = now()
-        catalog.upsert("jobs", [job])
-    return job
+            if accession in request["accessions"]:
+                request["accessions"][accession] = {**request["accessions"][accession], **change}
+        request["status"] = request_status(request["accessions"])
+        request["updated_at"] = now()
+        catalog.upsert("jobs", [request])
+    return request
 
 
 def pending_requests(catalog: Catalog, source_uri: str, request_ids: list[str] | None = None) -> list[dict]:
