@@ -4,7 +4,8 @@ deterministic, and honest (the words it could not use are listed; nothing unders
 Hand-written because no library does this job offline: the vocabulary is the catalog's own values,
 DICOM's attribute names (pydicom's data dictionary) and a synonym file users can extend
 (``synonyms.toml``). A sentence is read left to right; each matcher takes the longest phrase it
-knows at the current word.
+knows at the current word. The words are ``vocabulary``'s, the reading ``reader``'s, and the
+filter at the asked level ``joins``'; this module holds the entry points.
 """
 
 from __future__ import annotations
