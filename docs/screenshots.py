@@ -5,7 +5,8 @@
 
 Writes a sample archive, runs ``quire ingest`` with a DAGSTER_HOME, starts ``dagster dev`` on
 127.0.0.1 over that instance, and captures: ingest_job's Runs tab, catalog_entries' page for one
-accession partition, catalog_entries' checks, and the page ``quire report`` writes.
+accession partition, catalog_entries' checks, and the page ``quire report`` writes; then starts
+``quire serve --open`` on the same catalog and captures the dashboard's pages.
 """
 
 from __future__ import annotations
@@ -92,10 +93,42 @@ def main() -> None:
                     page.wait_for_timeout(2500)  # the UI renders after its last GraphQL answer
                     page.screenshot(path=str(DOCS / name), full_page=name == "report.png")
                     print(f"wrote docs/{name}")
+                dashboard(browser, env)
                 browser.close()
         finally:
             os.killpg(server.pid, 15)
             server.wait(timeout=60)
+
+
+DASHBOARD = {"dashboard-overview.png": "/", "dashboard-explore.png": "/explore?level=series",
+             "dashboard-cohort.png": "/cohort", "dashboard-jobs.png": "/jobs", "dashboard-integrity.png": "/integrity"}
+
+
+def dashboard(browser, env: dict) -> None:
+    """The dashboard's pages, served by ``quire serve --open`` over the catalog just ingested."""
+    port = free_port()
+    server = subprocess.Popen([str(BIN / "quire"), "serve", "--open", "--port", str(port), "--no-worker"], env=env,
+                              start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.5)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        for name, path in DASHBOARD.items():
+            page.goto(base + path, wait_until="networkidle")
+            page.wait_for_timeout(1500)  # charts draw after the page's API calls
+            page.screenshot(path=str(DOCS / name))
+            print(f"wrote docs/{name}")
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=60)
 
 
 if __name__ == "__main__":

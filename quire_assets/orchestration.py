@@ -54,8 +54,9 @@ from quire_assets.runtime.runs import (
     run_partition_keys,
 )
 from quire_assets.settings import Settings, dagster_switches
-from quire_assets.sources import Credentials, FileSource, SourceIndex, source_from_uri
+from quire_assets.sources import SourceIndex
 from quire_assets.sources.index import RefreshResult
+from quire_assets.sources.registry import source_of
 from quire_assets.timing import spent
 
 
@@ -283,12 +284,6 @@ def report_index_refresh(instance: DagsterInstance, index: SourceIndex, refresh:
     instance.report_runless_asset_event(AssetMaterialization(
         "source_index", metadata=source_index_metadata(index.summary(), refresh, len(new_partitions)),
         description="The source index, refreshed by the quire command."))
-
-
-def source_of(settings: Settings, uri: str | None = None) -> FileSource:
-    """The source ``uri`` names (default: the settings'), with the settings' PACS credentials."""
-    return source_from_uri(uri or settings.source, Credentials(
-        settings.pacs_user, settings.pacs_password, settings.pacs_token, settings.pacs_ca_bundle))
 
 
 def run_requests_here(settings: Settings, catalog: Catalog, request_ids: Sequence[str], instance: DagsterInstance,

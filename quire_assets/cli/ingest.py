@@ -46,9 +46,9 @@ def ingest(source: str, catalog_uri: str | None, workers: int | None = None, bat
     does not hold yet. ``settings``: the command's (default: read from the environment here)."""
     start = time.perf_counter()
     from quire_assets.dicom.features import load_feature_sets
-    from quire_assets.orchestration import source_of
     from quire_assets.sources import SourceIndex
     from quire_assets.sources.index import default_workers
+    from quire_assets.sources.registry import source_of
 
     settings = (settings or Settings.from_environ()).with_(catalog=catalog_uri)
     source_uri = checked_source_uri(source)

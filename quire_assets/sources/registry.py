@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from quire_assets.settings import Settings
 from quire_assets.sources.base import FileSource, SourceError
 
 
@@ -85,3 +86,9 @@ def source_from_uri(uri: str, credentials: Credentials | None = None) -> FileSou
     from quire_assets.sources.local import LocalFiles
 
     return LocalFiles(where.root)
+
+
+def source_of(settings: Settings, uri: str | None = None) -> FileSource:
+    """The source ``uri`` names (default: the settings'), with the settings' PACS credentials."""
+    return source_from_uri(uri or settings.source, Credentials(
+        settings.pacs_user, settings.pacs_password, settings.pacs_token, settings.pacs_ca_bundle))
