@@ -33,6 +33,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for(url: str, seconds: float) -> None:
+    """Until ``url`` answers (a server just started), for at most ``seconds``."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def quire(*args: str, env: dict) -> None:
     subprocess.run([str(BIN / "quire"), *args], env=env, check=True)
 
@@ -60,15 +73,7 @@ def main() -> None:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.time() + 120
-            while True:
-                try:
-                    urllib.request.urlopen(f"{base}/server_info", timeout=2)
-                    break
-                except OSError:
-                    if time.time() > deadline:
-                        raise
-                    time.sleep(1)
+            wait_for(f"{base}/server_info", 120)
             pages = {
                 "dagster-job-runs.png": f"{base}/locations/quire/jobs/ingest_job/runs",
                 "dagster-partition.png": f"{base}/assets/catalog_entries?view=partitions&partition=LIDC0001A",
@@ -111,15 +116,7 @@ def dashboard(browser, env: dict) -> None:
                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.5)
+        wait_for(f"{base}/health", 60)
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         for name, path in DASHBOARD.items():
             page.goto(base + path, wait_until="networkidle")

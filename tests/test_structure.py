@@ -14,16 +14,18 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "quire_assets"
 
 
-def _modules() -> dict[str, ast.Module]:
-    found = {}
+def _modules() -> tuple[dict[str, ast.Module], set[str]]:
+    found, packages = {}, set()
     for path in PACKAGE.rglob("*.py"):
         parts = path.relative_to(ROOT).with_suffix("").parts
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
         found[name] = ast.parse(path.read_text(encoding="utf-8"), str(path))
-    return found
+        if parts[-1] == "__init__":
+            packages.add(name)
+    return found, packages
 
 
-MODULES = _modules()
+MODULES, PACKAGES = _modules()
 
 
 def _imported(name: str, tree: ast.Module) -> set[str]:
@@ -35,9 +37,9 @@ def _imported(name: str, tree: ast.Module) -> set[str]:
             out.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             base = node.module
-            if node.level:  # relative: from the package of ``name``
-                package = name.split(".")[: -node.level if name in MODULES and not name.endswith("__init__") else None]
-                base = ".".join([*package, node.module])
+            if node.level:  # relative: from ``name``'s package (a package's own __init__ is its package)
+                parts = name.split(".") if name in PACKAGES else name.split(".")[:-1]
+                base = ".".join([*parts[: len(parts) - node.level + 1], node.module])
             out.add(base)
             out.update(f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in MODULES)
     return {m for m in out if m in MODULES and m != name}

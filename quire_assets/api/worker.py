@@ -28,9 +28,7 @@ def serve_requests(settings: Settings, stop: Event, server: int, poll: float = P
     from quire_assets.orchestration import run_requests_here
     from quire_assets.research.requests import fail_unfinished, pending_requests
     from quire_assets.runtime.instance import open_instance
-    from quire_assets.settings import dagster_switches
 
-    dagster_switches(settings)
     instance = open_instance(settings.dagster_home)
     while not stop.is_set() and os.getppid() == server:
         with open_catalog(settings.catalog_uri) as catalog:

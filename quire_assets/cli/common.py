@@ -148,8 +148,6 @@ def open_catalog_of(args: argparse.Namespace, must_exist: bool = True) -> Catalo
 
 def dagster_instance(settings: Settings) -> DagsterInstance:
     from quire_assets.runtime.instance import open_instance
-    from quire_assets.settings import dagster_switches
 
-    dagster_switches(settings)
     return open_instance(settings.dagster_home, announce=lambda path: print(
         f"wrote {path}: Dagster's default SQLite storage, with batched event writes", file=sys.stderr))
