@@ -13,40 +13,28 @@ from dagster import Definitions, EnvVar, definitions
 
 from quire_assets.assets import all_assets, catalog_checks
 from quire_assets.jobs import asset_jobs
-from quire_assets.resources import CatalogResource, DicomSource, LocalDicomSource, PartitionedParquetIOManager
+from quire_assets.resources import CatalogResource, DicomSource, PartitionedParquetIOManager
 from quire_assets.sensors import all_sensors
 from quire_assets.settings import Settings, dagster_switches
-from quire_assets.sources.registry import parse_source_uri
 
 DEFAULT_SOURCE = "archive"
-# The DICOMweb resource's secret fields, by setting.
+# The source resource's secret fields, by setting (a DICOMweb PACS's credentials).
 _PACS_SECRETS = (("username", "pacs_user"), ("password", "pacs_password"), ("token", "pacs_token"),
                  ("ca_bundle", "pacs_ca_bundle"))
 
 
 def source_resource(settings: Settings, source_uri: str | None = None) -> DicomSource:
-    """The source resource for a folder, an ``s3://`` URI or a PACS (default: ``QUIRE_SOURCE``)."""
-    from_env = source_uri is None and settings.is_set("source")
-    uri = source_uri if source_uri is not None else (settings.source or DEFAULT_SOURCE)
-    common = {"feature_sets_dir": settings.features, "home": str(settings.home_path), "fast_path": settings.fast_path}
-    where = parse_source_uri(uri)
-    if where.kind == "dicomweb":
-        from quire_assets.resources.pacs import DicomWebSource
+    """The source resource for a folder, an ``s3://`` URI or a PACS (default: ``QUIRE_SOURCE``).
 
-        # Credentials stay EnvVars: read at run time, never in the definitions or the UI.
-        secrets = {field: EnvVar(settings.variable(name)) for field, name in _PACS_SECRETS if settings.is_set(name)}
-        return DicomWebSource(url=where.url, **secrets, **common)
-    if where.kind == "dimse":
-        from quire_assets.resources.pacs import DimseSource
-
-        return DimseSource(host=where.host, port=where.port, called_aet=where.called_aet,
-                           calling_aet=where.calling_aet, **common)
-    if where.kind == "s3":
-        from quire_assets.resources.s3 import S3DicomSource
-
-        return S3DicomSource(bucket=where.bucket, prefix=where.prefix, **common)
-    # A folder named in the environment stays an EnvVar: read at run time, never stored in the definitions.
-    return LocalDicomSource(root=EnvVar(settings.variable("source")) if from_env else where.root, **common)
+    A URI or credential that came from the environment stays an ``EnvVar``: read at run time,
+    never stored in the definitions or shown in the UI."""
+    if source_uri is not None:
+        uri = source_uri
+    else:
+        uri = EnvVar(settings.variable("source")) if settings.is_set("source") else DEFAULT_SOURCE
+    secrets = {field: EnvVar(settings.variable(name)) for field, name in _PACS_SECRETS if settings.is_set(name)}
+    return DicomSource(uri=uri, **secrets, feature_sets_dir=settings.features, home=str(settings.home_path),
+                       fast_path=settings.fast_path)
 
 
 def catalog_resource(settings: Settings, catalog_uri: str | None = None) -> CatalogResource:

@@ -35,7 +35,7 @@ from dagster import (
 from quire_assets.catalog import Catalog
 from quire_assets.dicom.features import load_feature_sets
 from quire_assets.jobs import INGEST_JOB, ingest_run_requests
-from quire_assets.partitions import accession_partitions
+from quire_assets.partitions import accession_partitions, register_partitions, registered_keys
 from quire_assets.research.planning import (
     DEFAULT_BATCH,
     DEFAULT_FILES_PER_RUN,
@@ -58,15 +58,6 @@ from quire_assets.sources import SourceIndex
 from quire_assets.sources.index import RefreshResult
 from quire_assets.sources.registry import source_of
 from quire_assets.timing import spent
-
-
-def register_partitions(instance: DagsterInstance, keys: Sequence[str]) -> list[str]:
-    """Add the keys the instance does not know yet (CLI side; sensors return a request instead)."""
-    existing = set(instance.get_dynamic_partitions(accession_partitions.name))
-    new = [k for k in dict.fromkeys(keys) if k not in existing]
-    if new:
-        instance.add_dynamic_partitions(accession_partitions.name, new)
-    return new
 
 
 @dataclass
@@ -242,7 +233,7 @@ def run_partitions(
     if not keys:
         return report
     register_partitions(instance, keys)
-    ordered = instance.get_dynamic_partitions(accession_partitions.name)
+    ordered = registered_keys(instance)
     workers = max(1, workers if _can_fork() else 1)
     if workers > 1:  # enough runs to keep every worker busy
         batch = min(batch, -(-len(keys) // workers))
@@ -300,8 +291,7 @@ def run_requests_here(settings: Settings, catalog: Catalog, request_ids: Sequenc
             refresh = look_up_requests(catalog, index, features, list(request_ids))
         else:
             refresh = index.refresh(features, progress=progress)
-        existing = list(instance.get_dynamic_partitions(accession_partitions.name))
-        plan = plan_requests(catalog, index, existing, request_ids=list(request_ids))
+        plan = plan_requests(catalog, index, registered_keys(instance), request_ids=list(request_ids))
         apply_updates(catalog, plan)
         new_keys = register_partitions(instance, plan.new_keys)
         if refresh is not None:
@@ -309,7 +299,7 @@ def run_requests_here(settings: Settings, catalog: Catalog, request_ids: Sequenc
     requests = ingest_run_requests(plan)
     results = execute_run_requests(build_definitions(settings, settings.source, settings.catalog_uri), instance,
                                    requests)
-    ordered = list(instance.get_dynamic_partitions(accession_partitions.name))
+    ordered = registered_keys(instance)
     for request, result in zip(requests, results, strict=True):
         record_run_outcome(catalog, result.run_id, request.tags, run_partition_keys(request.tags, ordered),
                            result.success, None if result.success else f"run {result.run_id} failed")

@@ -23,7 +23,7 @@ from dagster import (
 
 from quire_assets.assets import catalog_integrity
 from quire_assets.jobs import INGEST_JOB, ingest_run_requests
-from quire_assets.partitions import accession_partitions
+from quire_assets.partitions import registered_keys, registration_requests
 from quire_assets.research.planning import (
     REQUEST_TAG,
     Plan,
@@ -45,20 +45,18 @@ def researcher_requests(context: SensorEvaluationContext, source: DicomSource, c
     with source.index() as index, catalog.open() as cat:
         if look_up_requests(cat, index, source.features()) is None and not index.partition_keys():
             return SkipReason(f"the source {index.source.uri} is not indexed yet: run index_job or `quire ingest`")
-        plan = plan_requests(cat, index, list(context.instance.get_dynamic_partitions(accession_partitions.name)))
+        plan = plan_requests(cat, index, registered_keys(context.instance))
         if not plan.updates:
             return SkipReason("no pending researcher requests")
         apply_updates(cat, plan)
-    return SensorResult(
-        run_requests=ingest_run_requests(plan),
-        dynamic_partitions_requests=[accession_partitions.build_add_request(plan.new_keys)] if plan.new_keys else [],
-    )
+    return SensorResult(run_requests=ingest_run_requests(plan),
+                        dynamic_partitions_requests=registration_requests(plan.new_keys))
 
 
 def _outcome(context: RunStatusSensorContext, catalog: CatalogResource, success: bool, detail: str | None) -> None:
     if REQUEST_TAG not in context.dagster_run.tags:  # not a researcher's run (another job's, an ingest's)
         return
-    ordered = list(context.instance.get_dynamic_partitions(accession_partitions.name))
+    ordered = registered_keys(context.instance)
     run = context.dagster_run
     with catalog.open() as cat:
         record_run_outcome(cat, run.run_id, run.tags, run_partition_keys(run.tags, ordered), success, detail)
@@ -83,10 +81,8 @@ def researcher_request_failed(context: RunStatusSensorContext, catalog: CatalogR
 def folder_arrival(context: SensorEvaluationContext, source: DicomSource, catalog: CatalogResource):
     state = json.loads(context.cursor) if context.cursor else {}
     with source.index() as index:
-        refresh = index.refresh(source.features(), workers=source.workers or None,
-                                first_bytes=source.first_bytes or None)
-        plan, newest = plan_arrivals(index, int(state.get("changed", 0)),
-                                     list(context.instance.get_dynamic_partitions(accession_partitions.name)),
+        refresh = source.refresh(index)
+        plan, newest = plan_arrivals(index, int(state.get("changed", 0)), registered_keys(context.instance),
                                      catalog.resolved_uri())
     context.log.info(f"{refresh.read} new or changed files; {len(plan.new_keys)} new accessions")
     return _arrival_result(plan, json.dumps({"changed": newest, "files": refresh.listed}),
@@ -97,11 +93,8 @@ def _arrival_result(plan: Plan, cursor: str, nothing_new: str) -> SensorResult:
     """Runs and new partitions for an arrival plan, or the reason there are none; the cursor moves on."""
     if not plan.runs:
         return SensorResult(skip_reason=SkipReason(nothing_new), cursor=cursor)
-    return SensorResult(
-        run_requests=ingest_run_requests(plan),
-        dynamic_partitions_requests=[accession_partitions.build_add_request(plan.new_keys)] if plan.new_keys else [],
-        cursor=cursor,
-    )
+    return SensorResult(run_requests=ingest_run_requests(plan),
+                        dynamic_partitions_requests=registration_requests(plan.new_keys), cursor=cursor)
 
 
 @sensor(job_name=INGEST_JOB, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED,
@@ -124,8 +117,7 @@ def s3_arrival(context: SensorEvaluationContext, source: DicomSource, catalog: C
     with source.index(files) as index:
         update = index.update([files.entry(o) for o in objects], source.features(),
                               first_bytes=source.first_bytes or None)
-        plan, changed = plan_arrivals(index, int(state.get("changed", 0)),
-                                      list(context.instance.get_dynamic_partitions(accession_partitions.name)),
+        plan, changed = plan_arrivals(index, int(state.get("changed", 0)), registered_keys(context.instance),
                                       catalog.resolved_uri())
     newest = max(o["LastModified"] for o in objects)
     context.log.info(f"{update.read} new or changed objects; {len(plan.new_keys)} new accessions")
@@ -145,9 +137,8 @@ def pacs_poll(context: SensorEvaluationContext, source: DicomSource, catalog: Ca
     # previous poll's day on, the first from today; the instance counts make repeated studies cheap.
     since = state.get("since") or date.today().strftime("%Y%m%d")
     with source.index(files) as index:
-        refresh = index.refresh(source.features(), workers=source.workers or None, selection=Selection(since=since))
-        plan, changed = plan_arrivals(index, int(state.get("changed", 0)),
-                                      list(context.instance.get_dynamic_partitions(accession_partitions.name)),
+        refresh = source.refresh(index, selection=Selection(since=since))
+        plan, changed = plan_arrivals(index, int(state.get("changed", 0)), registered_keys(context.instance),
                                       catalog.resolved_uri())
     context.log.info(f"{refresh.listed} instances of studies since {since}; {refresh.read} new")
     return _arrival_result(plan, json.dumps({"since": date.today().strftime("%Y%m%d"), "changed": changed}),

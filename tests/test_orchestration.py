@@ -38,7 +38,7 @@ def _indexed(archive, tmp_path, instance):
     """Definitions over ``archive`` with its source index built and its partitions registered."""
     from quire_assets.definitions import build_definitions
     from quire_assets.dicom.features import load_feature_sets
-    from quire_assets.orchestration import register_partitions
+    from quire_assets.partitions import register_partitions
     from quire_assets.sources import SourceIndex, source_from_uri
 
     catalog_uri = f"sqlite:///{tmp_path / 'catalog.db'}"

@@ -32,7 +32,7 @@ from dagster import (
 
 from quire_assets.catalog.base import Catalog
 from quire_assets.dicom import rollup
-from quire_assets.partitions import accession_partitions
+from quire_assets.partitions import accession_partitions, register_partitions
 from quire_assets.resources import CatalogResource, DicomSource
 from quire_assets.sources import SourceIndex
 from quire_assets.sources.index import RefreshResult
@@ -123,14 +123,9 @@ def source_index(context: AssetExecutionContext, source: DicomSource) -> Materia
             context.log.info(f"read {done:,} of {total:,} new or changed files")
 
     with source.index() as index:
-        result = index.refresh(source.features(), workers=source.workers or None, progress=progress,
-                               first_bytes=source.first_bytes or None)
-        keys = index.partition_keys()
-        existing = set(context.instance.get_dynamic_partitions(accession_partitions.name))
-        new = [k for k in keys if k not in existing]
-        if new:
-            # An asset (not a sensor) may register partitions through the instance.
-            context.instance.add_dynamic_partitions(accession_partitions.name, new)
+        result = source.refresh(index, progress=progress)
+        # An asset (not a sensor) may register partitions through the instance.
+        new = register_partitions(context.instance, index.partition_keys())
         summary = index.summary()
     return MaterializeResult(metadata=source_index_metadata(summary, result, len(new)))
 

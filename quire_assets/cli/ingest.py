@@ -23,13 +23,11 @@ if TYPE_CHECKING:
 
 def checked_source_uri(source: str) -> str:
     """The source as the index names it: a folder's absolute path, ``s3://…``, a PACS's URI."""
-    from quire_assets.sources.registry import parse_source_uri
+    from quire_assets.sources.registry import kind_of, source_from_uri
 
-    if source.startswith("s3://"):
+    if kind_of(source) == "s3":
         return source
-    if parse_source_uri(source).kind in ("dicomweb", "dimse"):
-        from quire_assets.sources import source_from_uri
-
+    if kind_of(source) in ("dicomweb", "dimse"):
         return source_from_uri(source).uri  # the URI does not depend on credentials
     path = Path(source).expanduser()
     if path.is_file():
@@ -77,12 +75,8 @@ def ingest(source: str, catalog_uri: str | None, workers: int | None = None, bat
     setup_start = time.perf_counter()
     dagster_import.join()
     from quire_assets.definitions import build_definitions
-    from quire_assets.orchestration import (
-        DEFAULT_BATCH,
-        register_partitions,
-        report_index_refresh,
-        run_partitions,
-    )
+    from quire_assets.orchestration import DEFAULT_BATCH, report_index_refresh, run_partitions
+    from quire_assets.partitions import register_partitions
 
     instance = dagster_instance(settings)
     report_index_refresh(instance, index, refresh, register_partitions(instance, index.partition_keys()))

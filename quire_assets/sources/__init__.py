@@ -1,4 +1,4 @@
-"""Where DICOM files come from (a local folder, an S3 bucket) and the incremental index of them.
+"""Where DICOM files come from (a local folder, an S3 bucket, a PACS) and the incremental index of them.
 
 Dagster-free: ``resources/`` wraps these for Dagster, the CLI uses them directly.
 """
@@ -7,6 +7,6 @@ from __future__ import annotations
 
 from quire_assets.sources.base import FileEntry, FileSource
 from quire_assets.sources.index import RefreshResult, SourceIndex
-from quire_assets.sources.registry import Credentials, source_from_uri
+from quire_assets.sources.registry import SourceOptions, source_from_uri
 
-__all__ = ["Credentials", "FileEntry", "FileSource", "RefreshResult", "SourceIndex", "source_from_uri"]
+__all__ = ["FileEntry", "FileSource", "RefreshResult", "SourceIndex", "SourceOptions", "source_from_uri"]

@@ -28,6 +28,7 @@ from quire_assets.dicom.features import FeatureSets
 from quire_assets.dicom.records import error_record, partition_key, record_or_error
 from quire_assets.sources.base import FileEntry, Selection, SourceError
 from quire_assets.sources.pacs import PacsSource, Series, Study, instance_path, safe_accession
+from quire_assets.sources.registry import SourceOptions
 
 PAGE = 500  # QIDO results asked for per request
 RETRIED_STATUSES = (HTTPStatus.REQUEST_TIMEOUT, HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.INTERNAL_SERVER_ERROR,
@@ -228,3 +229,10 @@ def _int(row: dict, tag: str) -> int | None:
 
 def _study(row: dict) -> Study:
     return Study(_first(row, "0020000D"), _int(row, "00201208"))
+
+
+def open_source(uri: str, options: SourceOptions) -> DicomWebFiles:
+    """``dicomweb+https://host/path`` (``dicomweb+http://`` for a PACS on this machine)."""
+    o = options
+    return DicomWebFiles(uri.removeprefix("dicomweb+"), o.username, o.password, o.token, o.ca_bundle,
+                         **({"threads": o.threads} if o.threads else {}))

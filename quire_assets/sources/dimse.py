@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydicom.dataset import Dataset
 from pydicom.uid import (
@@ -46,6 +47,7 @@ from quire_assets.dicom.features import FeatureSets
 from quire_assets.dicom.records import error_record, extract, partition_key
 from quire_assets.sources.base import FileEntry, Selection, SourceError
 from quire_assets.sources.pacs import PacsSource, Series, Study, instance_path, safe_accession
+from quire_assets.sources.registry import SourceOptions
 
 TRANSFER_SYNTAXES = (
     ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian,
@@ -69,8 +71,11 @@ class _NoDelayAE(AE):
         return sock
 
 
+DEFAULT_CALLING_AET = "QUIRE"
+
+
 class DimseFiles(PacsSource):
-    def __init__(self, host: str, port: int, called_aet: str, calling_aet: str = "QUIRE", threads: int = 4,
+    def __init__(self, host: str, port: int, called_aet: str, calling_aet: str = DEFAULT_CALLING_AET, threads: int = 4,
                  timeout: float = 30):
         for name, aet in (("called", called_aet), ("calling", calling_aet)):
             if not aet or len(aet) > 16 or "\\" in aet or not aet.isprintable():
@@ -282,3 +287,17 @@ def _count(found: Dataset, keyword: str) -> int | None:
         return int(found.get(keyword))
     except (TypeError, ValueError):
         return None
+
+
+def open_source(uri: str, options: SourceOptions) -> DimseFiles:
+    """``dimse://CALLED_AET@host:port?calling=OUR_AET`` (calling AE title: QUIRE unless named)."""
+    parts = urlsplit(uri)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.username or not parts.hostname or not port or parts.path not in ("", "/"):
+        raise SourceError(f"a DIMSE source is dimse://CALLED_AET@host:port?calling=OUR_AET, not {uri!r}")
+    calling = parse_qs(parts.query).get("calling", [DEFAULT_CALLING_AET])[0]
+    return DimseFiles(parts.hostname, port, unquote(parts.username), calling,
+                      **({"threads": options.threads} if options.threads else {}))

@@ -20,6 +20,7 @@ from urllib.parse import quote, unquote_to_bytes
 from quire_assets.dicom.features import FeatureSets
 from quire_assets.dicom.records import error_record, extract, read_file_prefix
 from quire_assets.sources.base import FileEntry, FileSource, SourceError
+from quire_assets.sources.registry import SourceOptions
 
 _KINDS = ((stat.S_ISFIFO, "named pipe (FIFO)"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
           (stat.S_ISBLK, "block device"), (stat.S_ISDIR, "symbolic link to a folder (links to folders are not followed)"))
@@ -122,3 +123,8 @@ class LocalFiles(FileSource):
                                       "modification time): the next ingest reads it again", size=entry.size)
             records.append(record)
         return records
+
+
+def open_source(uri: str, options: SourceOptions) -> LocalFiles:
+    """A folder, or ``file:///folder``."""
+    return LocalFiles(uri.removeprefix("file://"))

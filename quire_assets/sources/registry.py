@@ -1,94 +1,52 @@
-"""Source URIs: the one parser, and the one factory of the ``FileSource`` each kind names.
+"""Source URIs: which kind of source a URI names, and the one factory of its ``FileSource``.
 
-A kind of source is its own module (``local``, ``s3``, ``dicomweb``, ``dimse``) plus its lines here.
+A kind of source is its own module, with an ``open_source(uri, options)`` that parses its URIs,
+plus one line in ``KINDS``. The module is imported only when its kind is named (boto3 alone takes
+about 2 s): the command line, the Dagster resource and the API all go through ``source_from_uri``.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from quire_assets.settings import Settings
-from quire_assets.sources.base import FileSource, SourceError
+from quire_assets.sources.base import FileSource
+
+# kind: (the URI prefixes that name it, the module that reads it). Anything else is a folder.
+KINDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "s3": (("s3://",), "quire_assets.sources.s3"),
+    "dicomweb": (("dicomweb+http://", "dicomweb+https://"), "quire_assets.sources.dicomweb"),
+    "dimse": (("dimse://",), "quire_assets.sources.dimse"),
+    "local": (("file://",), "quire_assets.sources.local"),
+}
 
 
 @dataclass(frozen=True)
-class SourceLocation:
-    """What a source URI names: ``kind`` "s3" (``bucket`` and ``prefix``), "local" (``root``),
-    "dicomweb" (``url``, the service's http(s) base) or "dimse" (``host``, ``port``, the AE titles)."""
-
-    kind: str
-    root: str = ""
-    bucket: str = ""
-    prefix: str = ""
-    url: str = ""
-    host: str = ""
-    port: int = 0
-    called_aet: str = ""
-    calling_aet: str = ""
-
-
-DEFAULT_CALLING_AET = "QUIRE"
-
-
-def parse_source_uri(uri: str) -> SourceLocation:
-    """``s3://bucket/prefix``, ``dicomweb+https://host/path``, ``dimse://CALLED_AET@host:port?calling=OUR_AET``,
-    ``file:///folder`` or a folder: the one parser of source URIs (the Dagster resources and the
-    command line both go through it)."""
-    if uri.startswith("s3://"):
-        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-        return SourceLocation("s3", bucket=bucket, prefix=prefix)
-    if uri.startswith(("dicomweb+http://", "dicomweb+https://")):
-        return SourceLocation("dicomweb", url=uri.removeprefix("dicomweb+"))
-    if uri.startswith("dimse://"):
-        parts = urlsplit(uri)
-        calling = parse_qs(parts.query).get("calling", [DEFAULT_CALLING_AET])[0]
-        try:
-            port = parts.port
-        except ValueError:
-            port = None
-        if not parts.username or not parts.hostname or not port or parts.path not in ("", "/"):
-            raise SourceError(f"a DIMSE source is dimse://CALLED_AET@host:port?calling=OUR_AET, not {uri!r}")
-        return SourceLocation("dimse", host=parts.hostname, port=port, called_aet=unquote(parts.username),
-                              calling_aet=calling)
-    return SourceLocation("local", root=uri.removeprefix("file://"))
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """A DICOMweb PACS's credentials (``QUIRE_PACS_*``): user and password, or a bearer token, and
-    a CA bundle for its TLS."""
+class SourceOptions:
+    """What a URI does not say: a DICOMweb PACS's credentials (``QUIRE_PACS_*``: user and password,
+    or a bearer token, and a CA bundle for its TLS), and the requests in flight (0: the kind's default)."""
 
     username: str = ""
     password: str = field(default="", repr=False)
     token: str = field(default="", repr=False)
     ca_bundle: str = ""
+    threads: int = 0
 
 
-def source_from_uri(uri: str, credentials: Credentials | None = None) -> FileSource:
-    """A folder, ``s3://bucket/prefix``, or a PACS (``dicomweb+http(s)://…`` with ``credentials``,
-    ``dimse://…``). Each kind's module is imported only when its kind is named (boto3 alone takes
-    about 2 s)."""
-    where = parse_source_uri(uri)
-    if where.kind == "s3":
-        from quire_assets.sources.s3 import S3Files
+def kind_of(uri: str) -> str:
+    """"s3", "dicomweb", "dimse" or "local" (a folder, with or without ``file://``)."""
+    return next((kind for kind, (prefixes, _) in KINDS.items() if uri.startswith(prefixes)), "local")
 
-        return S3Files(bucket=where.bucket, prefix=where.prefix)
-    if where.kind == "dicomweb":
-        from quire_assets.sources.dicomweb import DicomWebFiles
 
-        c = credentials or Credentials()
-        return DicomWebFiles(where.url, c.username, c.password, c.token, c.ca_bundle)
-    if where.kind == "dimse":
-        from quire_assets.sources.dimse import DimseFiles
-
-        return DimseFiles(where.host, where.port, where.called_aet, where.calling_aet)
-    from quire_assets.sources.local import LocalFiles
-
-    return LocalFiles(where.root)
+def source_from_uri(uri: str, options: SourceOptions | None = None) -> FileSource:
+    """A folder, ``s3://bucket/prefix``, ``dicomweb+http(s)://host/path`` (with the credentials in
+    ``options``) or ``dimse://CALLED_AET@host:port?calling=OUR_AET``, opened by its kind's module."""
+    module = importlib.import_module(KINDS[kind_of(uri)][1])
+    return module.open_source(uri, options or SourceOptions())
 
 
 def source_of(settings: Settings, uri: str | None = None) -> FileSource:
     """The source ``uri`` names (default: the settings'), with the settings' PACS credentials."""
-    return source_from_uri(uri or settings.source, Credentials(
+    return source_from_uri(uri or settings.source, SourceOptions(
         settings.pacs_user, settings.pacs_password, settings.pacs_token, settings.pacs_ca_bundle))

@@ -1,7 +1,7 @@
 """An S3 bucket and prefix as a DICOM source: paginated listing, header-only ranged GETs.
 
-Credentials come from the usual AWS chain (environment, profile, instance role) or are passed
-in by the Dagster resource from ``EnvVar``s; they are never logged. ``AWS_ENDPOINT_URL`` /
+Credentials come from the usual AWS chain (environment, profile, instance role), for the command
+line and the Dagster resource alike; they are never logged. ``AWS_ENDPOINT_URL`` /
 ``AWS_ENDPOINT_URL_S3`` point it at MinIO or any S3-compatible store (botocore reads them).
 Throttling (503 SlowDown), 5xx answers, timeouts and dropped connections are retried by
 botocore's ``standard`` retry mode with backoff; a read that still fails becomes an error record
@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from urllib3.exceptions import ProtocolError
 
 from quire_assets.sources.base import FileEntry, FileSource, SourceError
+from quire_assets.sources.registry import SourceOptions
 
 DEFAULT_THREADS = 16
 DEFAULT_ATTEMPTS = 8
@@ -126,3 +127,9 @@ class S3Files(FileSource):
             raise AssertionError("unreachable")
 
         return fetch
+
+
+def open_source(uri: str, options: SourceOptions) -> S3Files:
+    """``s3://bucket/prefix``; the connection comes from the AWS chain (``AWS_ENDPOINT_URL`` too)."""
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    return S3Files(bucket, prefix, threads=options.threads or DEFAULT_THREADS)

@@ -42,7 +42,7 @@ def test_definitions_load_and_every_job_resolves():
 def test_build_definitions_takes_source_and_catalog(tmp_path):
     built = build_definitions(Settings.from_environ(), str(tmp_path), f"sqlite:///{tmp_path / 'c.db'}")
     resources = built.resources
-    assert resources["source"].root == str(tmp_path)
+    assert resources["source"].uri == str(tmp_path)
     assert resources["catalog"].uri.endswith("c.db")
 
 

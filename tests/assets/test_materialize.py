@@ -7,13 +7,13 @@ from dagster import DagsterEventType, DagsterInstance, materialize
 from quire_assets.assets import all_assets, ingest_assets, source_index
 from quire_assets.catalog import open_catalog
 from quire_assets.partitions import accession_partitions
-from quire_assets.resources import CatalogResource, LocalDicomSource, PartitionedParquetIOManager
+from quire_assets.resources import CatalogResource, DicomSource, PartitionedParquetIOManager
 from quire_assets.settings import Settings
 
 
 def _resources(archive, tmp_path, storage=None):
     return {
-        "source": LocalDicomSource(root=str(archive)),
+        "source": DicomSource(uri=str(archive)),
         "catalog": CatalogResource(uri=f"sqlite:///{tmp_path / 'catalog.db'}"),
         "parquet_io_manager": PartitionedParquetIOManager(base_dir=str(storage or tmp_path / "storage")),
     }

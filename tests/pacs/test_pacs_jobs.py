@@ -15,7 +15,7 @@ from quire_assets.catalog import open_catalog
 from quire_assets.definitions import build_definitions
 from quire_assets.orchestration import execute_run_requests
 from quire_assets.partitions import accession_partitions
-from quire_assets.resources import CatalogResource, DicomWebSource, DimseSource
+from quire_assets.resources import CatalogResource, DicomSource
 from quire_assets.sensors import pacs_poll, researcher_requests
 from quire_assets.settings import Settings
 from tests.cli.test_ingest_e2e import quire
@@ -79,7 +79,7 @@ def test_researcher_requests_sensor_on_a_dimse_pacs(pacs, tmp_path):
 
     with open_catalog(catalog_uri) as catalog:
         job = submit_request(catalog, "bob", [accession, "ABSENT-1"], name="dimse")
-    source = DimseSource(host="127.0.0.1", port=pacs.dicom_port, called_aet=CALLED_AET, calling_aet=CALLING_AET)
+    source = DicomSource(uri=f"dimse://{CALLED_AET}@127.0.0.1:{pacs.dicom_port}?calling={CALLING_AET}")
     resources = {"source": source, "catalog": CatalogResource(uri=catalog_uri)}
     (tmp_path / "dagster").mkdir()
     with DagsterInstance.local_temp(str(tmp_path / "dagster")) as instance:
@@ -148,7 +148,7 @@ def test_dicomweb_reads_a_small_fraction_of_each_instance(pacs, counting_proxy, 
 
 
 def test_pacs_poll_requests_studies_since_its_cursor(pacs, tmp_path):
-    resource = DicomWebSource(url=f"{pacs.url}/dicom-web", username=USER, password=PASSWORD)
+    resource = DicomSource(uri=f"dicomweb+{pacs.url}/dicom-web", username=USER, password=PASSWORD)
     resources = {"source": resource, "catalog": CatalogResource(uri=f"sqlite:///{tmp_path / 'catalog.db'}")}
     (tmp_path / "dagster").mkdir()
     with DagsterInstance.local_temp(str(tmp_path / "dagster")) as instance:
@@ -164,9 +164,7 @@ def test_pacs_poll_requests_studies_since_its_cursor(pacs, tmp_path):
 
 
 def test_pacs_poll_skips_a_folder_source(tmp_path):
-    from quire_assets.resources import LocalDicomSource
-
-    resources = {"source": LocalDicomSource(root=str(tmp_path)),
+    resources = {"source": DicomSource(uri=str(tmp_path)),
                  "catalog": CatalogResource(uri=f"sqlite:///{tmp_path / 'catalog.db'}")}
     with DagsterInstance.ephemeral() as instance:
         result = pacs_poll(build_sensor_context(instance=instance, resources=resources))
@@ -180,10 +178,9 @@ def test_definitions_for_a_pacs_keep_credentials_in_the_environment(pacs, monkey
     monkeypatch.setenv("QUIRE_SOURCE", pacs.dicomweb if kind == "dicomweb" else pacs.dimse())
     defs = build_definitions(Settings.from_environ())
     source = defs.resources["source"]
-    assert type(source).__name__ == {"dicomweb": "DicomWebSource", "dimse": "DimseSource"}[kind]
-    if kind == "dicomweb":
-        assert PASSWORD not in repr(source.__dict__)  # an EnvVar, resolved at run time
-        assert source.files().uri == pacs.dicomweb
-    else:
-        assert source.files().uri == pacs.dimse()
+    # The URI and the credentials are EnvVars, resolved at run time: not in the definitions.
+    assert PASSWORD not in repr(source.__dict__) and pacs.url not in repr(source.__dict__)
+    resolved = source.process_config_and_initialize()  # as a run resolves it
+    assert resolved.files().uri == (pacs.dicomweb if kind == "dicomweb" else pacs.dimse())
+    assert (resolved.username, resolved.password) == (USER, PASSWORD)
     defs.resolve_job_def("ingest_job")

@@ -166,7 +166,8 @@ def test_a_batch_is_stored_in_one_transaction_per_database(sample_archive, tmp_p
 def test_in_memory_batched_storage_answers_as_the_stock_one(sample_archive, tmp_path, monkeypatch):
     from quire_assets.definitions import build_definitions
     from quire_assets.dicom.features import load_feature_sets
-    from quire_assets.orchestration import register_partitions, run_partitions
+    from quire_assets.orchestration import run_partitions
+    from quire_assets.partitions import register_partitions
     from quire_assets.sources import SourceIndex, source_from_uri
 
     index = SourceIndex(source_from_uri(str(sample_archive)), home_of())

@@ -13,7 +13,7 @@ from quire_assets.dicom.features import load_feature_sets
 from quire_assets.dicom.records import extract, extract_file
 from quire_assets.dicom.sample import SeriesPlan, StudyPlan, write_sample_archive, write_series
 from quire_assets.partitions import accession_partitions
-from quire_assets.resources import CatalogResource, S3DicomSource
+from quire_assets.resources import CatalogResource, DicomSource
 from quire_assets.sensors import s3_arrival
 from quire_assets.settings import home_of
 from quire_assets.sources import SourceIndex
@@ -137,7 +137,7 @@ def test_s3_arrival_sensor_across_ticks(s3, proxy, tmp_path, monkeypatch):
     archive = tmp_path / "archive"
     write_sample_archive(archive, patients=2, slices=2)
     upload_tree(s3, name, archive, "m/")
-    resources = {"source": S3DicomSource(bucket=name, prefix="m/"),
+    resources = {"source": DicomSource(uri=f"s3://{name}/m/"),
                  "catalog": CatalogResource(uri=f"sqlite:///{tmp_path / 'catalog.db'}")}
     (tmp_path / "dagster").mkdir()
     with DagsterInstance.local_temp(str(tmp_path / "dagster")) as instance:

@@ -8,7 +8,7 @@ from dagster import DagsterInstance, build_sensor_context
 
 from quire_assets.dicom.sample import SeriesPlan, StudyPlan, write_sample_archive, write_series
 from quire_assets.partitions import accession_partitions
-from quire_assets.resources import CatalogResource, LocalDicomSource
+from quire_assets.resources import CatalogResource, DicomSource
 from quire_assets.sensors import folder_arrival
 
 
@@ -22,7 +22,7 @@ def _tick(instance, resources, cursor):
 def test_new_accession_between_ticks(tmp_path):
     archive = tmp_path / "archive"
     write_sample_archive(archive, patients=2, slices=2)
-    resources = {"source": LocalDicomSource(root=str(archive)),
+    resources = {"source": DicomSource(uri=str(archive)),
                  "catalog": CatalogResource(uri=f"sqlite:///{tmp_path / 'catalog.db'}")}
     (tmp_path / "dagster").mkdir()
     with DagsterInstance.local_temp(str(tmp_path / "dagster")) as instance:

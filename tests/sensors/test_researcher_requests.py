@@ -20,7 +20,7 @@ from quire_assets.dicom.features import load_feature_sets
 from quire_assets.orchestration import execute_run_requests
 from quire_assets.partitions import accession_partitions
 from quire_assets.research.requests import parse_accessions, submit_request
-from quire_assets.resources import CatalogResource, LocalDicomSource
+from quire_assets.resources import CatalogResource, DicomSource
 from quire_assets.sensors import researcher_request_done, researcher_requests
 from quire_assets.settings import Settings, home_of
 from quire_assets.sources import SourceIndex, source_from_uri
@@ -40,7 +40,7 @@ def test_job_through_the_sensors(sample_archive, tmp_path, instance):
     SourceIndex(source_from_uri(str(sample_archive)), home_of()).refresh(load_feature_sets())
     job = submit_request(catalog, "alice", ["LIDC0001A", "RAD/2019/0042", "NOT-THERE"], name="nodules",
                      collection="lung-cohort")
-    resources = {"source": LocalDicomSource(root=str(sample_archive)), "catalog": CatalogResource(uri=catalog_uri)}
+    resources = {"source": DicomSource(uri=str(sample_archive)), "catalog": CatalogResource(uri=catalog_uri)}
 
     result = researcher_requests(build_sensor_context(instance=instance, resources=resources))
     assert isinstance(result, SensorResult)
