@@ -34,7 +34,7 @@ def source_resource(settings: Settings, source_uri: str | None = None) -> DicomS
         uri = EnvVar(settings.variable("source")) if settings.is_set("source") else DEFAULT_SOURCE
     secrets = {field: EnvVar(settings.variable(name)) for field, name in _PACS_SECRETS if settings.is_set(name)}
     return DicomSource(uri=uri, **secrets, feature_sets_dir=settings.features, home=str(settings.home_path),
-                       fast_path=settings.fast_path)
+                       fast_path=settings.fast_path, partitions_kept=settings.partitions_kept)
 
 
 def catalog_resource(settings: Settings, catalog_uri: str | None = None) -> CatalogResource:

@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -35,13 +35,19 @@ from dagster import (
 from quire_assets.catalog import Catalog
 from quire_assets.dicom.features import load_feature_sets
 from quire_assets.jobs import INGEST_JOB, ingest_run_requests
-from quire_assets.partitions import accession_partitions, register_partitions, registered_keys
+from quire_assets.partitions import (
+    accession_partitions,
+    register_partitions,
+    registered_keys,
+    retire_partitions,
+)
 from quire_assets.research.planning import (
     DEFAULT_BATCH,
     DEFAULT_FILES_PER_RUN,
     apply_updates,
     look_up_requests,
     partition_ranges,
+    partitions_in_use,
     plan_requests,
     record_run_outcome,
 )
@@ -101,6 +107,8 @@ class RunsReport:
     seconds: float = 0.0
     busy_s: float = 0.0  # the runs' wall times added up: more than ``seconds`` when runs overlap
     workers: int = 1
+    registered: int = 0  # accession partitions registered with Dagster
+    retired: int = 0  # and retired from its store (the working set, ``partitions.py``)
 
 
 def _execute_one(defs: Definitions, instance: DagsterInstance, request: RunRequest, log_level: str) -> RunOutcome:
@@ -220,6 +228,8 @@ def run_partitions(
     weights: Mapping[str, int] | None = None,
     max_weight: int = DEFAULT_FILES_PER_RUN,
     workers: int = 1,
+    keep: int = 0,
+    in_use: Collection[str] = (),
 ) -> RunsReport:
     """Execute ``job_name`` over ``keys``, in as few runs as the batch size allows.
 
@@ -227,13 +237,40 @@ def run_partitions(
     forked for it (the work is split into at least as many runs). Runs then land in a persistent
     instance as usual; with an ephemeral instance each run has its own, so only the report keeps
     the runs' outcomes.
+
+    With ``keep`` > 0 (the working set, ``partitions.py``) the keys are registered and run in
+    waves of ``keep // 2``; before and after each wave the partitions beyond the ``keep`` newest
+    are retired (not those of a failed run, those still to run, nor those ``in_use`` by researcher
+    requests not over yet): Dagster's partition store never holds much more than ``keep`` and a
+    wave, however many accessions one call catalogs.
     """
     start = time.perf_counter()
     report = RunsReport()
-    if not keys:
-        return report
-    register_partitions(instance, keys)
-    ordered = registered_keys(instance)
+    failed: set[str] = set()
+    wave = max(1, keep // 2) if keep > 0 else max(1, len(keys))
+    for done in range(0, len(keys), wave):
+        part = keys[done:done + wave]
+        # Retired before a wave as well as after: an instance that kept every accession registered
+        # (``keep`` was 0, or an earlier version) is brought to the working set before its first run.
+        report.retired += len(retire_partitions(instance, keep, failed | set(keys[done:]) | set(in_use)))
+        report.registered += len(register_partitions(instance, part))
+        ordered = registered_keys(instance)
+        for (first, last), success in _run_wave(defs, instance, ordered, part, tags, batch, job_name, log_level,
+                                                weights, max_weight, workers, report):
+            if not success:
+                failed.update(run_partition_keys(range_tags(first, last), ordered))
+            if on_run:
+                on_run(first, last, success)
+    report.retired += len(retire_partitions(instance, keep, failed | set(in_use)))
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _run_wave(defs: Definitions, instance: DagsterInstance, ordered: Sequence[str], keys: Sequence[str],
+              tags: dict[str, str] | None, batch: int, job_name: str, log_level: str,
+              weights: Mapping[str, int] | None, max_weight: int, workers: int,
+              report: RunsReport) -> Iterator[tuple[tuple[str, str], bool]]:
+    """Run ``keys`` (registered, in ``ordered``); yields each range and whether its run succeeded."""
     workers = max(1, workers if _can_fork() else 1)
     if workers > 1:  # enough runs to keep every worker busy
         batch = min(batch, -(-len(keys) // workers))
@@ -243,29 +280,26 @@ def run_partitions(
     requests = [RunRequest(job_name=job_name, tags={**(tags or {}), **range_tags(first, last)})
                 for first, last in ranges]
     workers = min(workers, len(requests))
-    report.workers = workers
+    report.workers = max(report.workers, workers)
     if workers > 1:
         outcomes = _forked_runs(defs, instance, ordered, requests, workers, log_level)
     else:
         outcomes = (_execute_one(defs, instance, request, log_level) for request in requests)
     try:
-        for (first, last), outcome in zip(ranges, outcomes, strict=True):
+        for run_range, outcome in zip(ranges, outcomes, strict=True):
             if workers > 1:
                 spent.update(outcome.spent)  # the run's share of Quire's time, for --timings
             report.run_ids.append(outcome.run_id)
             report.busy_s += outcome.seconds
             if not outcome.success:
                 report.failed.append(outcome.run_id)
-            if on_run:
-                on_run(first, last, outcome.success)
+            yield run_range, outcome.success
     except DagsterExecutionInterruptedError:  # Dagster's name for Ctrl-C inside a run
         raise KeyboardInterrupt from None
-    report.seconds = time.perf_counter() - start
-    return report
 
 
 def report_index_refresh(instance: DagsterInstance, index: SourceIndex, refresh: RefreshResult,
-                         new_partitions: Sequence[str]) -> None:
+                         new_partitions: int) -> None:
     """The index was refreshed here rather than by the ``source_index`` asset: tell Dagster, so the
     asset shows this refresh (with the metadata the asset reports) instead of "never materialized"."""
     from dagster import AssetMaterialization
@@ -273,7 +307,7 @@ def report_index_refresh(instance: DagsterInstance, index: SourceIndex, refresh:
     from quire_assets.assets.catalog_assets import source_index_metadata
 
     instance.report_runless_asset_event(AssetMaterialization(
-        "source_index", metadata=source_index_metadata(index.summary(), refresh, len(new_partitions)),
+        "source_index", metadata=source_index_metadata(index.summary(), refresh, new_partitions),
         description="The source index, refreshed by the quire command."))
 
 
@@ -295,11 +329,12 @@ def run_requests_here(settings: Settings, catalog: Catalog, request_ids: Sequenc
         apply_updates(catalog, plan)
         new_keys = register_partitions(instance, plan.new_keys)
         if refresh is not None:
-            report_index_refresh(instance, index, refresh, new_keys)
-    requests = ingest_run_requests(plan)
-    results = execute_run_requests(build_definitions(settings, settings.source, settings.catalog_uri), instance,
-                                   requests)
-    ordered = registered_keys(instance)
-    for request, result in zip(requests, results, strict=True):
-        record_run_outcome(catalog, result.run_id, request.tags, run_partition_keys(request.tags, ordered),
-                           result.success, None if result.success else f"run {result.run_id} failed")
+            report_index_refresh(instance, index, refresh, len(new_keys))
+        requests = ingest_run_requests(plan)
+        results = execute_run_requests(build_definitions(settings, settings.source, settings.catalog_uri), instance,
+                                       requests)
+        ordered = registered_keys(instance)
+        for request, result in zip(requests, results, strict=True):
+            record_run_outcome(catalog, result.run_id, request.tags, run_partition_keys(request.tags, ordered),
+                               result.success, None if result.success else f"run {result.run_id} failed")
+        retire_partitions(instance, settings.partitions_kept, partitions_in_use(catalog, index, settings.catalog_uri))

@@ -23,18 +23,20 @@ from dagster import (
 
 from quire_assets.assets import catalog_integrity
 from quire_assets.jobs import INGEST_JOB, ingest_run_requests
-from quire_assets.partitions import registered_keys, registration_requests
+from quire_assets.partitions import registered_keys, registration_requests, retirement_requests
 from quire_assets.research.planning import (
     REQUEST_TAG,
     Plan,
     apply_updates,
     look_up_requests,
+    partitions_in_use,
     plan_arrivals,
     plan_requests,
     record_run_outcome,
 )
 from quire_assets.resources import CatalogResource, DicomSource
 from quire_assets.runtime.runs import run_partition_keys
+from quire_assets.sources import SourceIndex
 from quire_assets.sources.base import Selection
 
 
@@ -45,12 +47,22 @@ def researcher_requests(context: SensorEvaluationContext, source: DicomSource, c
     with source.index() as index, catalog.open() as cat:
         if look_up_requests(cat, index, source.features()) is None and not index.partition_keys():
             return SkipReason(f"the source {index.source.uri} is not indexed yet: run index_job or `quire ingest`")
-        plan = plan_requests(cat, index, registered_keys(context.instance))
+        registered = registered_keys(context.instance)
+        plan = plan_requests(cat, index, registered)
         if not plan.updates:
             return SkipReason("no pending researcher requests")
         apply_updates(cat, plan)
-    return SensorResult(run_requests=ingest_run_requests(plan),
-                        dynamic_partitions_requests=registration_requests(plan.new_keys))
+        partition_requests = _partition_requests(context, source, index, catalog, plan, registered)
+    return SensorResult(run_requests=ingest_run_requests(plan), dynamic_partitions_requests=partition_requests)
+
+
+def _partition_requests(context: SensorEvaluationContext, source: DicomSource, index: SourceIndex,
+                        catalog: CatalogResource, plan: Plan, registered: list[str]) -> list:
+    """Register the plan's new accessions; retire old cataloged ones beyond the working set, never
+    one that is still in use (``partitions_in_use``)."""
+    with catalog.open() as cat:
+        used = partitions_in_use(cat, index, catalog.resolved_uri(), plan, registered)
+    return registration_requests(plan.new_keys) + retirement_requests(context.instance, source.partitions_kept, used)
 
 
 def _outcome(context: RunStatusSensorContext, catalog: CatalogResource, success: bool, detail: str | None) -> None:
@@ -82,19 +94,20 @@ def folder_arrival(context: SensorEvaluationContext, source: DicomSource, catalo
     state = json.loads(context.cursor) if context.cursor else {}
     with source.index() as index:
         refresh = source.refresh(index)
-        plan, newest = plan_arrivals(index, int(state.get("changed", 0)), registered_keys(context.instance),
-                                     catalog.resolved_uri())
+        registered = registered_keys(context.instance)
+        plan, newest = plan_arrivals(index, int(state.get("changed", 0)), registered, catalog.resolved_uri())
+        partition_requests = _partition_requests(context, source, index, catalog, plan, registered)
     context.log.info(f"{refresh.read} new or changed files; {len(plan.new_keys)} new accessions")
-    return _arrival_result(plan, json.dumps({"changed": newest, "files": refresh.listed}),
+    return _arrival_result(plan, partition_requests, json.dumps({"changed": newest, "files": refresh.listed}),
                            f"no new or changed files among {refresh.listed:,}")
 
 
-def _arrival_result(plan: Plan, cursor: str, nothing_new: str) -> SensorResult:
-    """Runs and new partitions for an arrival plan, or the reason there are none; the cursor moves on."""
+def _arrival_result(plan: Plan, partition_requests: list, cursor: str, nothing_new: str) -> SensorResult:
+    """Runs and partition changes for an arrival plan, or the reason there are none; the cursor moves on."""
     if not plan.runs:
         return SensorResult(skip_reason=SkipReason(nothing_new), cursor=cursor)
-    return SensorResult(run_requests=ingest_run_requests(plan),
-                        dynamic_partitions_requests=registration_requests(plan.new_keys), cursor=cursor)
+    return SensorResult(run_requests=ingest_run_requests(plan), dynamic_partitions_requests=partition_requests,
+                        cursor=cursor)
 
 
 @sensor(job_name=INGEST_JOB, minimum_interval_seconds=60, default_status=DefaultSensorStatus.STOPPED,
@@ -117,11 +130,12 @@ def s3_arrival(context: SensorEvaluationContext, source: DicomSource, catalog: C
     with source.index(files) as index:
         update = index.update([files.entry(o) for o in objects], source.features(),
                               first_bytes=source.first_bytes or None)
-        plan, changed = plan_arrivals(index, int(state.get("changed", 0)), registered_keys(context.instance),
-                                      catalog.resolved_uri())
+        registered = registered_keys(context.instance)
+        plan, changed = plan_arrivals(index, int(state.get("changed", 0)), registered, catalog.resolved_uri())
+        partition_requests = _partition_requests(context, source, index, catalog, plan, registered)
     newest = max(o["LastModified"] for o in objects)
     context.log.info(f"{update.read} new or changed objects; {len(plan.new_keys)} new accessions")
-    return _arrival_result(plan, json.dumps({"last_modified": newest.isoformat(), "changed": changed}),
+    return _arrival_result(plan, partition_requests, json.dumps({"last_modified": newest.isoformat(), "changed": changed}),
                            f"{len(objects)} object(s) listed, none new or changed")
 
 
@@ -138,10 +152,11 @@ def pacs_poll(context: SensorEvaluationContext, source: DicomSource, catalog: Ca
     since = state.get("since") or date.today().strftime("%Y%m%d")
     with source.index(files) as index:
         refresh = source.refresh(index, selection=Selection(since=since))
-        plan, changed = plan_arrivals(index, int(state.get("changed", 0)), registered_keys(context.instance),
-                                      catalog.resolved_uri())
+        registered = registered_keys(context.instance)
+        plan, changed = plan_arrivals(index, int(state.get("changed", 0)), registered, catalog.resolved_uri())
+        partition_requests = _partition_requests(context, source, index, catalog, plan, registered)
     context.log.info(f"{refresh.listed} instances of studies since {since}; {refresh.read} new")
-    return _arrival_result(plan, json.dumps({"since": date.today().strftime("%Y%m%d"), "changed": changed}),
+    return _arrival_result(plan, partition_requests, json.dumps({"since": date.today().strftime("%Y%m%d"), "changed": changed}),
                            f"no new or changed studies since {since}")
 
 

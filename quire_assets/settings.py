@@ -60,6 +60,11 @@ class Settings:
     celery_visibility_timeout: int = _setting(
         "QUIRE_CELERY_VISIBILITY_TIMEOUT", 3600, "Seconds a step stays reserved by the worker that took it: a "
         "worker lost mid-step has its step delivered to another after this. Longer than the longest step.")
+    partitions_kept: int = _setting(
+        "QUIRE_PARTITIONS_KEPT", 10_000, "Accession partitions kept registered in Dagster besides those being "
+        "cataloged: older ones the catalog holds are retired from Dagster's partition store (and registered again "
+        "when a file changes or a researcher asks), so a run's cost does not grow with the archive "
+        "(`docs/dagster.md`). `0`: keep every accession registered.")
     dagster_home: str = _setting("DAGSTER_HOME", "", "The Dagster instance `quire` writes runs to (the one the "
                                  "Dagster UI reads). Empty: an ephemeral instance per command.")
     event_batch_size: int = _setting(

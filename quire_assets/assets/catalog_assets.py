@@ -32,7 +32,8 @@ from dagster import (
 
 from quire_assets.catalog.base import Catalog
 from quire_assets.dicom import rollup
-from quire_assets.partitions import accession_partitions, register_partitions
+from quire_assets.partitions import accession_partitions, register_partitions, retire_partitions
+from quire_assets.research.planning import partitions_in_use
 from quire_assets.resources import CatalogResource, DicomSource
 from quire_assets.sources import SourceIndex
 from quire_assets.sources.index import RefreshResult
@@ -112,9 +113,10 @@ CATALOG_SCHEMA = TableSchema(columns=[
 
 @asset(group_name=GROUP, kinds={"python", "sqlite"}, description=(
     "The incremental index of the DICOM source: lists every file, reads headers of new or changed "
-    "files only, and registers an accession partition for every accession found."))
+    "files only, and registers an accession partition for every accession the catalog does not hold "
+    "at its current version (older cataloged ones beyond QUIRE_PARTITIONS_KEPT are retired)."))
 @timed
-def source_index(context: AssetExecutionContext, source: DicomSource) -> MaterializeResult:
+def source_index(context: AssetExecutionContext, source: DicomSource, catalog: CatalogResource) -> MaterializeResult:
     last = [0.0]
 
     def progress(done: int, total: int) -> None:
@@ -124,10 +126,16 @@ def source_index(context: AssetExecutionContext, source: DicomSource) -> Materia
 
     with source.index() as index:
         result = source.refresh(index, progress=progress)
-        # An asset (not a sensor) may register partitions through the instance.
-        new = register_partitions(context.instance, index.partition_keys())
+        # An asset (not a sensor) may register partitions through the instance: the accessions the
+        # catalog does not hold at their current version, the working set kept (``partitions.py``).
+        pending = index.pending(catalog.resolved_uri())
+        new = register_partitions(context.instance, pending)
+        with catalog.open() as cat:
+            used = partitions_in_use(cat, index, catalog.resolved_uri())
+        retired = retire_partitions(context.instance, source.partitions_kept, used)
         summary = index.summary()
-    return MaterializeResult(metadata=source_index_metadata(summary, result, len(new)))
+    return MaterializeResult(metadata={**source_index_metadata(summary, result, len(new)),
+                                       "retired_partitions": len(retired)})
 
 
 def source_index_metadata(summary: dict, result: RefreshResult, new_partitions: int) -> dict:

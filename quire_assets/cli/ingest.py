@@ -76,10 +76,11 @@ def ingest(source: str, catalog_uri: str | None, workers: int | None = None, bat
     dagster_import.join()
     from quire_assets.definitions import build_definitions
     from quire_assets.orchestration import DEFAULT_BATCH, report_index_refresh, run_partitions
-    from quire_assets.partitions import register_partitions
+    from quire_assets.research.planning import request_partitions
 
     instance = dagster_instance(settings)
-    report_index_refresh(instance, index, refresh, register_partitions(instance, index.partition_keys()))
+    with open_catalog(catalog_uri) as catalog:  # researcher requests not over yet keep their partitions
+        in_use = request_partitions(catalog, source_uri)
     defs = build_definitions(settings, source_uri, catalog_uri)
     setup_s = time.perf_counter() - setup_start  # the rest of Dagster's import, the instance, the definitions
 
@@ -88,7 +89,9 @@ def ingest(source: str, catalog_uri: str | None, workers: int | None = None, bat
             print(f"run {'ok' if ok else 'FAILED'}: partitions {first!r} .. {last!r}", file=sys.stderr)
 
     runs = run_partitions(defs, instance, pending, batch=batch or DEFAULT_BATCH, on_run=on_run,
-                          weights=index.file_counts(), workers=workers or default_workers())
+                          weights=index.file_counts(), workers=workers or default_workers(),
+                          keep=settings.partitions_kept, in_use=in_use)
+    report_index_refresh(instance, index, refresh, runs.registered)
     summary = index.summary()
     skipped_kinds = index.skipped_kinds() if summary["skipped"] else []
     held = held_of(catalog_uri, source_uri)
@@ -101,7 +104,8 @@ def ingest(source: str, catalog_uri: str | None, workers: int | None = None, bat
         repaired = partitions_differing(index, catalog_uri, source_uri)
         index.forget_cataloged(catalog_uri, repaired)
         repair = run_partitions(defs, instance, repaired, batch=batch or DEFAULT_BATCH, on_run=on_run,
-                                weights=index.file_counts(), workers=workers or default_workers())
+                                weights=index.file_counts(), workers=workers or default_workers(),
+                                keep=settings.partitions_kept, in_use=in_use)
         runs.run_ids.extend(repair.run_ids)
         runs.failed.extend(repair.failed)
         held = held_of(catalog_uri, source_uri)

@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 from quire_assets.catalog import Catalog
 from quire_assets.dicom.features import FeatureSets
 from quire_assets.dicom.records import partition_key
-from quire_assets.research.requests import pending_requests, requested_accessions, update_accessions
+from quire_assets.research.requests import (
+    accessions_in_flight,
+    pending_requests,
+    requested_accessions,
+    update_accessions,
+)
 from quire_assets.sources import SourceIndex
 from quire_assets.sources.base import Selection
 from quire_assets.sources.index import RefreshResult
@@ -117,6 +122,26 @@ def plan_requests(catalog: Catalog, index: SourceIndex, existing_keys: list[str]
         changes.update({a: {"status": "running", "detail": "run requested"} for a in found})
         plan.updates[request["job_id"]] = changes
     return plan
+
+
+def request_partitions(catalog: Catalog, source_uri: str) -> set[str]:
+    """The partitions of this source's researcher requests that are not over yet."""
+    return {partition_key(a, None) for a in accessions_in_flight(catalog, source_uri)}
+
+
+def partitions_in_use(catalog: Catalog, index: SourceIndex, catalog_uri: str,
+                      planned: Plan | None = None, order: Sequence[str] = ()) -> set[str]:
+    """The accessions whose partitions must stay registered in Dagster: those the catalog
+    (``catalog_uri``) does not hold at their current version, those of researcher requests not over
+    yet, and every partition the ``planned`` runs cover in ``order`` (the registered keys, the
+    plan's new ones after them)."""
+    used = set(index.pending(catalog_uri)) | request_partitions(catalog, index.source.uri)
+    if planned is not None:
+        keys = [*order, *planned.new_keys]
+        position = {k: i for i, k in enumerate(keys)}
+        for run in planned.runs:
+            used.update(keys[position[run.first]:position[run.last] + 1])
+    return used
 
 
 def apply_updates(catalog: Catalog, plan: Plan) -> None:

@@ -121,6 +121,15 @@ def requested_accessions(catalog: Catalog, source_uri: str, request_ids: list[st
     return list(wanted)
 
 
+def accessions_in_flight(catalog: Catalog, source_uri: str) -> list[str]:
+    """The accessions of this source's requests that are not over yet (pending or running)."""
+    found: dict[str, None] = {}
+    for request in catalog.find("jobs", {"status": {"$in": ["pending", "running"]}}):
+        if serves(request, source_uri):
+            found.update((a, None) for a, state in request["accessions"].items() if state["status"] not in TERMINAL)
+    return list(found)
+
+
 def fail_unfinished(catalog: Catalog, request_id: str, detail: str) -> None:
     """Mark a request's accessions that are still pending or running failed, with why."""
     request = catalog.get("jobs", request_id) or {"accessions": {}}

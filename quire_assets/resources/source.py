@@ -36,6 +36,8 @@ class DicomSource(ConfigurableResource):
         "Bytes read first from each file, more only if needed; 0: the source's default (16 KiB local, 64 KiB S3)"))
     home: str = Field(default="", description="Quire's folder, where the source index lives; empty: $QUIRE_HOME")
     fast_path: bool = Field(default=True, description="Read headers with Quire's fast path (off: pydicom reads all)")
+    partitions_kept: int = Field(default=10_000, description=(
+        "Accession partitions kept registered besides those being cataloged (QUIRE_PARTITIONS_KEPT); 0: all"))
 
     def files(self) -> FileSource:
         """The Dagster-free source this resource configures."""

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from dagster import DagsterInstance
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
@@ -33,12 +34,17 @@ from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log import InMemoryEventLogStorage, SqliteEventLogStorage
 from dagster._core.storage.event_log.base import EventLogCursor
-from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
+from dagster._core.storage.event_log.schema import (
+    AssetCheckExecutionsTable,
+    DynamicPartitionsTable,
+    SqlEventLogStorageTable,
+)
+from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._core.storage.runs import SqliteRunStorage as _DagsterSqliteRunStorage
 from dagster._core.storage.schedules import SqliteScheduleStorage as _DagsterSqliteScheduleStorage
 from dagster._serdes import serialize_value
 from dagster_shared.record import copy
-from sqlalchemy import bindparam
+from sqlalchemy import and_, bindparam
 
 # What the batched path stores: asset materializations, observations and planned events (other
 # batches, e.g. with planned check evaluations, are stored the stock way).
@@ -267,3 +273,19 @@ class SqliteScheduleStorage(_DagsterSqliteScheduleStorage):
     @classmethod
     def from_config_value(cls, inst_data, config_value) -> SqliteScheduleStorage:
         return cls.from_local(inst_data=inst_data, **config_value)
+
+
+def delete_dynamic_partitions(instance: DagsterInstance, name: str, keys: Sequence[str], chunk: int = 500) -> None:
+    """Delete many keys of a dynamic partitions definition in one transaction. Dagster's public
+    ``delete_dynamic_partition`` takes one key and commits each (on SQLite a few ms apiece: the
+    working set retires thousands at a time); on a storage that is not Dagster's SQL one, it is used."""
+    storage = instance.event_log_storage
+    if not isinstance(storage, SqlEventLogStorage):
+        for key in keys:
+            instance.delete_dynamic_partition(name, key)
+        return
+    table = DynamicPartitionsTable
+    with storage.index_connection() as conn:
+        for start in range(0, len(keys), chunk):
+            conn.execute(table.delete().where(and_(table.c.partitions_def_name == name,
+                                                   table.c.partition.in_(list(keys[start:start + chunk])))))

@@ -121,3 +121,30 @@ def test_the_celery_workers_listen_where_the_executor_sends():
     for key in DEFAULT_CONFIG:
         assert key in app.conf
     assert celery.configured_executor(settings).name == "celery"
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "ephemeral"])
+def test_deleting_many_dynamic_partitions_does_what_dagsters_one_by_one_does(kind, tmp_path):
+    """``storage.delete_dynamic_partitions`` writes Dagster's partitions table itself: the keys left,
+    and their order, are those Dagster's own ``delete_dynamic_partition`` leaves."""
+    keys = [f"K{i:03d}" for i in range(1200)]
+    gone = keys[3:1100:2] + ["never-registered"]
+
+    def opened(name):
+        if kind == "ephemeral":
+            return runtime_instance.ephemeral_instance()
+        (tmp_path / name).mkdir()
+        return DagsterInstance.local_temp(str(tmp_path / name))
+
+    with opened("ours") as ours, opened("stock") as stock:
+        for instance in (ours, stock):
+            instance.add_dynamic_partitions("accessions", keys)
+            instance.add_dynamic_partitions("other", keys[:5])
+        storage.delete_dynamic_partitions(ours, "accessions", gone, chunk=100)
+        for key in gone:
+            stock.delete_dynamic_partition("accessions", key)
+        left = list(ours.get_dynamic_partitions("accessions"))
+        assert left == list(stock.get_dynamic_partitions("accessions")) and len(left) == len(keys) - (len(gone) - 1)
+        assert list(ours.get_dynamic_partitions("other")) == keys[:5]  # another definition's keys untouched
+        ours.add_dynamic_partitions("accessions", ["K003"])  # registered again: at the end of the order
+        assert list(ours.get_dynamic_partitions("accessions"))[-1] == "K003"
