@@ -30,13 +30,13 @@ from pathlib import Path
 
 QUIRE = str(Path(sys.executable).with_name("quire"))
 ROOT = "1.2.826.0.1.3680043.9.77777"
-DIGITS = 12  # the patched part of each placeholder
+DIGITS = 12  # the patched part of each placeholder: "1" and 11 digits (a UID component has no leading zero)
 PLACEHOLDERS = {  # name: the template's value, the same length as every value patched in
-    "study": f"{ROOT}.1.{'0' * DIGITS}",
-    "series": f"{ROOT}.2.{'0' * DIGITS}",
-    "sop": f"{ROOT}.3.{'0' * DIGITS}",
-    "accession": f"XA{'0' * DIGITS}",
-    "patient": f"PT{'0' * DIGITS}",
+    "study": f"{ROOT}.1.1{'0' * (DIGITS - 1)}",
+    "series": f"{ROOT}.2.1{'0' * (DIGITS - 1)}",
+    "sop": f"{ROOT}.3.1{'0' * (DIGITS - 1)}",
+    "accession": f"XA1{'0' * (DIGITS - 1)}",
+    "patient": f"PT1{'0' * (DIGITS - 1)}",
 }
 
 
@@ -73,12 +73,12 @@ def write_batch(folder: Path, first: int, count: int, blob: bytes) -> int:
     for a in range(first, first + count):
         where = folder / f"{a:08d}"
         where.mkdir(parents=True)
-        number = f"{a:0{DIGITS}d}"
+        number = f"1{a:0{DIGITS - 1}d}"
         one = blob
         for name in ("study", "series", "accession", "patient"):
             one = one.replace(PLACEHOLDERS[name].encode(), (PLACEHOLDERS[name][:-DIGITS] + number).encode())
         for image in range(1 + a % 2):
-            sop = f"{a * 2 + image:0{DIGITS}d}"
+            sop = f"1{a * 2 + image:0{DIGITS - 1}d}"
             (where / f"{image}.dcm").write_bytes(one.replace(PLACEHOLDERS["sop"].encode(),
                                                              (PLACEHOLDERS["sop"][:-DIGITS] + sop).encode()))
             files += 1
