@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,7 @@ import time
 from pathlib import Path
 
 QUIRE = str(Path(sys.executable).with_name("quire"))
+REPO = Path(__file__).resolve().parent.parent
 ROOT = "1.2.826.0.1.3680043.9.77777"
 DIGITS = 12  # the patched part of each placeholder: "1" and 11 digits (a UID component has no leading zero)
 PLACEHOLDERS = {  # name: the template's value, the same length as every value patched in
@@ -117,7 +119,82 @@ def preregister(dagster_home: Path, count: int) -> None:
             instance.add_dynamic_partitions("accessions", [f"OLD{i:09d}" for i in range(start, min(count, start + 20_000))])
 
 
-def measure(size: int, kept: int | None, new: int, blob: bytes, work: Path) -> dict:
+ASSET = {"k": {"path": ["catalog_entries"]}}
+INGEST_ASSETS = [{"path": [name]} for name in ("dicom_files", "instance_records", "series_rollups", "study_rollups",
+                                               "catalog_entries")]
+# What the UI's pages ask for (the asset's overview, its partitions, its checks, a run, a backfill
+# launched over every partition), as GraphQL queries of Dagster's schema.
+UI_QUERIES = {
+    "asset overview": ("""query($k: AssetKeyInput!) { assetNodeOrError(assetKey: $k) { __typename ... on AssetNode {
+        partitionStats { numMaterialized numMaterializing numPartitions numFailed }
+        assetMaterializations(limit: 1) { runId partition timestamp } } } }""", ASSET),
+    "asset partitions": ("""query($k: AssetKeyInput!) { assetNodeOrError(assetKey: $k) { __typename ... on AssetNode {
+        partitionKeysByDimension { name partitionKeys }
+        assetPartitionStatuses { __typename ... on DefaultPartitionStatuses {
+            materializedPartitions failedPartitions materializingPartitions } } } } }""", ASSET),
+    "asset checks": ("""query($k: AssetKeyInput!) { assetNodeOrError(assetKey: $k) { __typename ... on AssetNode {
+        assetChecksOrError { __typename ... on AssetChecks { checks { name
+            executionForLatestMaterialization { status } } } } } } }""", ASSET),
+    "a run": ("""query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { id status
+        stats { __typename ... on RunStatsSnapshot { stepsSucceeded } } } }
+        logsForRun(runId: $id, limit: 1000) { __typename ... on EventConnection { events { __typename } } } }""", None),
+    "backfill launch": ("""mutation($a: [AssetKeyInput!]) { launchPartitionBackfill(backfillParams: {
+        assetSelection: $a, allPartitions: true}) { __typename ... on PythonError { message } } }""", {"a": INGEST_ASSETS}),
+}
+
+
+def ui_timings(env: dict, dagster_home: Path, repeats: int = 2) -> dict[str, float]:
+    """The slowest of ``repeats`` answers to each of the UI's queries, from a dagster-webserver
+    on this instance (the ``quire`` code location of ``workspace.yaml``)."""
+    import requests
+    from dagster import DagsterInstance
+
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        run_id = instance.get_runs(limit=1)[0].run_id
+    port = free_port()
+    server = subprocess.Popen([str(Path(sys.executable).with_name("dagster-webserver")), "-h", "127.0.0.1", "-p",
+                               str(port), "-w", str(REPO / "workspace.yaml")], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/graphql"
+    try:
+        deadline = time.time() + 180
+        while True:  # up once the code location has loaded
+            try:
+                if "quire" in requests.post(url, json={"query": "{ workspaceOrError { __typename ... on Workspace { "
+                                                                 "locationEntries { name } } } }"}, timeout=10).text:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.time() > deadline:
+                sys.exit("dagster-webserver did not start")
+            time.sleep(1)
+        slowest = {}
+        for name, (query, variables) in UI_QUERIES.items():
+            times = []
+            for _ in range(repeats if name != "backfill launch" else 1):
+                start = time.perf_counter()
+                answer = requests.post(url, json={"query": query, "variables": variables or {"id": run_id}},
+                                       timeout=900).json()
+                times.append(time.perf_counter() - start)
+                text = json.dumps(answer)
+                if "errors" in answer or re.search(r'"__typename": "\w*(Error|NotFound)', text):
+                    sys.exit(f"{name}: {text[:1000]}")
+            slowest[name] = max(times)
+        return slowest
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=60)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def measure(size: int, kept: int | None, new: int, blob: bytes, work: Path, with_ui: bool) -> dict:
     home, dagster_home, archive = work / "home", work / "dagster", work / "archive"
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUIRE_")}
     env.update(QUIRE_HOME=str(home), DAGSTER_HOME=str(dagster_home),
@@ -134,7 +211,8 @@ def measure(size: int, kept: int | None, new: int, blob: bytes, work: Path) -> d
     second, rss, line = ingest(archive, env)
     rescan, _, _ = ingest(archive, env)
     keys, read_all = registered(dagster_home)
-    return {"registered_before": size, "kept": kept, "setup_s": setup, "first_per_1000_s": first * 1000 / new,
+    ui = ui_timings(env, dagster_home) if with_ui else {}
+    return {"ui_s": ui, "registered_before": size, "kept": kept, "setup_s": setup, "first_per_1000_s": first * 1000 / new,
             "per_1000_s": second * 1000 / new, "rescan_s": rescan, "registered_after": keys,
             "read_all_keys_s": read_all, "peak_rss_mb": rss / 1024, "closing": line}
 
@@ -146,6 +224,7 @@ def main() -> None:
     parser.add_argument("--kept", type=int, default=10_000, help="the working set (QUIRE_PARTITIONS_KEPT)")
     parser.add_argument("--before-max", type=int, default=100_000,
                         help="the largest size measured with every accession kept (1,000,000 takes many minutes)")
+    parser.add_argument("--no-ui", action="store_true", help="leave out the Dagster UI's GraphQL timings")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
     blob = template()
@@ -156,7 +235,7 @@ def main() -> None:
                 rows.append({"registered_before": size, "kept": None, "skipped": True})
                 continue
             with tempfile.TemporaryDirectory(prefix="quire-scale-") as folder:
-                rows.append(measure(size, kept, args.new, blob, Path(folder)))
+                rows.append(measure(size, kept, args.new, blob, Path(folder), not args.no_ui))
             print(f"  measured {size:,} registered, {'working set ' + str(kept) if kept else 'every accession kept'}",
                   file=sys.stderr)
     print(f"\n{args.new:,} new X-ray accessions (1-2 DX images each) per batch, quire ingest with DAGSTER_HOME, "
@@ -171,6 +250,15 @@ def main() -> None:
             continue
         print(f"{r['registered_before']:>18,} {kept:>16} {r['per_1000_s']:>14.2f} {r['first_per_1000_s']:>12.2f} "
               f"{r['rescan_s']:>9.2f} {r['registered_after']:>17,} {r['read_all_keys_s']:>16.3f} {r['peak_rss_mb']:>12.0f}")
+    ui_rows = [r for r in rows if r.get("ui_s")]
+    if ui_rows:
+        names = list(UI_QUERIES)
+        print("\nThe Dagster UI's GraphQL queries on the same instances (the slowest of 2 answers, seconds; "
+              "a backfill over every partition launched once)")
+        print(f"{'registered before':>18} {'partitions kept':>16} " + " ".join(f"{n:>17}" for n in names))
+        for r in ui_rows:
+            kept = f"{r['kept']:,}" if r["kept"] else "all (before)"
+            print(f"{r['registered_before']:>18,} {kept:>16} " + " ".join(f"{r['ui_s'][n]:>17.2f}" for n in names))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 
