@@ -117,3 +117,35 @@ def test_a_researcher_request_registers_a_retired_accession_again(tmp_path, monk
     assert "done" in out.stdout + out.stderr
     with DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
         assert instance.get_dynamic_partitions(accession_partitions.name)[-1] == wanted
+
+
+def test_the_source_index_asset_registers_what_is_pending_and_retires_the_rest(tmp_path, monkeypatch):
+    from dagster import materialize
+
+    from quire_assets.assets.catalog_assets import source_index
+    from quire_assets.cli import ingest
+
+    monkeypatch.setenv("QUIRE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    archive = tmp_path / "archive"
+    write_sample_archive(archive, patients=3, slices=2)
+    catalog_uri = f"sqlite:///{tmp_path / 'catalog.db'}"
+    assert not ingest(str(archive), catalog_uri, workers=1, quiet=True)["failed_runs"]
+    with SourceIndex(source_from_uri(str(archive)), tmp_path / "home") as index:
+        cataloged = index.partition_keys()
+    study = StudyPlan(patient_index=9, accession="NEW-0042", date="2001-02-03", description="CT CHEST")
+    study.series.append(SeriesPlan(7001, "NEW", "CT", 2, 1.0, 0.7))
+    write_series(archive, study, study.series[0], 16, annotation=False)
+
+    resources = {"source": DicomSource(uri=str(archive), home=str(tmp_path / "home"), partitions_kept=2),
+                 "catalog": CatalogResource(uri=catalog_uri)}
+    (tmp_path / "dagster").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "dagster")) as instance:
+        instance.add_dynamic_partitions(accession_partitions.name, cataloged)  # an instance that saw them all
+        result = materialize([source_index], resources=resources, instance=instance)
+        assert result.success
+        # The new accession is registered; of the cataloged ones, the two newest are kept.
+        assert list(instance.get_dynamic_partitions(accession_partitions.name)) == [*cataloged[-1:], "NEW-0042"]
+        metadata = result.asset_materializations_for_node("source_index")[0].metadata
+        assert metadata["new_partitions"].value == 1
+        assert metadata["retired_partitions"].value == len(cataloged) - 1
