@@ -70,7 +70,9 @@ def test_ingest_keeps_a_working_set_and_catalogs_the_same(tmp_path):
         assert any("CHANGED SERIES" in json.dumps(d) for d in catalog.find("series", {"partition_key": retired}))
 
 
-def test_a_sensor_retires_old_cataloged_accessions_and_never_what_it_runs(tmp_path, monkeypatch):
+def _cataloged_archive(tmp_path, monkeypatch) -> tuple:
+    """A sample archive cataloged by ``quire ingest`` (in memory): the archive, the catalog's URI
+    and the accessions of the index, in their order."""
     from quire_assets.cli import ingest
 
     monkeypatch.setenv("QUIRE_HOME", str(tmp_path / "home"))
@@ -80,7 +82,17 @@ def test_a_sensor_retires_old_cataloged_accessions_and_never_what_it_runs(tmp_pa
     catalog_uri = f"sqlite:///{tmp_path / 'catalog.db'}"
     assert not ingest(str(archive), catalog_uri, workers=1, quiet=True)["failed_runs"]
     with SourceIndex(source_from_uri(str(archive)), tmp_path / "home") as index:
-        cataloged = index.partition_keys()
+        return archive, catalog_uri, index.partition_keys()
+
+
+def _new_accession(archive) -> None:
+    study = StudyPlan(patient_index=9, accession="NEW-0042", date="2001-02-03", description="CT CHEST")
+    study.series.append(SeriesPlan(7001, "NEW", "CT", 2, 1.0, 0.7))
+    write_series(archive, study, study.series[0], 16, annotation=False)
+
+
+def test_a_sensor_retires_old_cataloged_accessions_and_never_what_it_runs(tmp_path, monkeypatch):
+    archive, catalog_uri, cataloged = _cataloged_archive(tmp_path, monkeypatch)
 
     resources = {"source": DicomSource(uri=str(archive), home=str(tmp_path / "home"), partitions_kept=1),
                  "catalog": CatalogResource(uri=catalog_uri)}
@@ -90,9 +102,7 @@ def test_a_sensor_retires_old_cataloged_accessions_and_never_what_it_runs(tmp_pa
         first = folder_arrival(build_sensor_context(instance=instance, resources=resources))
         # Nothing new on the first tick: it only reads the folder.
         assert not first.run_requests
-        study = StudyPlan(patient_index=9, accession="NEW-0042", date="2001-02-03", description="CT CHEST")
-        study.series.append(SeriesPlan(7001, "NEW", "CT", 2, 1.0, 0.7))
-        write_series(archive, study, study.series[0], 16, annotation=False)
+        _new_accession(archive)
         second = folder_arrival(build_sensor_context(instance=instance, resources=resources, cursor=first.cursor))
         [run] = second.run_requests
         assert run.tags["dagster/asset_partition_range_start"] == "NEW-0042"
@@ -123,19 +133,8 @@ def test_the_source_index_asset_registers_what_is_pending_and_retires_the_rest(t
     from dagster import materialize
 
     from quire_assets.assets.catalog_assets import source_index
-    from quire_assets.cli import ingest
-
-    monkeypatch.setenv("QUIRE_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    archive = tmp_path / "archive"
-    write_sample_archive(archive, patients=3, slices=2)
-    catalog_uri = f"sqlite:///{tmp_path / 'catalog.db'}"
-    assert not ingest(str(archive), catalog_uri, workers=1, quiet=True)["failed_runs"]
-    with SourceIndex(source_from_uri(str(archive)), tmp_path / "home") as index:
-        cataloged = index.partition_keys()
-    study = StudyPlan(patient_index=9, accession="NEW-0042", date="2001-02-03", description="CT CHEST")
-    study.series.append(SeriesPlan(7001, "NEW", "CT", 2, 1.0, 0.7))
-    write_series(archive, study, study.series[0], 16, annotation=False)
+    archive, catalog_uri, cataloged = _cataloged_archive(tmp_path, monkeypatch)
+    _new_accession(archive)
 
     resources = {"source": DicomSource(uri=str(archive), home=str(tmp_path / "home"), partitions_kept=2),
                  "catalog": CatalogResource(uri=catalog_uri)}
