@@ -2,6 +2,7 @@
 (before) beside the working set (``QUIRE_PARTITIONS_KEPT``, after), in one run.
 
     python benchmarks/scale.py [--registered 10000,100000,1000000] [--new 1000] [--before-max 100000]
+    python benchmarks/scale.py --grow 10000,50000,100000
 
 For each size N, a fresh ``DAGSTER_HOME`` (the Dagster UI's instance, written by ``quire``) is
 given N accession partitions registered before (synthetic keys: an instance that has cataloged N
@@ -14,7 +15,9 @@ Dagster does dozens of times a run), and the ingest's peak RSS.
 The archive is built fast from one template file written by pydicom, with fixed-length UIDs,
 accession number and patient ID patched per file. The catalog and the source index hold only the
 archive's accessions here: this isolates the Dagster side (83 % of a run's time at 200,000
-registered accessions, ``../shared/measurements/scale-profile.md``).
+registered accessions, ``../shared/measurements/scale-profile.md``). ``--grow`` grows one archive
+of real accessions instead, so that the catalog and the source index grow too: after each stage,
+the cost of 1,000 more, an unchanged rescan, and the bytes on disk per file.
 """
 
 from __future__ import annotations
@@ -217,6 +220,32 @@ def measure(size: int, kept: int | None, new: int, blob: bytes, work: Path, with
             "read_all_keys_s": read_all, "peak_rss_mb": rss / 1024, "closing": line}
 
 
+def grow(stages: list[int], new: int, kept: int, blob: bytes, work: Path) -> list[dict]:
+    """One archive of real accessions grown in stages (the catalog and the source index grow with
+    it): after each stage, the seconds for ``new`` more accessions, and an unchanged rescan."""
+    home, dagster_home, archive = work / "home", work / "dagster", work / "archive"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUIRE_")}
+    env.update(QUIRE_HOME=str(home), DAGSTER_HOME=str(dagster_home), QUIRE_PARTITIONS_KEPT=str(kept))
+    dagster_home.mkdir(parents=True)
+    archive.mkdir()
+    rows, total = [], 0
+    for stage in stages:
+        files = write_batch(archive / f"bulk-{stage}", total, stage - total, blob)
+        bulk, _, _ = ingest(archive, env)
+        total = stage
+        write_batch(archive / f"probe-{stage}", total, new, blob)
+        probe, rss, _ = ingest(archive, env)
+        total += new
+        rescan, _, _ = ingest(archive, env)
+        on_disk = sum(p.stat().st_size for p in home.rglob("*") if p.is_file() and "storage" not in p.parts)
+        listed = sum(1 for p in archive.rglob("*.dcm"))
+        rows.append({"accessions": total, "files": listed, "bulk_files_per_s": files / bulk,
+                     "per_1000_s": probe * 1000 / new, "rescan_s": rescan, "catalog_and_index_bytes_per_file": on_disk / listed,
+                     "peak_rss_mb": rss / 1024})
+        print(f"  grown to {total:,} accessions", file=sys.stderr)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--registered", default="10000,100000,1000000", help="sizes of the partition store")
@@ -225,9 +254,24 @@ def main() -> None:
     parser.add_argument("--before-max", type=int, default=100_000,
                         help="the largest size measured with every accession kept (1,000,000 takes many minutes)")
     parser.add_argument("--no-ui", action="store_true", help="leave out the Dagster UI's GraphQL timings")
+    parser.add_argument("--grow", help="instead: grow one archive of real accessions through these sizes "
+                                       "(e.g. 10000,50000,100000), the catalog and the index with it")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
     blob = template()
+    if args.grow:
+        with tempfile.TemporaryDirectory(prefix="quire-grow-") as folder:
+            grown = grow([int(s) for s in args.grow.split(",")], args.new, args.kept, blob, Path(folder))
+        print(f"\nOne archive of X-ray accessions (1-2 DX images each) grown in stages, quire ingest with DAGSTER_HOME "
+              f"and a working set of {args.kept:,}, {os.cpu_count()} cores")
+        print(f"{'accessions':>11} {'files':>9} {'stage ingest files/s':>21} {'s / 1,000 new':>14} {'rescan s':>9} "
+              f"{'catalog+index B/file':>21} {'peak RSS MB':>12}")
+        for r in grown:
+            print(f"{r['accessions']:>11,} {r['files']:>9,} {r['bulk_files_per_s']:>21,.0f} {r['per_1000_s']:>14.2f} "
+                  f"{r['rescan_s']:>9.2f} {r['catalog_and_index_bytes_per_file']:>21,.0f} {r['peak_rss_mb']:>12.0f}")
+        if args.json:
+            args.json.write_text(json.dumps(grown, indent=1))
+        return
     rows = []
     for size in (int(s) for s in args.registered.split(",")):
         for kept in (None, args.kept):
