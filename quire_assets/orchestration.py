@@ -246,22 +246,27 @@ def run_partitions(
     """
     start = time.perf_counter()
     report = RunsReport()
-    failed: set[str] = set()
+    # What must stay registered: the keys still to run, those of failed runs, and ``in_use`` (one
+    # set kept up to date wave by wave, not rebuilt from the remaining keys before each).
+    needed = {*keys, *in_use}
     wave = max(1, keep // 2) if keep > 0 else max(1, len(keys))
     for done in range(0, len(keys), wave):
         part = keys[done:done + wave]
         # Retired before a wave as well as after: an instance that kept every accession registered
         # (``keep`` was 0, or an earlier version) is brought to the working set before its first run.
-        report.retired += len(retire_partitions(instance, keep, failed | set(keys[done:]) | set(in_use)))
+        report.retired += len(retire_partitions(instance, keep, needed))
         report.registered += len(register_partitions(instance, part))
         ordered = registered_keys(instance)
+        failed: list[str] = []
         for (first, last), success in _run_wave(defs, instance, ordered, part, tags, batch, job_name, log_level,
                                                 weights, max_weight, workers, report):
             if not success:
-                failed.update(run_partition_keys(range_tags(first, last), ordered))
+                failed += run_partition_keys(range_tags(first, last), ordered)
             if on_run:
                 on_run(first, last, success)
-    report.retired += len(retire_partitions(instance, keep, failed | set(in_use)))
+        needed.difference_update(part)
+        needed.update(failed, in_use)
+    report.retired += len(retire_partitions(instance, keep, needed))
     report.seconds = time.perf_counter() - start
     return report
 

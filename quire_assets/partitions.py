@@ -69,13 +69,13 @@ def retirable(registered: Sequence[str], keep: int, needed: Collection[str]) -> 
 def retire_partitions(instance: DagsterInstance, keep: int, needed: Collection[str]) -> list[str]:
     """Retire what ``retirable`` names from the instance (the command line, the ``source_index``
     asset); returns the keys retired."""
-    old = retirable(registered_keys(instance), keep, needed) if keep > 0 else []
+    old = retirable(registered_keys(instance), keep, needed) if keep > 0 else []  # no read when all are kept
     if old:
         delete_dynamic_partitions(instance, accession_partitions.name, old)
     return old
 
 
-def retirement_requests(instance: DagsterInstance, keep: int, needed: Collection[str]) -> list[DeleteDynamicPartitionsRequest]:
-    """A sensor's request to retire what ``retirable`` names, if anything."""
-    old = retirable(registered_keys(instance), keep, needed) if keep > 0 else []
+def retirement_requests(registered: Sequence[str], keep: int, needed: Collection[str]) -> list[DeleteDynamicPartitionsRequest]:
+    """A sensor's request to retire what ``retirable`` names among the ``registered`` keys it read, if anything."""
+    old = retirable(registered, keep, needed)
     return [accession_partitions.build_delete_request(old)] if old else []

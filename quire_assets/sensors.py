@@ -52,17 +52,17 @@ def researcher_requests(context: SensorEvaluationContext, source: DicomSource, c
         if not plan.updates:
             return SkipReason("no pending researcher requests")
         apply_updates(cat, plan)
-        partition_requests = _partition_requests(context, source, index, catalog, plan, registered)
+        partition_requests = _partition_requests(source, index, catalog, plan, registered)
     return SensorResult(run_requests=ingest_run_requests(plan), dynamic_partitions_requests=partition_requests)
 
 
-def _partition_requests(context: SensorEvaluationContext, source: DicomSource, index: SourceIndex,
-                        catalog: CatalogResource, plan: Plan, registered: list[str]) -> list:
+def _partition_requests(source: DicomSource, index: SourceIndex, catalog: CatalogResource, plan: Plan,
+                        registered: list[str]) -> list:
     """Register the plan's new accessions; retire old cataloged ones beyond the working set, never
     one that is still in use (``partitions_in_use``)."""
     with catalog.open() as cat:
         used = partitions_in_use(cat, index, catalog.resolved_uri(), plan, registered)
-    return registration_requests(plan.new_keys) + retirement_requests(context.instance, source.partitions_kept, used)
+    return registration_requests(plan.new_keys) + retirement_requests(registered, source.partitions_kept, used)
 
 
 def _outcome(context: RunStatusSensorContext, catalog: CatalogResource, success: bool, detail: str | None) -> None:
@@ -96,7 +96,7 @@ def folder_arrival(context: SensorEvaluationContext, source: DicomSource, catalo
         refresh = source.refresh(index)
         registered = registered_keys(context.instance)
         plan, newest = plan_arrivals(index, int(state.get("changed", 0)), registered, catalog.resolved_uri())
-        partition_requests = _partition_requests(context, source, index, catalog, plan, registered)
+        partition_requests = _partition_requests(source, index, catalog, plan, registered)
     context.log.info(f"{refresh.read} new or changed files; {len(plan.new_keys)} new accessions")
     return _arrival_result(plan, partition_requests, json.dumps({"changed": newest, "files": refresh.listed}),
                            f"no new or changed files among {refresh.listed:,}")
@@ -132,7 +132,7 @@ def s3_arrival(context: SensorEvaluationContext, source: DicomSource, catalog: C
                               first_bytes=source.first_bytes or None)
         registered = registered_keys(context.instance)
         plan, changed = plan_arrivals(index, int(state.get("changed", 0)), registered, catalog.resolved_uri())
-        partition_requests = _partition_requests(context, source, index, catalog, plan, registered)
+        partition_requests = _partition_requests(source, index, catalog, plan, registered)
     newest = max(o["LastModified"] for o in objects)
     context.log.info(f"{update.read} new or changed objects; {len(plan.new_keys)} new accessions")
     return _arrival_result(plan, partition_requests, json.dumps({"last_modified": newest.isoformat(), "changed": changed}),
@@ -154,7 +154,7 @@ def pacs_poll(context: SensorEvaluationContext, source: DicomSource, catalog: Ca
         refresh = source.refresh(index, selection=Selection(since=since))
         registered = registered_keys(context.instance)
         plan, changed = plan_arrivals(index, int(state.get("changed", 0)), registered, catalog.resolved_uri())
-        partition_requests = _partition_requests(context, source, index, catalog, plan, registered)
+        partition_requests = _partition_requests(source, index, catalog, plan, registered)
     context.log.info(f"{refresh.listed} instances of studies since {since}; {refresh.read} new")
     return _arrival_result(plan, partition_requests, json.dumps({"since": date.today().strftime("%Y%m%d"), "changed": changed}),
                            f"no new or changed studies since {since}")
