@@ -42,7 +42,9 @@ def catalog_resource(settings: Settings, catalog_uri: str | None = None) -> Cata
     if catalog_uri:
         return CatalogResource(uri=catalog_uri, home=home)
     if settings.is_set("catalog"):
-        return CatalogResource(uri=EnvVar(settings.variable("catalog")), home=home)
+        credentials = {name.removeprefix("catalog_"): EnvVar(settings.variable(name))
+                       for name in ("catalog_user", "catalog_password") if settings.is_set(name)}
+        return CatalogResource(uri=EnvVar(settings.variable("catalog")), home=home, **credentials)
     return CatalogResource(uri=settings.catalog_uri, home=home)
 
 

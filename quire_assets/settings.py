@@ -18,6 +18,7 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 _TRUE = ("1", "true", "yes", "on")
 
@@ -36,6 +37,10 @@ class Settings:
     catalog: str = _setting("QUIRE_CATALOG", "", "The catalog URI: `sqlite:///path/catalog.db` or "
                             "`mongodb://user:password@host/db`. Empty: `sqlite:///$QUIRE_HOME/catalog.db`.",
                             secret=True)
+    catalog_user: str = _setting("QUIRE_CATALOG_USER", "", "The MongoDB catalog's user, when it is not in "
+                                 "`QUIRE_CATALOG`: Quire URL-quotes it into the URI (docker-compose).")
+    catalog_password: str = _setting("QUIRE_CATALOG_PASSWORD", "", "That user's password: any character, `@:/%` "
+                                     "included, since Quire URL-quotes it.", secret=True)
     source: str = _setting("QUIRE_SOURCE", "", "The archive: a folder, `s3://bucket/prefix`, "
                            "`dicomweb+https://host/path` or `dimse://AET@host:port?calling=AET`. Empty: the "
                            "folder `archive` for the Dagster definitions; `quire serve` then runs no jobs itself.")
@@ -80,6 +85,9 @@ class Settings:
                              "change at each restart).", secret=True)
     phi_policy: str = _setting("QUIRE_PHI_POLICY", "", "The PHI policy file. Empty: the built-in allow-list "
                                "(`quire_assets/catalog/phi-policy.toml`).")
+    admin_key_file: str = _setting("QUIRE_ADMIN_KEY_FILE", "", "A file holding the first admin's API key "
+                                   "(a docker-compose secret): `quire serve` issues it to researcher `admin` when "
+                                   "no key was ever issued for the catalog, and ignores it after that.")
     api_open: bool = _setting("QUIRE_API_OPEN", False, "`1`: on loopback, requests without a key are served as "
                               "an admin's until the first key is issued (`quire serve --open`).")
     query_seconds: float = _setting("QUIRE_QUERY_SECONDS", 10.0, "Seconds one API read may run.")
@@ -128,7 +136,8 @@ class Settings:
 
     @property
     def catalog_uri(self) -> str:
-        return self.catalog or f"sqlite:///{(self.home_path / 'catalog.db').resolve()}"
+        uri = self.catalog or f"sqlite:///{(self.home_path / 'catalog.db').resolve()}"
+        return with_credentials(uri, self.catalog_user, self.catalog_password)
 
     def variable(self, name: str) -> str:
         return _FIELDS[name].metadata["variable"]
@@ -138,6 +147,26 @@ def home_of(home: str = "") -> Path:
     """``home`` resolved, or (empty) the home this process's environment names: for a Dagster
     resource built without one, read where its run executes."""
     return Settings(home=home).home_path if home else Settings.from_environ().home_path
+
+
+def with_credentials(uri: str, user: str, password: str) -> str:
+    """``uri`` with ``user`` and ``password`` URL-quoted into it, so that any character is safe in
+    either: a generated password with ``@``, ``:`` or ``/`` interpolated raw into a URI would move
+    its host or database. A URI that already holds these very credentials is returned as it is."""
+    if not user and not password:
+        return uri
+    scheme, _, rest = uri.partition("://")
+    if scheme not in ("mongodb", "mongodb+srv"):
+        raise SettingsError("QUIRE_CATALOG_USER and QUIRE_CATALOG_PASSWORD are for a mongodb:// catalog, "
+                            f"not {scheme or 'this'}:// one")
+    userinfo = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
+    authority = rest.split("/", 1)[0]
+    if "@" in authority:
+        if authority.rsplit("@", 1)[0] == userinfo:
+            return uri
+        raise SettingsError("the catalog URI names a user and QUIRE_CATALOG_USER/QUIRE_CATALOG_PASSWORD are set too: "
+                            "keep one of the two")
+    return f"{scheme}://{userinfo}@{rest}"
 
 
 class SettingsError(ValueError):

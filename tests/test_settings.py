@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from quire_assets.settings import Settings, SettingsError, dagster_switches, handed_to_workers, shared_salt
+from quire_assets.settings import (
+    Settings,
+    SettingsError,
+    dagster_switches,
+    handed_to_workers,
+    shared_salt,
+    with_credentials,
+)
 from tests.cli.test_ingest_e2e import quire
 
 
@@ -94,3 +101,34 @@ def test_settings_from_the_environment_reach_the_core(sample_archive, tmp_path):
     assert json.loads(asked.stdout)["filter"] == {"slice_thickness": {"$lt": 1}}
     without = quire("ask", "lidc thin series", "--format", "json", env=env, cwd=tmp_path, check=False)
     assert without.returncode != 0 or json.loads(without.stdout)["filter"] != {"slice_thickness": {"$lt": 1}}
+
+
+def test_catalog_credentials_are_url_quoted_into_the_uri():
+    from pymongo.uri_parser import parse_uri
+
+    password = "p@ss:w/rd%40?#&x"
+    settings = Settings.from_environ({"QUIRE_CATALOG": "mongodb://db:27017/quire?authSource=admin",
+                                      "QUIRE_CATALOG_USER": "qu:ire", "QUIRE_CATALOG_PASSWORD": password})
+    parsed = parse_uri(settings.catalog_uri)
+    assert (parsed["username"], parsed["password"], parsed["database"]) == ("qu:ire", password, "quire")
+    assert password not in repr(settings)
+    # Handed on (uvicorn's workers read the assembled URI with the same two variables): unchanged.
+    assert with_credentials(settings.catalog_uri, "qu:ire", password) == settings.catalog_uri
+    with pytest.raises(SettingsError, match="keep one of the two"):
+        with_credentials("mongodb://other:pw@db/quire", "qu:ire", password)
+    with pytest.raises(SettingsError, match="mongodb:// catalog"):
+        _ = Settings.from_environ({"QUIRE_CATALOG_USER": "quire", "QUIRE_CATALOG_PASSWORD": "x"}).catalog_uri
+
+
+def test_the_catalog_resource_reads_its_credentials_at_run_time(monkeypatch):
+    from pymongo.uri_parser import parse_uri
+
+    from quire_assets.definitions import catalog_resource
+
+    environ = {"QUIRE_CATALOG": "mongodb://db/quire", "QUIRE_CATALOG_USER": "quire", "QUIRE_CATALOG_PASSWORD": "a@b/c"}
+    resource = catalog_resource(Settings.from_environ(environ))
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    resolved = resource.process_config_and_initialize()  # as a run does: the EnvVars read now
+    assert parse_uri(resolved.resolved_uri())["password"] == "a@b/c"
+    assert "a@b/c" not in repr(resource.__dict__)  # an EnvVar in the definitions, not the password

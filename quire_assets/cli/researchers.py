@@ -21,6 +21,13 @@ def cmd_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new_key(args: argparse.Namespace) -> int:
+    from quire_assets.research.researchers import new_key
+
+    print(new_key())
+    return 0
+
+
 def cmd_key(args: argparse.Namespace) -> int:
     from quire_assets.research.researchers import issue_key
 
@@ -73,6 +80,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("researcher_id")
     r.add_argument("--catalog")
     r.set_defaults(func=cmd_revoke)
+    n = rsub.add_parser("new-key", help="print a fresh key and store nothing (for QUIRE_ADMIN_KEY_FILE, "
+                                        "the first admin's key of a deployment)")
+    n.set_defaults(func=cmd_new_key)
     ls = rsub.add_parser("list", help="researchers, their roles and keys (never the keys themselves)")
     ls.add_argument("--format", choices=("table", "json"), default="table")
     ls.add_argument("--catalog")

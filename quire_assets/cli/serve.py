@@ -6,8 +6,9 @@ import argparse
 import ipaddress
 import os
 import sys
+from pathlib import Path
 
-from quire_assets.catalog import CatalogError, open_catalog
+from quire_assets.catalog import Catalog, CatalogError, open_catalog
 from quire_assets.cli.common import UserError, whole_number
 from quire_assets.cli.ingest import checked_source_uri
 
@@ -19,6 +20,23 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return host in LOOPBACK_NAMES
+
+
+def first_admin(catalog: Catalog, key_file: str) -> None:
+    """The first admin from a key file (a deployment's secret), so that a new deployment starts
+    keyed instead of refusing to start; a file that cannot be read or holds no key stops it."""
+    from quire_assets.research.researchers import add_first_admin
+
+    try:
+        key = Path(key_file).read_text().strip()
+        admin = add_first_admin(catalog, key)
+    except OSError as exc:
+        raise UserError(f"the admin key file {key_file} cannot be read: {exc.strerror}") from None
+    except CatalogError as exc:
+        raise UserError(f"the admin key file {key_file}: {exc}") from None
+    if admin:
+        print(f"issued the key in {key_file} to admin {admin['researcher_id']} (the first key of this catalog)",
+              file=sys.stderr)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -37,6 +55,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except CatalogError:  # none yet: the service makes an empty one (researchers and jobs can come first)
         print(f"no catalog at {catalog_uri} yet: creating an empty one (`quire ingest` fills it)", file=sys.stderr)
     with open_catalog(catalog_uri) as catalog:
+        if args.settings.admin_key_file:
+            first_admin(catalog, args.settings.admin_key_file)
         keys = keys_ever_issued(catalog)
     if args.open and not loopback:
         raise UserError(f"--open serves without a key: only on a loopback address, not {args.host}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from typing import Any
 
@@ -16,6 +17,7 @@ from quire_assets.catalog.base import Catalog, CatalogError
 from quire_assets.research.ids import check_id, now
 
 KEY_PREFIX = "qk"
+KEY_SHAPE = re.compile(rf"{KEY_PREFIX}_[0-9a-f]{{8}}_[A-Za-z0-9_-]{{32,}}")
 KEYS_ISSUED = "keys_issued"
 # scrypt's interactive-login parameters (16 MiB, ~50 ms): checked once per key and process, then cached.
 SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
@@ -34,23 +36,35 @@ def public(doc: dict) -> dict:
             "key_revoked_at": doc.get("key_revoked_at")}
 
 
-def issue_key(catalog: Catalog, researcher_id: str) -> str:
-    """A new key for the researcher (the old one stops working); returns it, the only time it is seen."""
+def new_key() -> str:
+    """A fresh key, stored nowhere (``quire researchers new-key``, for a deployment's key file)."""
+    return f"{KEY_PREFIX}_{secrets.token_hex(4)}_{secrets.token_urlsafe(32)}"
+
+
+def issue_key(catalog: Catalog, researcher_id: str, key: str | None = None) -> str:
+    """A new key for the researcher (the old one stops working): ``key`` (checked to be one, from
+    a key file) or a fresh one; returns it, the only time it is seen."""
+    key = key or new_key()
+    if not KEY_SHAPE.fullmatch(key):
+        raise CatalogError("not an API key: a key reads qk_<8 hex digits>_<at least 32 characters of A-Z a-z 0-9 _ ->"
+                           " (`quire researchers new-key` makes one)")
+    _, key_id, secret = key.split("_", 2)
     with catalog.transaction():
         doc = catalog.get("researchers", researcher_id)
         if doc is None:
             raise CatalogError(f"no researcher {researcher_id!r}")
-        key_id, secret, salt = secrets.token_hex(4), secrets.token_urlsafe(32), secrets.token_bytes(16)
+        salt = secrets.token_bytes(16)
         doc["key"] = {"key_id": key_id, "salt": salt.hex(), "hash": _digest(secret, salt), "created_at": now()}
         doc.pop("key_revoked_at", None)
         catalog.upsert("researchers", [doc])
         catalog.set_meta(KEYS_ISSUED, {"at": doc["key"]["created_at"]})
-    return f"{KEY_PREFIX}_{key_id}_{secret}"
+    return key
 
 
 def add_researcher(catalog: Catalog, researcher_id: str, name: str | None = None, email: str | None = None,
-                   admin: bool = False) -> tuple[dict, str]:
-    """Create a researcher (or complete one a job created) with a key; returns (researcher, key)."""
+                   admin: bool = False, key: str | None = None) -> tuple[dict, str]:
+    """Create a researcher (or complete one a job created) with a key (``key`` or a fresh one);
+    returns (researcher, key)."""
     check_id("researcher", researcher_id)
     with catalog.transaction():
         doc = catalog.get("researchers", researcher_id) or {"researcher_id": researcher_id, "created_at": now()}
@@ -60,8 +74,20 @@ def add_researcher(catalog: Catalog, researcher_id: str, name: str | None = None
         doc.update({"name": name or doc.get("name") or researcher_id, "email": email or doc.get("email"),
                     "admin": admin})
         catalog.upsert("researchers", [doc])
-        key = issue_key(catalog, researcher_id)
+        key = issue_key(catalog, researcher_id, key)
     return public(catalog.get("researchers", researcher_id)), key
+
+
+def add_first_admin(catalog: Catalog, key: str, researcher_id: str = "admin") -> dict | None:
+    """Issue ``key`` (a deployment's secret) to an admin when no key was ever issued for this
+    catalog, so that a service can start keyed the first time; None, and nothing written, once a
+    key was issued: the file then only ever held the first key (keys rotate with ``quire
+    researchers key``)."""
+    with catalog.transaction():
+        if keys_ever_issued(catalog):
+            return None
+        researcher, _ = add_researcher(catalog, researcher_id, admin=True, key=key)
+    return researcher
 
 
 def revoke_key(catalog: Catalog, researcher_id: str) -> dict:

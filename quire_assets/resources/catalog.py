@@ -8,7 +8,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from quire_assets.catalog import Catalog, open_catalog
-from quire_assets.settings import Settings, home_of
+from quire_assets.settings import Settings, home_of, with_credentials
 
 
 class CatalogResource(ConfigurableResource):
@@ -19,9 +19,13 @@ class CatalogResource(ConfigurableResource):
 
     uri: str = Field(default="", description="Catalog URI; empty: $QUIRE_CATALOG or sqlite:///$QUIRE_HOME/catalog.db")
     home: str = Field(default="", description="Quire's folder (the embedded catalog, reports); empty: $QUIRE_HOME")
+    user: str = Field(default="", description="MongoDB user, URL-quoted into the URI; empty: none or the URI's")
+    password: str = Field(default="", description="That user's password: an EnvVar")
 
     def resolved_uri(self) -> str:
-        return self.uri or Settings.from_environ().with_(home=self.home or None).catalog_uri
+        if not self.uri:
+            return Settings.from_environ().with_(home=self.home or None).catalog_uri
+        return with_credentials(self.uri, self.user, self.password)
 
     def reports_dir(self) -> Path:
         return home_of(self.home) / "reports"

@@ -35,6 +35,9 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
                                      "interval_step": 0.2, "interval_max": 0.5},
         "result_backend_transport_options": {"visibility_timeout": timeout},
         "broker_connection_retry_on_startup": True,
+        # A step's own output goes to the file Dagster captures it in (the webserver's stdout and
+        # stderr panes, through the shared storage), not into the worker's log as WARNING lines.
+        "worker_redirect_stdouts": False,
     }
 
 
