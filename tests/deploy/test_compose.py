@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_compose_services_and_readme_agree():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = set(compose["services"])
-    assert {"mongodb", "mongo-express", "postgres", "quire-code", "dagster-webserver", "dagster-daemon",
+    assert {"mongodb", "postgres", "quire-code", "dagster-webserver", "dagster-daemon",
             "quire-api", "redis", "quire-worker"} <= services
     section = (ROOT / "docs" / "deployment.md").read_text()
     named = set(re.findall(r"`([a-z][a-z0-9-]+)`", section)) & (services | {"mongo", "dagster"})
