@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from itertools import combinations
 from typing import Any
 
 FIELD_OPERATORS = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$regex", "$options", "$not"}
@@ -18,7 +19,13 @@ LOGICAL_OPERATORS = {"$and", "$or", "$nor"}
 # Bounds on what one filter may ask (filters arrive over HTTP too): nesting, list and pattern sizes.
 MAX_DEPTH = 32
 MAX_IN = 10_000
+MAX_CLAUSES = 1_000
 MAX_REGEX = 1_000
+# Parts of a field path (records hold at most metadata.Sequence.Sequence.Sequence.Attribute).
+MAX_PATH_PARTS = 8
+# A field path crosses at most this many arrays of documents on SQLite: records keep DICOM
+# sequences three levels deep (``dicom/normalize.MAX_SEQUENCE_DEPTH``).
+ARRAY_CROSSINGS = 3
 _FIELD_PART = re.compile(r"^[^$.\x00\"'\[\]\\]+$")
 
 
@@ -31,6 +38,8 @@ def _check_field(path: str) -> list[str]:
         raise FilterError(f"field names are non-empty strings, not {path!r}")
     check_value(path, "a field name")
     parts = path.split(".")
+    if len(parts) > MAX_PATH_PARTS:
+        raise FilterError(f"field path {path[:80]!r} has more than {MAX_PATH_PARTS} parts")
     for part in parts:
         if not _FIELD_PART.match(part):
             if part.startswith("$"):
@@ -55,6 +64,8 @@ def _check_literal(value: Any, where: str) -> None:
             _check_literal(inner, where)
     elif not (value is None or isinstance(value, bool | int | float | str)):
         raise FilterError(f"{where}: values are JSON values, not {type(value).__name__}")
+    else:  # an integer beyond 64 bits is refused here, by both backends alike, never a crash in a driver
+        check_value(value, where)
 
 
 def validate_filter(flt: Any) -> dict:
@@ -133,6 +144,9 @@ def user_filter(flt: Any) -> dict:
                 for op in ("$in", "$nin"):
                     if isinstance(node.get(op), list) and len(node[op]) > MAX_IN:
                         raise FilterError(f"{op} takes at most {MAX_IN:,} values, not {len(node[op]):,}")
+                for op in LOGICAL_OPERATORS:
+                    if isinstance(node.get(op), list) and len(node[op]) > MAX_CLAUSES:
+                        raise FilterError(f"{op} takes at most {MAX_CLAUSES:,} clauses, not {len(node[op]):,}")
                 if isinstance(node.get("$regex"), str) and len(node["$regex"]) > MAX_REGEX:
                     raise FilterError(f"$regex takes at most {MAX_REGEX:,} characters, not {len(node['$regex']):,}")
             todo.extend((v, level + 1) for v in (node.values() if isinstance(node, dict) else node))
@@ -220,6 +234,15 @@ def json_path(parts: list[str]) -> str:
     return "$" + "".join(f'."{p}"' for p in parts)
 
 
+def _joined(operator: str, clauses: list[str]) -> str:
+    """``clauses`` joined by AND or OR as a balanced tree: a chain of a thousand would exceed
+    SQLite's expression depth (1,000), a tree of them is ten deep."""
+    if len(clauses) <= 8:
+        return "(" + f" {operator} ".join(clauses) + ")"
+    middle = len(clauses) // 2
+    return f"({_joined(operator, clauses[:middle])} {operator} {_joined(operator, clauses[middle:])})"
+
+
 def _negate(sql: str) -> str:
     # SQL's NULL (a missing field in a plain comparison) must negate to true, as in MongoDB.
     return f"NOT IFNULL(({sql}), 0)"
@@ -245,14 +268,14 @@ class SqlFilter:
         parts = []
         for key, value in flt.items():
             if key == "$and":
-                parts.append("(" + " AND ".join(self._clauses(c) for c in value) + ")")
+                parts.append(_joined("AND", [self._clauses(c) for c in value]))
             elif key == "$or":
-                parts.append("(" + " OR ".join(self._clauses(c) for c in value) + ")")
+                parts.append(_joined("OR", [self._clauses(c) for c in value]))
             elif key == "$nor":
-                parts.append(_negate(" OR ".join(self._clauses(c) for c in value)))
+                parts.append(_negate(_joined("OR", [self._clauses(c) for c in value])))
             else:
                 parts.append(self._field(key.split("."), value))
-        return "(" + " AND ".join(parts) + ")" if parts else "1"
+        return _joined("AND", parts) if parts else "1"
 
     def _field(self, parts: list[str], value: Any) -> str:
         if not _is_operator_doc(value):
@@ -289,35 +312,36 @@ class SqlFilter:
             return _negate(self._field(parts, operand))
         raise FilterError(f"operator {op!r} is not supported")  # validate_filter stops it earlier
 
-    # Mongo semantics: a field path can cross arrays (a.b over [{b: 1}, {b: 2}]), and a condition on
-    # an array matches the array itself or any element. ``_any`` expands each step into the values
-    # reachable by that path; the SQL sees candidate values as (val, jtype) pairs.
+    # Mongo semantics: a field path can cross arrays (a.b over [{b: 1}, {b: 2}]), at any step and
+    # through arrays of documents inside documents of arrays (a DICOM sequence inside a sequence),
+    # and a condition on an array matches the array itself or any element. ``_candidates`` expands
+    # a path into the values it reaches; the SQL sees them as (val, jtype, whole) rows.
 
     def _candidates(self, parts: list[str]) -> str:
-        """A subquery yielding (val, jtype, whole) for every value the path reaches."""
-        col = self.column
-        # Level 0: the value at the full path, if the path has no arrays on the way.
-        sources = [f"SELECT json_extract({col}, ?) AS val, json_type({col}, ?) AS jtype, 1 AS whole"]
-        path = json_path(parts)
-        params: list[Any] = [path, path]
-        # Elements of an array found at the full path.
-        sources.append(f"SELECT value, type, 0 FROM json_each({col}, ?) WHERE json_type({col}, ?) = 'array'")
-        params.extend([path, path])
-        # Paths that cross an array at an intermediate step (one level, as documents here have).
-        for i in range(1, len(parts)):
-            head, tail = json_path(parts[:i]), json_path(parts[i:])
-            sources.append(
-                "SELECT json_extract(e.value, ?), json_type(e.value, ?), 1 FROM json_each("
-                f"{col}, ?) AS e WHERE json_type({col}, ?) = 'array' AND e.type = 'object'"
-            )
-            params.extend([tail, tail, head, head])
-            sources.append(
-                "SELECT f.value, f.type, 0 FROM json_each("
-                f"{col}, ?) AS e, json_each(e.value, ?) AS f WHERE json_type({col}, ?) = 'array' "
-                "AND e.type = 'object' AND json_type(e.value, ?) = 'array'"
-            )
-            params.extend([head, tail, head, tail])
-        self.params.extend(params)
+        """A subquery yielding (val, jtype, whole) for every value the path reaches: one branch per
+        choice of the steps at which the path crosses an array of documents (at most
+        ``ARRAY_CROSSINGS`` of them, the depth records keep sequences to), each with the value at
+        the path's end (``whole``) and, when that is an array, its elements."""
+        # Paths are SQL literals, not parameters: field parts are validated (no quotes), and a filter
+        # of many conditions on deep paths would otherwise run out of SQLite's 32,766 parameters.
+        sources: list[str] = []
+        for count in range(min(ARRAY_CROSSINGS, len(parts) - 1) + 1):
+            for crossings in combinations(range(1, len(parts)), count):
+                bounds = [0, *crossings]
+                joins, arrays, source = [], [], self.column
+                for n, (start, stop) in enumerate(zip(bounds, crossings, strict=False)):
+                    head = json_path(parts[start:stop])
+                    joins.append(f"json_each({source}, '{head}') AS e{n}")
+                    arrays.append(f"json_type({source}, '{head}') = 'array' AND e{n}.type = 'object'")
+                    source = f"e{n}.value"
+                tail = json_path(parts[bounds[-1]:])
+                from_ = f" FROM {', '.join(joins)}" if joins else ""
+                where = f" WHERE {' AND '.join(arrays)}" if arrays else ""
+                sources.append(f"SELECT json_extract({source}, '{tail}') AS val, json_type({source}, '{tail}') AS jtype, "
+                               f"1 AS whole{from_}{where}")
+                ends = ", ".join([*joins, f"json_each({source}, '{tail}') AS f"])
+                elements = " AND ".join([*arrays, f"json_type({source}, '{tail}') = 'array'"])
+                sources.append(f"SELECT f.value, f.type, 0 FROM {ends} WHERE {elements}")
         return " UNION ALL ".join(sources)
 
     def _any(self, parts: list[str], condition: str) -> str:
@@ -370,14 +394,25 @@ class SqlFilter:
         return sql
 
     def _in(self, parts: list[str], items: list) -> str:
-        """``$in``: on a scalar (indexed) field, one ``IN (...)`` per type, so the index serves it."""
+        """``$in``: on a scalar (indexed) field, one ``IN (...)`` per type, so the index serves it;
+        on any other field, the values the path reaches joined with the list's values (one JSON
+        parameter, ``json_each``), so that ten thousand values are one condition, not ten thousand."""
         if ".".join(parts) not in self.scalar_fields:
-            return "(" + " OR ".join(self._eq(parts, item) for item in items) + ")"
+            listed = [item for item in items if item is not None]
+            clauses = [self._eq(parts, None)] if len(listed) < len(items) else []
+            if listed:
+                sql = (f"EXISTS (SELECT 1 FROM ({self._candidates(parts)}), json_each(?) AS i WHERE "
+                       "(jtype = i.type AND jtype IN ('text', 'true', 'false') AND (jtype <> 'text' OR val = i.value))"
+                       " OR (jtype IN ('integer', 'real') AND i.type IN ('integer', 'real') AND val = i.value)"
+                       " OR (jtype = i.type AND jtype IN ('array', 'object') AND json(val) = json(i.value)))")
+                self.params.append(json.dumps(listed, ensure_ascii=False, separators=(",", ":")))
+                clauses.append(sql)
+            return _joined("OR", clauses)
         path = json_path(parts)
         val, jtype = f"json_extract({self.column}, '{path}')", f"json_type({self.column}, '{path}')"
         texts = [i for i in items if isinstance(i, str)]
         numbers = [i for i in items if isinstance(i, int | float) and not isinstance(i, bool)]
-        others = [i for i in items if i not in texts and i not in numbers or isinstance(i, bool)]
+        others = [i for i in items if isinstance(i, bool) or not isinstance(i, str | int | float)]
         clauses = []
         for values, types in ((texts, "'text'"), (numbers, "'integer', 'real'")):
             if values:
@@ -386,7 +421,7 @@ class SqlFilter:
                 clauses.append(f"({column} IN ({', '.join('?' * len(values))}){typed})")
                 self.params.extend(values)
         clauses.extend(self._eq(parts, item) for item in others)
-        return "(" + " OR ".join(clauses) + ")"
+        return _joined("OR", clauses)
 
     def _compare(self, parts: list[str], op: str, operand: Any) -> str:
         sql_op = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[op]
