@@ -71,3 +71,14 @@ def no_process_left_behind(tmp_path_factory):
     while (left := processes_of(base)) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not left, f"processes outlived the test session: {left}"
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Skips, one line per reason with their count (``-ra`` would print a line per test location:
+    the real MongoDB's parameter alone is skipped in some eighty places without a server)."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reasons[reason.removeprefix("Skipped: ")] = reasons.get(reason.removeprefix("Skipped: "), 0) + 1
+    for reason, count in sorted(reasons.items()):
+        terminalreporter.write_line(f"SKIPPED {count}: {reason}")

@@ -13,7 +13,7 @@ import pytest
 import quire_assets.catalog.mongo as mongo_catalog
 from quire_assets.catalog.base import CatalogError
 from quire_assets.catalog.mongo import LOCKS, VERSIONED, MongoCatalog
-from tests.catalog.conftest import BACKENDS, backend_catalog, discard, make_catalog
+from tests.catalog.conftest import backend_catalog, backends, discard, make_catalog
 
 
 def partition(round_: str, n: int, key: str = "ACC-1") -> dict:
@@ -54,10 +54,7 @@ def check_reader(reader, failures: list, when: str) -> None:
         failures.append(f"{when}: {len(studies)} studies")
 
 
-MONGO_BACKENDS = [b for b in BACKENDS if b != "sqlite"]
-
-
-@pytest.fixture(params=MONGO_BACKENDS)
+@pytest.fixture(params=backends("sqlite"))
 def mongo(request, tmp_path):
     """The versioned write is the MongoDB catalog's (SQLite rolls a transaction back)."""
     with backend_catalog(request.param, tmp_path) as catalog:
@@ -110,7 +107,7 @@ def test_readers_never_see_a_partition_half_replaced_at_any_step(mongo):
     assert reader.integrity()["ok"]
 
 
-@pytest.fixture(params=[b for b in BACKENDS if b != "mongomock"])  # mongomock's documents are not thread-safe
+@pytest.fixture(params=backends("mongomock"))  # mongomock's documents are not thread-safe
 def two_catalogs(request, tmp_path):
     """A writer's and a reader's catalog on one database, as two processes would have them."""
     writer = make_catalog(request.param, tmp_path)
