@@ -112,11 +112,19 @@ class MongoCatalog(Catalog):
         from pymongo import MongoClient
 
         try:
-            database = parse_uri(uri).get("database") or DEFAULT_DATABASE
-            client = MongoClient(uri, serverSelectionTimeoutMS=10_000, appname="quire")
+            parsed = parse_uri(uri)
+            database = parsed.get("database") or DEFAULT_DATABASE
+            # Ten seconds to find the server, unless the URI says otherwise.
+            waits = {} if "serverSelectionTimeoutMS" in parsed["options"] else {"serverSelectionTimeoutMS": 10_000}
+            client = MongoClient(uri, appname="quire", **waits)
         except (ConfigurationError, PyMongoError, ValueError) as exc:
             raise CatalogError(f"cannot open the MongoDB catalog: {exc}") from exc
-        return cls(client, database, uri=_redact(uri))
+        try:
+            return cls(client, database, uri=_redact(uri))
+        except PyMongoError as exc:  # the first call (the indexes) finds no server, or is refused
+            client.close()
+            reason = str(exc).split(", Timeout:")[0].split(", full error:")[0]
+            raise CatalogError(f"cannot reach the MongoDB catalog at {_redact(uri)}: {reason[:300]}") from None
 
     # ---- reading: what a reader may see -------------------------------------------------------
 
