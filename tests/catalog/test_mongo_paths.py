@@ -23,13 +23,13 @@ PASSWORD = "S3cr:t@/%x"
 def test_a_uri_with_its_credentials_opens_the_catalog_and_never_shows_the_password():
     settings = Settings.from_environ({"QUIRE_CATALOG": "mongodb://db.example:27017/quire_site?authSource=admin",
                                       "QUIRE_CATALOG_USER": "quire", "QUIRE_CATALOG_PASSWORD": PASSWORD})
-    with mongomock_ng.patch(servers=(("db.example", 27017),)):
-        # (mongomock's server forgets its data when its last client closes: both stay open.)
-        with open_catalog(settings.catalog_uri) as catalog, open_catalog(settings.catalog_uri) as again:
-            assert catalog.db.name == "quire_site"
-            assert catalog.uri == "mongodb://quire:***@db.example:27017/quire_site?authSource=admin"
-            catalog.upsert("series", [{"series_instance_uid": "1.2", "modality": "CT"}])
-            assert [d["modality"] for d in again.find("series")] == ["CT"]  # the same server and database
+    # (mongomock's server forgets its data when its last client closes: both stay open.)
+    with mongomock_ng.patch(servers=(("db.example", 27017),)), open_catalog(settings.catalog_uri) as catalog, \
+            open_catalog(settings.catalog_uri) as again:
+        assert catalog.db.name == "quire_site"
+        assert catalog.uri == "mongodb://quire:***@db.example:27017/quire_site?authSource=admin"
+        catalog.upsert("series", [{"series_instance_uid": "1.2", "modality": "CT"}])
+        assert [d["modality"] for d in again.find("series")] == ["CT"]  # the same server and database
 
 
 @pytest.mark.parametrize("uri", [

@@ -42,8 +42,10 @@ CALLED_AET, CALLING_AET = "QUIRE_PACS", "QUIRE"
 # JPEG 2000 lossy and lossless) and modalities (CT, MR, RT plan, SR, SC, US, ECG waveform), one
 # with a GB18030 character set. Left out because the PACS does not describe them as the file
 # does, which a catalog made through it can only repeat: J2K_pixelrep_mismatch.dcm (Orthanc's
-# DICOM JSON drops values of its Japanese character set), badVR.dcm (Orthanc cannot write its
-# DICOM JSON: an error record, tested apart), SC_rgb_jpeg.dcm (Orthanc refuses the file).
+# DICOM JSON drops values of its Japanese character set), badVR.dcm (Orthanc's DICOM JSON leaves
+# out its invalid NumberOfFrames '1A', which the file's record keeps as text with an oddity),
+# SC_rgb_jpeg.dcm (Orthanc refuses the file). An instance the PACS cannot describe is an error
+# record: tests/pacs/test_pacs_errors.py.
 PYDICOM_FILES = (
     "693_J2KI.dcm", "CT_small.dcm", "ExplVR_BigEnd.dcm", "GDCMJ2K_TextGBR.dcm", "JPEG-lossy.dcm", "MR_small.dcm",
     "SC_jpeg_no_color_transform.dcm", "SC_rgb_dcmtk_+eb+cr.dcm", "SC_rgb_jpeg_gdcm.dcm", "SC_rgb_small_odd.dcm",
