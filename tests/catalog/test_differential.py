@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from quire_assets.catalog.filters import INT64
+from quire_assets.catalog.filters import INT64, SHORT_IN
 from quire_assets.catalog.mongo import MongoCatalog
 from quire_assets.catalog.sqlite import SqliteCatalog
 from tests.catalog.conftest import NO_SERVER, backend_catalog, backends
@@ -144,6 +144,9 @@ wide_conditions = st.one_of(
     st.builds(lambda o, v: {o: v}, st.sampled_from(["$gt", "$gte", "$lt", "$lte"]), range_operands),
     st.builds(lambda v: {"$in": v}, st.lists(operands, max_size=3)),
     st.builds(lambda v: {"$nin": v}, st.lists(operands, max_size=3)),
+    # Lists longer than SHORT_IN: SQLite joins them (json_each) instead of one condition per value.
+    st.builds(lambda o, v: {o: v}, st.sampled_from(["$in", "$nin"]), st.lists(operands, min_size=SHORT_IN + 1,
+                                                                               max_size=SHORT_IN + 4)),
     st.builds(lambda v: {"$exists": v}, st.booleans()),
     st.builds(lambda r: {"$regex": r}, st.sampled_from(["^C", "T$", r"\.", "^$", r"^\$"])),
     st.builds(lambda r: {"$regex": r, "$options": "i"}, st.sampled_from(["^c", "ü"])),
