@@ -196,6 +196,11 @@ def _validate_condition(field: str, value: Any) -> None:
         elif op == "$options":
             if "$regex" not in value or not isinstance(operand, str) or set(operand) - set("imsx"):
                 raise FilterError(f"{field}: $options goes with $regex and takes letters from 'imsx'")
+        elif op in ("$gt", "$gte", "$lt", "$lte") and isinstance(operand, list | dict):
+            # MongoDB orders arrays and documents element by element; no catalog field needs it,
+            # and answering "nothing" instead would mislead.
+            raise FilterError(f"{field}: {op} compares numbers, text, booleans or null, not "
+                              f"{'an array' if isinstance(operand, list) else 'a document'}")
         elif op == "$not":
             if not _is_operator_doc(operand):
                 raise FilterError(f"{field}: $not takes an operator document such as {{'$gt': 1}}")
@@ -430,8 +435,8 @@ class SqlFilter:
 
     def _compare(self, parts: list[str], op: str, operand: Any) -> str:
         sql_op = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[op]
-        if isinstance(operand, bool) or operand is None or isinstance(operand, list | dict):
-            # Mongo compares within a type class; these classes hardly make sense for ranges.
+        if isinstance(operand, bool) or operand is None:
+            # Mongo compares within a type bracket: null's holds only null, the booleans' false < true.
             if operand is None and op in ("$gte", "$lte"):
                 return self._eq(parts, None)
             if isinstance(operand, bool):

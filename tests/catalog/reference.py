@@ -79,7 +79,7 @@ def _compare(values: list[Any], op: str, operand: Any) -> bool:
     if operand is None:
         return _eq(values, None) if op in ("$gte", "$lte") else False
     if isinstance(operand, list | dict):
-        raise NotImplementedError("range operators with an array or a document operand are not generated")
+        raise NotImplementedError("range operators with an array or a document operand: the filter rules refuse them")
     bracket = _bracket(operand)
     test = {"$gt": lambda a: a > operand, "$gte": lambda a: a >= operand, "$lt": lambda a: a < operand,
             "$lte": lambda a: a <= operand}[op]

@@ -132,3 +132,10 @@ def test_integers_at_64_bits_compare_exactly_and_beyond_are_refused(loaded):
         for call in (loaded.find, loaded.count):
             with pytest.raises(FilterError, match="at most 64 bits"):
                 call("series", flt)
+
+
+def test_ranges_over_arrays_or_documents_are_refused_not_answered_empty(loaded):
+    for flt in ({"metadata.Label": {"$gt": ["x"]}}, {"num_instances": {"$not": {"$lte": {"a": 1}}}}):
+        for call in (loaded.find, loaded.count):
+            with pytest.raises(FilterError, match=r"compares numbers, text, booleans or null, not an? "):
+                call("series", flt)
