@@ -10,6 +10,7 @@ import re
 import httpx
 import pytest
 
+from quire_assets.research.ids import _ID
 from tests.api.conftest import pseudonym
 from tests.cli.test_ingest_e2e import quire
 from tests.web.conftest import CSP_FOR_PLAYWRIGHT, HTML_TEXT, log_in, snap
@@ -226,7 +227,12 @@ def test_cohort_export_save_and_job(admin_page, web_server, web_home):
                                env=web_home["env"], cwd=web_home["home"]).stdout)
     assert {r["series_instance_uid"] for r in exported} == {s["series_instance_uid"] for s in queried}
     assert len(exported) == sum(s["num_instances"] for s in queried)  # one row per file of those series
-    page.fill("#collection-id", "thin-ct")
+    # The browser checks the id as the server does (a pattern valid under the v flag browsers use).
+    pattern = page.get_attribute("#collection-id", "pattern")
+    assert pattern.replace("\\-", "-") == _ID.pattern.strip("^$")
+    for value, wrong in (("bad id!", True), ("-leading", True), ("thin-ct", False)):
+        page.fill("#collection-id", value)
+        assert page.eval_on_selector("#collection-id", "e => e.validity.patternMismatch") is wrong, value
     page.fill("#collection-name", "Thin CT")
     page.click("#save-form button[type=submit]")
     page.wait_for_selector("#message:not([hidden])")
