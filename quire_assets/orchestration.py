@@ -342,4 +342,5 @@ def run_requests_here(settings: Settings, catalog: Catalog, request_ids: Sequenc
         for request, result in zip(requests, results, strict=True):
             record_run_outcome(catalog, result.run_id, request.tags, run_partition_keys(request.tags, ordered),
                                result.success, None if result.success else f"run {result.run_id} failed")
-        retire_partitions(instance, settings.partitions_kept, partitions_in_use(catalog, index, settings.catalog_uri))
+        retire_partitions(instance, settings.partitions_kept,
+                          partitions_in_use(catalog, index.source.uri, index.pending(settings.catalog_uri)))

@@ -61,7 +61,7 @@ def _partition_requests(source: DicomSource, index: SourceIndex, catalog: Catalo
     """Register the plan's new accessions; retire old cataloged ones beyond the working set, never
     one that is still in use (``partitions_in_use``)."""
     with catalog.open() as cat:
-        used = partitions_in_use(cat, index, catalog.resolved_uri(), plan, registered)
+        used = partitions_in_use(cat, index.source.uri, index.pending(catalog.resolved_uri()), plan, registered)
     return registration_requests(plan.new_keys) + retirement_requests(registered, source.partitions_kept, used)
 
 

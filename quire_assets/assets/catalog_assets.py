@@ -33,7 +33,7 @@ from dagster import (
 from quire_assets.catalog.base import Catalog
 from quire_assets.dicom import rollup
 from quire_assets.partitions import accession_partitions, register_partitions, retire_partitions
-from quire_assets.research.planning import request_partitions
+from quire_assets.research.planning import partitions_in_use
 from quire_assets.resources import CatalogResource, DicomSource
 from quire_assets.sources import SourceIndex
 from quire_assets.sources.index import RefreshResult
@@ -130,8 +130,8 @@ def source_index(context: AssetExecutionContext, source: DicomSource, catalog: C
         # catalog does not hold at their current version, the working set kept (``partitions.py``).
         pending = index.pending(catalog.resolved_uri())
         new = register_partitions(context.instance, pending)
-        with catalog.open() as cat:  # as ``partitions_in_use`` says, with the pending keys read once
-            used = set(pending) | request_partitions(cat, index.source.uri)
+        with catalog.open() as cat:
+            used = partitions_in_use(cat, index.source.uri, pending)
         retired = retire_partitions(context.instance, source.partitions_kept, used)
         summary = index.summary()
     return MaterializeResult(metadata={**source_index_metadata(summary, result, len(new)),

@@ -10,7 +10,7 @@ execute the same plan in the foreground.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from quire_assets.catalog import Catalog
@@ -129,13 +129,14 @@ def request_partitions(catalog: Catalog, source_uri: str) -> set[str]:
     return {partition_key(a, None) for a in accessions_in_flight(catalog, source_uri)}
 
 
-def partitions_in_use(catalog: Catalog, index: SourceIndex, catalog_uri: str,
+def partitions_in_use(catalog: Catalog, source_uri: str, pending: Iterable[str],
                       planned: Plan | None = None, order: Sequence[str] = ()) -> set[str]:
-    """The accessions whose partitions must stay registered in Dagster: those the catalog
-    (``catalog_uri``) does not hold at their current version, those of researcher requests not over
-    yet, and every partition the ``planned`` runs cover in ``order`` (the registered keys, the
-    plan's new ones after them)."""
-    used = set(index.pending(catalog_uri)) | request_partitions(catalog, index.source.uri)
+    """The accessions whose partitions must stay registered in Dagster: the ``pending`` ones (the
+    catalog does not hold them at their current version: ``SourceIndex.pending``, which a caller
+    may already have read), those of researcher requests on ``source_uri`` not over yet, and every
+    partition the ``planned`` runs cover in ``order`` (the registered keys, the plan's new ones
+    after them)."""
+    used = set(pending) | request_partitions(catalog, source_uri)
     if planned is not None:
         keys = [*order, *planned.new_keys]
         position = {k: i for i, k in enumerate(keys)}
