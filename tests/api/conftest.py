@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -15,14 +14,9 @@ import httpx
 import pytest
 
 from tests.cli.test_ingest_e2e import QUIRE, ingested_home, quire
+from tests.s3.conftest import free_port
 
 SALT = "a-test-deployment-salt"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pseudonym(value: str) -> str:

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.s3.conftest import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 VARIABLE = re.compile(r"\$(?:(?P<escaped>\$)|\{(?P<braced>[^}]*)\}|(?P<named>[A-Za-z_][A-Za-z0-9_]*))")
 BRACED = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:-|-|:\?|\?)(?P<arg>.*))?", re.S)
@@ -123,12 +125,6 @@ def image_files(dockerfile: Path = ROOT / "Dockerfile") -> tuple[dict[str, str],
         elif words[:1] == ["COPY"] and words[1].startswith("deploy/"):
             copies.append((ROOT / words[1], re.sub(r"\$(\w+)", lambda m: env[m.group(1)], words[2])))
     return env, copies
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Network:

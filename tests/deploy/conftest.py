@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,30 +30,43 @@ def _run(args: list[str]) -> None:
     assert proc.returncode == 0, f"{args[-1]}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
 
 
-@pytest.fixture
-def postgres():
+@contextmanager
+def postgres_server(port: int, user: str = "postgres", password: str | None = None,
+                    database: str = "dagster") -> Iterator[None]:
+    """A PostgreSQL server on 127.0.0.1:``port`` with ``database``, ``user`` its superuser: with
+    ``password``, TCP connections authenticate with it (scram), as the postgres image sets up a
+    server; without, they are trusted."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     assert found, "PostgreSQL is not installed (Debian package postgresql; .ci/run installs it)"
     bin_dir = Path(found[-1]).parent
     # Not under pytest's tmp_path: the postgres user must be able to reach it.
     top = Path(tempfile.mkdtemp(prefix="quire-pg-"))
-    data = top / "data"
+    data, pwfile = top / "data", top / "pw"
     data.mkdir()
+    auth = ["-A", "trust"]
+    if password is not None:
+        pwfile.write_text(password)
+        auth = [f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256"]
     if os.geteuid() == 0:
-        for path in (top, data):
+        for path in (top, data, *([pwfile] if password is not None else [])):
             shutil.chown(path, "postgres")
-    port = free_port()
-    _run(_as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]))
+    _run(_as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-U", user, *auth]))
     _run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(top / "server.log"),
                        "-o", f"-h 127.0.0.1 -p {port} -k {top}", "start"]))
     try:
-        subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "dagster"],
-                       check=True, capture_output=True)
-        yield port
+        _run(_as_postgres([str(bin_dir / "createdb"), "-h", str(top), "-p", str(port), "-U", user, database]))
+        yield
     finally:
         subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]),
                        capture_output=True)
         shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres():
+    port = free_port()
+    with postgres_server(port):
+        yield port
 
 
 def postgres_env(port: int) -> dict[str, str]:
@@ -60,13 +75,13 @@ def postgres_env(port: int) -> dict[str, str]:
             "DAGSTER_POSTGRES_USER": "postgres", "DAGSTER_POSTGRES_PASSWORD": "trust-auth-ignores-it"}
 
 
-@pytest.fixture
-def redis_url(tmp_path):
+@contextmanager
+def redis_server(port: int, folder: Path) -> Iterator[str]:
+    """redis-server on 127.0.0.1:``port``, answering; yields its URL."""
     server = shutil.which("redis-server")
     assert server, "redis-server is not installed (Debian package redis-server; .ci/run installs it)"
-    port = free_port()
     process = subprocess.Popen([server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-                                "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     import redis
 
     client = redis.Redis(host="127.0.0.1", port=port)
@@ -84,3 +99,9 @@ def redis_url(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    with redis_server(free_port(), tmp_path) as url:
+        yield url

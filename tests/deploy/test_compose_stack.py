@@ -13,12 +13,9 @@ the URI each service would open is checked with pymongo's own parser."""
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +25,7 @@ from pymongo.uri_parser import parse_uri
 
 from quire_assets.settings import Settings
 from tests.deploy.compose import ROOT, Container, Network, dockerignored, image_files, load
-from tests.deploy.conftest import _as_postgres, _run
+from tests.deploy.conftest import postgres_server, redis_server
 
 PASSWORD = "p@ss:w/rd%40?#&x"  # every character a URI gives a meaning to
 QUIRE_SERVICES = ("quire-code", "dagster-webserver", "dagster-daemon", "quire-worker", "quire-api")
@@ -95,32 +92,12 @@ def test_the_image_runs_as_a_user_with_pinned_parts_and_a_small_context():
 
 @pytest.fixture
 def postgres_service(services):
-    """The postgres service: its image's start-up (POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB)
-    with password authentication for TCP connections, on the network's port for it."""
+    """The postgres service as its image starts it (POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB),
+    on the network's port for it."""
     (services, _), network = services
     env = services["postgres"].environment
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    assert found, "PostgreSQL is not installed (Debian package postgresql; .ci/run installs it)"
-    bin_dir = Path(found[-1]).parent
-    top = Path(tempfile.mkdtemp(prefix="quire-compose-pg-"))
-    data, pwfile = top / "data", top / "pw"
-    data.mkdir()
-    pwfile.write_text(env["POSTGRES_PASSWORD"])
-    if os.geteuid() == 0:
-        for path in (top, data, pwfile):
-            shutil.chown(path, "postgres")
-    _run(_as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-U", env["POSTGRES_USER"], f"--pwfile={pwfile}",
-                       "--auth-local=trust", "--auth-host=scram-sha-256"]))
-    _run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(top / "server.log"), "-o",
-                       f"-h 127.0.0.1 -p {network.local('postgres')} -k {top}", "start"]))
-    try:
-        _run(_as_postgres([str(bin_dir / "createdb"), "-h", str(top), "-p", str(network.local("postgres")),
-                           "-U", env["POSTGRES_USER"], env["POSTGRES_DB"]]))
+    with postgres_server(network.local("postgres"), env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"]):
         yield
-    finally:
-        subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]),
-                       capture_output=True)
-        shutil.rmtree(top, ignore_errors=True)
 
 
 @pytest.fixture
@@ -134,12 +111,8 @@ def services(tmp_path, sample_archive):
 @pytest.fixture
 def redis_service(services, tmp_path):
     _, network = services
-    process = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--bind", "127.0.0.1", "--port",
-                                str(network.local("redis")), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    yield
-    process.terminate()
-    process.wait(timeout=20)
+    with redis_server(network.local("redis"), tmp_path):
+        yield
 
 
 def catalog_stand_in(env: dict[str, str], volumes: dict[str, Path]) -> dict[str, str]:
