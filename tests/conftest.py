@@ -30,6 +30,28 @@ def sample_archive(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def pacs_archive(tmp_path_factory) -> Path:
+    """The PACS's files as a folder (``tests/pacs/conftest.py``: ``write_pacs_archive``)."""
+    from tests.pacs.conftest import write_pacs_archive
+
+    return write_pacs_archive(tmp_path_factory.mktemp("pacs-archive"))
+
+
+@pytest.fixture(scope="session")
+def pacs(tmp_path_factory, pacs_archive):
+    """A real Orthanc loaded with ``pacs_archive``, one per session: the PACS source's tests and
+    DICOMweb's reference answers share it."""
+    from tests.pacs.conftest import loaded_pacs
+
+    server = loaded_pacs(tmp_path_factory.mktemp("orthanc"), pacs_archive)
+    try:
+        yield server
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=30)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_quire_home(tmp_path, monkeypatch):
     """No test writes to the working tree's .quire or reads a developer's settings."""

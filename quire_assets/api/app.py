@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from quire_assets.api import ask, integrity, jobs, people, reads
 from quire_assets.api.auth import KeyCache
+from quire_assets.api.dicomweb import routes as dicomweb
 from quire_assets.api.responses import FastJSON
 from quire_assets.api.settings import Catalogs, Service, ThreadCatalog, research_catalog
 from quire_assets.catalog import CatalogError, FilterError
@@ -96,7 +97,8 @@ def create_api(service: Service) -> FastAPI:
     app.state.research_catalog = research_catalog(app.state.catalogs)
     app.state.sealer = service.sealer("cursor")
     app.state.keys = KeyCache()
-    for router in (reads.router, people.router, jobs.router, integrity.router, ask.router):
+    for router in (reads.router, people.router, jobs.router, integrity.router, ask.router, dicomweb.router,
+                   dicomweb.scoped_router):
         app.include_router(router)
 
     @app.get("/health", tags=["service"], summary="Whether the service and its catalog answer (no key needed)")

@@ -8,7 +8,7 @@ import hashlib
 import secrets
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -16,7 +16,9 @@ from cryptography.fernet import Fernet, InvalidToken
 from quire_assets.catalog import Catalog, open_catalog
 from quire_assets.catalog.policy import PhiPolicy
 from quire_assets.catalog.view import ResearchCatalog, drop_other_views, open_view, sync
+from quire_assets.dicom.features import FeatureSets, load_feature_sets
 from quire_assets.settings import Settings
+from quire_assets.sources.registry import SourceOptions, source_options
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,9 @@ class Service:
     threads: int = 2
     ask_translator: str = ""
     ask_synonyms: str = ""
+    # DICOMweb: which level holds each attribute, and how instances are read from their sources.
+    features: FeatureSets = field(default_factory=load_feature_sets)
+    source_options: SourceOptions = field(default_factory=SourceOptions)
 
     @classmethod
     def of(cls, settings: Settings) -> Service:
@@ -52,7 +57,8 @@ class Service:
             query_seconds=settings.query_seconds, regex_seconds=settings.regex_seconds,
             min_cell=settings.stats_min_cell, max_pending_jobs=settings.max_pending_jobs,
             max_collections=settings.max_collections, threads=settings.api_threads,
-            ask_translator=settings.ask_translator, ask_synonyms=settings.ask_synonyms)
+            ask_translator=settings.ask_translator, ask_synonyms=settings.ask_synonyms,
+            features=load_feature_sets(settings.features or None), source_options=source_options(settings))
 
     def sealer(self, purpose: str) -> Sealer:
         return Sealer(self.policy.salt, purpose)

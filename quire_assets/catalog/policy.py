@@ -16,6 +16,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from pydicom.dataset import Dataset, FileMetaDataset
+
 from quire_assets.dicom.records import snake_case
 
 DEFAULT_POLICY = Path(__file__).with_name("phi-policy.toml")
@@ -36,6 +38,24 @@ RESEARCHER_PRIVATE = frozenset({"collection_ids"})
 # The keys of the catalog's levels: hashing them is fine, dropping them would leave nothing to key on.
 KEY_ATTRIBUTES = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 _INDEX = re.compile(r"\[\d+\]")
+# What a viewer needs to decode and show an image (Image Pixel, palette and VOI LUT modules, frame
+# layout): no value of a patient, so a retrieved instance keeps them unless the policy names them.
+# Text burned into the pixels is out of any header policy's reach (docs/security.md).
+IMAGE_PIXELS = frozenset({
+    "PixelData", "FloatPixelData", "DoubleFloatPixelData", "SamplesPerPixel", "PhotometricInterpretation", "Rows",
+    "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "PlanarConfiguration",
+    "PixelAspectRatio", "SmallestImagePixelValue", "LargestImagePixelValue", "PixelPaddingValue",
+    "NumberOfFrames", "FrameIncrementPointer", "ExtendedOffsetTable", "ExtendedOffsetTableLengths",
+    "RedPaletteColorLookupTableDescriptor", "GreenPaletteColorLookupTableDescriptor",
+    "BluePaletteColorLookupTableDescriptor", "RedPaletteColorLookupTableData", "GreenPaletteColorLookupTableData",
+    "BluePaletteColorLookupTableData", "SegmentedRedPaletteColorLookupTableData",
+    "SegmentedGreenPaletteColorLookupTableData", "SegmentedBluePaletteColorLookupTableData",
+    "RescaleIntercept", "RescaleSlope", "RescaleType", "WindowCenter", "WindowWidth", "VOILUTFunction",
+    "LossyImageCompression", "LossyImageCompressionRatio", "LossyImageCompressionMethod", "ICCProfile",
+    "SpecificCharacterSet"})
+# Value representations a pseudonym (16 hex digits) is a valid value of; a hashed attribute of any
+# other VR (a date, a number, a sequence) is removed from a retrieved instance instead.
+PSEUDONYM_VRS = frozenset({"LO", "LT", "SH", "ST", "UT", "UC", "PN"})
 
 
 class PolicyError(ValueError):
@@ -117,6 +137,61 @@ class PhiPolicy:
         the raw ones, hidden fields absent (in nested documents and sequences too), and the
         problems met while reading only for the attributes that are shown."""
         return self._walk(doc, granted=False)
+
+    @property
+    def uid_action(self) -> str:
+        """What a retrieved instance's UIDs get that no rule names (references to other instances,
+        frames of reference): the rule of the catalog's key UIDs, so that references inside a study
+        still resolve to the instances a researcher can ask for."""
+        return "hash" if any(self.names.get(k, self.default) == "hash" for k in KEY_ATTRIBUTES) else "keep"
+
+    def uid_pseudonym(self, uid: str) -> str:
+        """A hashed UID as a valid UID (``2.25.`` and the pseudonym as a decimal number)."""
+        return f"2.25.{int(self.pseudonym(uid), 16)}"
+
+    def deidentify(self, ds: Dataset) -> Dataset:
+        """A copy of a whole DICOM dataset as a researcher may retrieve it: the same rules as the
+        research view's documents, attribute by attribute and inside sequences; a hashed value
+        replaced by its pseudonym (or removed where its VR cannot hold one); private attributes and
+        the file meta's application names gone; the image's own structure kept (``IMAGE_PIXELS``)."""
+        out = Dataset()
+        self._deidentify(ds, out, granted=False)
+        meta = FileMetaDataset()
+        original = getattr(ds, "file_meta", None)
+        if original is not None and "TransferSyntaxUID" in original:
+            meta.TransferSyntaxUID = original.TransferSyntaxUID
+        if "SOPClassUID" in out and "SOPInstanceUID" in out:
+            meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = out.SOPClassUID, out.SOPInstanceUID
+        out.file_meta = meta
+        out.DeidentificationMethod = f"Quire PHI policy {self.fingerprint}"
+        return out
+
+    def _deidentify(self, ds: Dataset, out: Dataset, granted: bool) -> None:
+        names = self.names
+        for elem in ds:
+            keyword = elem.keyword if not elem.tag.is_private else ""
+            action = names.get(keyword) if keyword else None
+            if action is None:
+                if elem.VR == "UI":
+                    action = self.uid_action
+                elif keyword in IMAGE_PIXELS or granted:
+                    action = "keep"
+                else:
+                    action = self.default
+            if action == "drop" or (action == "hash" and elem.VR not in PSEUDONYM_VRS | {"UI"}):
+                continue
+            if elem.VR == "SQ":
+                items = []
+                for item in elem.value:
+                    items.append(inner := Dataset())
+                    self._deidentify(item, inner, granted=True)
+                out.add_new(elem.tag, "SQ", items)
+            elif action == "hash" and elem.value not in (None, ""):
+                hashed = self.uid_pseudonym if elem.VR == "UI" else self.pseudonym
+                value = [hashed(str(v)) for v in elem.value] if elem.VM > 1 else hashed(str(elem.value))
+                out.add_new(elem.tag, elem.VR, value)
+            else:
+                out.add_new(elem.tag, elem.VR, elem.value)
 
     def _walk(self, node: Any, granted: bool) -> Any:
         if type(node) is list:

@@ -46,7 +46,11 @@ def source_from_uri(uri: str, options: SourceOptions | None = None) -> FileSourc
     return module.open_source(uri, options or SourceOptions())
 
 
+def source_options(settings: Settings) -> SourceOptions:
+    """The settings' PACS credentials."""
+    return SourceOptions(settings.pacs_user, settings.pacs_password, settings.pacs_token, settings.pacs_ca_bundle)
+
+
 def source_of(settings: Settings, uri: str | None = None) -> FileSource:
     """The source ``uri`` names (default: the settings'), with the settings' PACS credentials."""
-    return source_from_uri(uri or settings.source, SourceOptions(
-        settings.pacs_user, settings.pacs_password, settings.pacs_token, settings.pacs_ca_bundle))
+    return source_from_uri(uri or settings.source, source_options(settings))

@@ -113,11 +113,9 @@ def start_orthanc(directory: Path) -> tuple[subprocess.Popen, int, int]:
         time.sleep(0.1)
 
 
-@pytest.fixture(scope="session")
-def pacs_archive(tmp_path_factory) -> Path:
+def write_pacs_archive(root: Path) -> Path:
     """What the PACS holds, as a folder: the sample archive (images of 256×256, so an instance is
     about 130 KB; a CT slice of 512×512 is 4 times that) and the pydicom files above."""
-    root = tmp_path_factory.mktemp("pacs-archive")
     write_sample_archive(root / "sample", patients=4, slices=6, matrix=256)
     for name in PYDICOM_FILES:
         shutil.copy(PYDICOM_TEST_FILES / name, root / name)
@@ -129,19 +127,18 @@ def dicom_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and is_dicom(p))
 
 
-@pytest.fixture(scope="session")
-def pacs(tmp_path_factory, pacs_archive) -> Pacs:
-    directory = tmp_path_factory.mktemp("orthanc")
+def loaded_pacs(directory: Path, archive: Path) -> Pacs:
+    """An Orthanc holding the DICOM files of ``archive`` (the caller stops its process)."""
     process, http_port, dicom_port = start_orthanc(directory)
     server = Pacs(http_port, dicom_port, process, {})
     try:
-        for path in dicom_files(pacs_archive):
+        for path in dicom_files(archive):
             server.load(path)
             server.files[str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)] = path
-        yield server
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    except BaseException:
+        process.kill()
+        raise
+    return server
 
 
 class CountingProxy(ThreadingHTTPServer):
