@@ -42,6 +42,7 @@ class Service:
     # DICOMweb: which level holds each attribute, and how instances are read from their sources.
     features: FeatureSets = field(default_factory=load_feature_sets)
     source_options: SourceOptions = field(default_factory=SourceOptions)
+    public_url: str = ""
 
     @classmethod
     def of(cls, settings: Settings) -> Service:
@@ -58,7 +59,7 @@ class Service:
             min_cell=settings.stats_min_cell, max_pending_jobs=settings.max_pending_jobs,
             max_collections=settings.max_collections, threads=settings.api_threads,
             ask_translator=settings.ask_translator, ask_synonyms=settings.ask_synonyms,
-            features=load_feature_sets(settings.features or None), source_options=source_options(settings))
+            features=load_feature_sets(settings.features or None), source_options=source_options(settings), public_url=settings.public_url)
 
     def sealer(self, purpose: str) -> Sealer:
         return Sealer(self.policy.salt, purpose)

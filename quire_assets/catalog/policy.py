@@ -172,7 +172,7 @@ class PhiPolicy:
             keyword = elem.keyword if not elem.tag.is_private else ""
             action = names.get(keyword) if keyword else None
             if action is None:
-                if elem.VR == "UI":
+                if elem.VR == "UI" and keyword:
                     action = self.uid_action
                 elif keyword in IMAGE_PIXELS or granted:
                     action = "keep"

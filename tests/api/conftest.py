@@ -27,8 +27,8 @@ def pseudonym(value: str) -> str:
 class Server:
     """``quire serve`` on a free loopback port, up once /health answers."""
 
-    def __init__(self, env: dict, home: Path, *args: str):
-        self.port = free_port()
+    def __init__(self, env: dict, home: Path, *args: str, port: int | None = None):
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = home / f"serve-{self.port}.log"
         with self.log.open("w") as log:

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from dicomweb_client.api import DICOMwebClient
 
 from tests.api.conftest import SALT, Server, add_researcher
 from tests.cli.test_ingest_e2e import ingested_home
+from tests.s3.conftest import free_port
 
 
 @dataclass
@@ -18,11 +20,16 @@ class Quire:
     server: Server
     env: dict
     home: Path
+    archive: Path
     keys: dict[str, str]
 
     @property
     def dicomweb(self) -> str:
         return f"{self.server.url}/dicomweb"
+
+    def client(self, who: str) -> DICOMwebClient:
+        """dicomweb-client, the Python DICOMweb client of the field, with ``who``'s key."""
+        return DICOMwebClient(self.dicomweb, session=self.session(who))
 
     def session(self, who: str) -> requests.Session:
         session = requests.Session()
@@ -35,8 +42,10 @@ def quire_dicomweb(pacs_archive, tmp_path_factory) -> Quire:
     env, home = ingested_home(pacs_archive, tmp_path_factory)
     env = {**env, "QUIRE_PHI_SALT": SALT}
     keys = {"boss": add_researcher(env, home, "boss", "--admin"), "alice": add_researcher(env, home, "alice")}
-    server = Server(env, home)
+    port = free_port()
+    env["QUIRE_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+    server = Server(env, home, port=port)
     try:
-        yield Quire(server, env, home, keys)
+        yield Quire(server, env, home, pacs_archive, keys)
     finally:
         server.stop()

@@ -12,7 +12,7 @@ question than the one asked.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,7 +98,7 @@ def _text_condition(value: str, vr: str) -> Any:
     return value
 
 
-def _range(value: str, normalize) -> Any:
+def _range(keyword: str, value: str, normalize: Callable[[str], str]) -> Any:
     low, dash, high = value.partition("-")
     try:
         if not dash:
@@ -111,7 +111,7 @@ def _range(value: str, normalize) -> Any:
             condition["$lte"] = normalize(high) if normalize is normalize_da else normalize(high) + "\uffff"
         return condition
     except ValueError as exc:
-        raise QueryError(f"{value!r}: {exc}") from None
+        raise QueryError(f"{keyword}={value!r}: {exc}") from None
 
 
 def condition(keyword: str, value: str) -> Any:
@@ -123,11 +123,11 @@ def condition(keyword: str, value: str) -> Any:
         uids = [u.strip() for u in re.split(r"[,\\]", value) if u.strip()]
         return uids[0] if len(uids) == 1 else {"$in": uids}
     if vr == "DA":
-        return _range(value, normalize_da)
+        return _range(keyword, value, normalize_da)
     if vr == "TM":
-        return _range(value, normalize_tm)
+        return _range(keyword, value, normalize_tm)
     if vr == "DT":
-        return _range(value, normalize_dt)
+        return _range(keyword, value, normalize_dt)
     if vr in ("IS", "DS", "US", "SS", "UL", "SL", "FL", "FD", "SV", "UV"):
         try:
             numbers = [float(v) if vr in ("DS", "FL", "FD") else int(v) for v in value.split("\\")]

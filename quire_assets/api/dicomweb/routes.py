@@ -57,7 +57,10 @@ class Scope:
         self.request, self.who = request, who
         self.catalog: Catalog = catalog_for(request, who)
         self.where: dict | None = None
-        self.base = str(request.base_url).rstrip("/") + "/dicomweb"
+        # The address a client named (dicomweb-client's Host header leaves the port out: a
+        # deployment whose clients do, or that sits behind a proxy, sets QUIRE_PUBLIC_URL).
+        public = request.app.state.settings.public_url or str(request.base_url)
+        self.base = public.rstrip("/") + "/dicomweb"
         if collection is not None:
             doc = collection if who.admin else (researchers_collection(self.catalog, who.researcher_id, collection)
                                                 or {}).get("collection_id")

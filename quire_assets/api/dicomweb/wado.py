@@ -16,15 +16,13 @@ from pydicom.encaps import generate_frames
 from pydicom.filebase import DicomBytesIO
 
 from quire_assets.catalog.policy import PhiPolicy
-from quire_assets.dicom.header import read_header
+from quire_assets.dicom.header import MAX_HEADER_BYTES, read_header
 from quire_assets.sources.base import FileEntry
 from quire_assets.sources.registry import SourceOptions, source_from_uri
 
 # Frames and rendered images are made from the whole file; bigger instances are refused for them
 # (a whole-instance retrieval streams any size).
 MAX_DECODE_BYTES = 512 * 1024 * 1024
-# A bulk value (pixel data, overlays, curves) of the header's DICOM JSON is left out above this.
-INLINE_BYTES = 1024
 
 
 class InstanceUnavailable(Exception):
@@ -99,9 +97,10 @@ def as_researcher(data: bytes, policy: PhiPolicy | None) -> tuple[bytes, str]:
 
 
 def header_json(ds: Dataset, policy: PhiPolicy | None) -> dict:
-    """An instance's header as DICOM JSON (bulk values over ``INLINE_BYTES`` left out)."""
+    """An instance's header as DICOM JSON. The header was read without its pixel data, so what
+    binary values are left (a private block, an icon) are small enough to go inline."""
     shown = policy.deidentify(ds) if policy is not None else ds
-    return shown.to_json_dict(bulk_data_threshold=INLINE_BYTES, bulk_data_element_handler=lambda _: None)
+    return shown.to_json_dict(bulk_data_threshold=MAX_HEADER_BYTES)
 
 
 def frames_of(data: bytes, numbers: list[int]) -> tuple[list[bytes], str]:
