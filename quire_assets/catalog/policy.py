@@ -16,7 +16,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import UID
 
 from quire_assets.dicom.records import snake_case
 
@@ -168,8 +170,15 @@ class PhiPolicy:
 
     def _deidentify(self, ds: Dataset, out: Dataset, granted: bool) -> None:
         names = self.names
-        for elem in ds:
-            keyword = elem.keyword if not elem.tag.is_private else ""
+        for tag in list(ds.keys()):
+            try:
+                elem = ds[tag]
+            except (ValueError, TypeError):  # a value that breaks its VR: copied raw, never hashed
+                elem = ds.get_item(tag)
+                readable = False
+            else:
+                readable = True
+            keyword = "" if tag.is_private else elem.keyword if readable else keyword_for_tag(tag)
             action = names.get(keyword) if keyword else None
             if action is None:
                 if elem.VR == "UI" and keyword:
@@ -178,20 +187,25 @@ class PhiPolicy:
                     action = "keep"
                 else:
                     action = self.default
-            if action == "drop" or (action == "hash" and elem.VR not in PSEUDONYM_VRS | {"UI"}):
+                if action == "keep" and elem.VR == "UI" and self.uid_action == "hash":
+                    action = "hash"  # a UID no rule names, private ones too, links like the keys do
+            if action == "drop" or (action == "hash" and (elem.VR not in PSEUDONYM_VRS | {"UI"} or not readable)):
                 continue
-            if elem.VR == "SQ":
+            if readable and elem.VR == "SQ":
                 items = []
                 for item in elem.value:
                     items.append(inner := Dataset())
                     self._deidentify(item, inner, granted=True)
-                out.add_new(elem.tag, "SQ", items)
-            elif action == "hash" and elem.value not in (None, ""):
-                hashed = self.uid_pseudonym if elem.VR == "UI" else self.pseudonym
-                value = [hashed(str(v)) for v in elem.value] if elem.VM > 1 else hashed(str(elem.value))
-                out.add_new(elem.tag, elem.VR, value)
+                out.add_new(tag, "SQ", items)
+            elif readable and action == "hash" and elem.value not in (None, ""):
+                values = [str(v) for v in elem.value] if elem.VM > 1 else [str(elem.value)]
+                if elem.VR == "UI":  # the standard's own UIDs (classes, syntaxes) identify no one
+                    hashed = [v if UID(v).name != v else self.uid_pseudonym(v) for v in values]
+                else:
+                    hashed = [self.pseudonym(v) for v in values]
+                out.add_new(tag, elem.VR, hashed if elem.VM > 1 else hashed[0])
             else:
-                out.add_new(elem.tag, elem.VR, elem.value)
+                out[tag] = elem  # kept as read (a new element would re-validate a value that breaks its VR)
 
     def _walk(self, node: Any, granted: bool) -> Any:
         if type(node) is list:

@@ -60,15 +60,15 @@ def _value(vr: str, value: Any) -> Any:
         return dicom_dt(str(value))
     if vr == "AT":
         return str(value).strip("()").replace(",", "")
-    if vr in NUMBER_VRS and isinstance(value, int | float) and not isinstance(value, bool):
+    if vr in NUMBER_VRS:
         return value
     return str(value)
 
 
 def element(keyword: str, value: Any) -> tuple[str, dict] | None:
     """``(tag as 8 hex digits, {"vr": ..., "Value": [...]})`` for one cataloged attribute, or None
-    when the dictionary does not know the keyword or the catalog holds no single value (a range
-    over a series' instances). An empty value is an element without ``Value``."""
+    when the dictionary does not know the keyword or the catalog holds no valid value of it (a
+    range over a series' instances, a number kept as text because the file broke its VR). An empty value is an element without ``Value``."""
     tag = tag_for_keyword(keyword)
     if tag is None:
         return None
@@ -77,6 +77,8 @@ def element(keyword: str, value: Any) -> tuple[str, dict] | None:
     values = value if isinstance(value, list) else [value]
     if vr != "SQ" and any(isinstance(v, dict) for v in values):
         return None  # a series' range of a value that varies by instance: no one value to answer
+    if vr in NUMBER_VRS and any(isinstance(v, str) for v in values):
+        return None  # a value that broke its VR, kept as text by the catalog: not valid DICOM JSON
     if vr == "SQ":
         items = [dataset(item) for item in values if isinstance(item, dict)]
         if items:

@@ -81,7 +81,8 @@ class Pacs:
         requests.delete(f"{self.url}/instances/{orthanc_id}", auth=(USER, PASSWORD), timeout=30).raise_for_status()
 
 
-def start_orthanc(directory: Path) -> tuple[subprocess.Popen, int, int]:
+def start_orthanc(directory: Path, **settings: object) -> tuple[subprocess.Popen, int, int]:
+    """Orthanc with the config below, and ``settings`` added to it."""
     directory = directory.resolve()  # Orthanc reads relative paths from its config file's folder
     if not Path(ORTHANC).exists():
         raise RuntimeError("Orthanc is not installed: apt-get install orthanc orthanc-dicomweb (.ci/run does)")
@@ -97,6 +98,8 @@ def start_orthanc(directory: Path) -> tuple[subprocess.Popen, int, int]:
         "Plugins": [DICOMWEB_PLUGIN], "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
         "HttpCompressionEnabled": False,  # the bytes a client receives are the bytes counted
     }
+    config["DicomWeb"].update(settings.pop("DicomWeb", {}))
+    config.update(settings)
     (directory / "orthanc.json").write_text(json.dumps(config))
     log = open(directory / "orthanc.log", "wb")  # noqa: SIM115 (lives as long as the process)
     process = subprocess.Popen([ORTHANC, str(directory / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT)
