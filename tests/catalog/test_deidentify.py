@@ -14,8 +14,9 @@ from quire_assets.catalog.policy import IMAGE_PIXELS, PhiPolicy
 from tests.conftest import pydicom_files
 
 SALT = b"deidentify-test"
-# badVR.dcm is among the files on purpose: pydicom warns of its NumberOfFrames '1A' as it reads it.
-pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR IS:UserWarning")
+# Files with values that break their VR are among them on purpose (badVR.dcm's NumberOfFrames "1A",
+# a UID with a leading zero): pydicom warns of them as it reads them.
+pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR:UserWarning")
 
 
 def _readable():
