@@ -12,7 +12,7 @@ from dicomweb_client.api import DICOMwebClient
 
 from tests.api.conftest import SALT, Server, add_researcher
 from tests.cli.test_ingest_e2e import ingested_home
-from tests.s3.conftest import free_port
+from tests.s3.conftest import free_port, moto_server  # noqa: F401 (a fixture: the bucket's S3 server)
 
 
 @dataclass

@@ -25,6 +25,10 @@ from quire_assets.sources.registry import SourceOptions, source_from_uri
 MAX_DECODE_BYTES = 512 * 1024 * 1024
 
 
+# What is asked of a source that lists no sizes (a PACS's fetcher returns the instance it retrieved).
+UNKNOWN_SIZE = 1 << 40
+
+
 class InstanceUnavailable(Exception):
     """The catalog knows the instance, but none of its locations can be read now."""
 
@@ -65,11 +69,12 @@ class Reader:
         problems = []
         for located in locations:
             try:
-                data = self._fetch(located)(located.size)
+                # A PACS lists no sizes (the catalog holds 0): its fetcher retrieves the whole instance.
+                data = self._fetch(located)(located.size or UNKNOWN_SIZE)
             except Exception as exc:  # noqa: BLE001 (a source's own errors vary: the next location may do)
                 problems.append(f"{type(exc).__name__}: {exc}")
                 continue
-            if len(data) == located.size:
+            if len(data) == located.size or (not located.size and data):
                 return data
             problems.append(f"{len(data):,} of {located.size:,} bytes read (the file changed since it was cataloged)")
         raise InstanceUnavailable("; ".join(problems) or "no location recorded")
@@ -79,6 +84,9 @@ class Reader:
         problems = []
         for located in locations:
             try:
+                if not located.size:
+                    data = self.whole([located])
+                    return read_header(located.uri, len(data), lambda n, data=data: data[:n]).dataset
                 return read_header(located.uri, located.size, self._fetch(located)).dataset
             except Exception as exc:  # noqa: BLE001 (as above)
                 problems.append(f"{type(exc).__name__}: {exc}")
