@@ -231,3 +231,27 @@ def test_what_it_does_not_do_is_said(quire_dicomweb):
     log = quire_dicomweb.server.log.read_text()
     assert "access alice GET /dicomweb/studies 200" in log
     assert "access alice GET /dicomweb/studies 400" in log
+
+
+def test_a_policy_that_hashes_uids_keeps_researchers_out(quire_dicomweb, tmp_path):
+    """The research view's hashed UIDs are not UIDs a viewer could ask for: researchers are told so,
+    admins are served. On a copy of the catalog (two policies on one catalog replace each other's view)."""
+    import shutil
+
+    from tests.api.conftest import Server
+
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(quire_dicomweb.home / "catalog.db", home / "catalog.db")
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[policy]\ndefault = "drop"\n[fields]\nStudyInstanceUID = "hash"\nSeriesInstanceUID = "keep"\n'
+                      'SOPInstanceUID = "keep"\nModality = "keep"\n')
+    server = Server({**quire_dicomweb.env, "QUIRE_HOME": str(home), "QUIRE_PHI_POLICY": str(policy)}, home)
+    try:
+        alice, boss = (requests.get(f"{server.url}/dicomweb/studies", timeout=30,
+                                    headers={"Authorization": f"Bearer {quire_dicomweb.keys[who]}"})
+                       for who in ("alice", "boss"))
+    finally:
+        server.stop()
+    assert alice.status_code == 403 and "hashes UIDs" in alice.json()["detail"]
+    assert boss.status_code == 200 and len(boss.json()) == 22
