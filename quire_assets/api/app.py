@@ -138,4 +138,5 @@ def create_api(service: Service) -> FastAPI:
         return error(400, "the request nests too deeply")
 
     app.add_middleware(BodyLimit)
+    app.add_middleware(dicomweb.AccessLog)
     return app

@@ -230,7 +230,8 @@ def test_what_it_does_not_do_is_said(quire_dicomweb):
     assert fuzzy.status_code == 200 and "fuzzymatching parameter is not supported" in fuzzy.headers["warning"]
     log = quire_dicomweb.server.log.read_text()
     assert "access alice GET /dicomweb/studies 200" in log
-    assert "access alice GET /dicomweb/studies 400" in log
+    assert "access alice GET /dicomweb/studies 400 'NoSuchKey'" in log
+    assert "access - GET /dicomweb/studies 401" in log  # refused before anyone was known
 
 
 def test_a_policy_that_hashes_uids_keeps_researchers_out(quire_dicomweb, tmp_path):

@@ -22,9 +22,10 @@ from quire_assets.catalog import KEYS, Catalog
 from quire_assets.dicom.dicomjson import dataset, element, tag_of, vr_of
 from quire_assets.dicom.features import FeatureSets
 from quire_assets.dicom.normalize import normalize_da, normalize_dt, normalize_tm
+from quire_assets.dicom.records import PROMOTED, snake_case
 
 LEVELS = ("studies", "series", "instances")
-PARENT = {"series": "studies", "instances": "series"}
+FEATURE_LEVEL = {"studies": "study", "series": "series", "instances": "instance"}
 PARAMETERS = frozenset({"limit", "offset", "includefield", "fuzzymatching"})
 DEFAULT_LIMIT, MAX_LIMIT = 1000, 10_000
 # The attributes a level's documents hold under a field of their own (the keys, and the copies
@@ -69,23 +70,28 @@ class Query:
     limit: int
     offset: int
     fuzzy: bool
-    matched: list[str] = field(default_factory=list)  # the catalog fields matched on (for the policy check)
+    matched: dict[str, str] = field(default_factory=dict)  # keyword → the catalog field matched on
 
 
 def owner_level(keyword: str, features: FeatureSets) -> str | None:
     """The level whose documents hold an attribute (the feature set it is read in)."""
     if keyword in COMPUTED:
         return COMPUTED[keyword][0]
-    for level, name in (("studies", "study"), ("series", "series"), ("instances", "instance")):
+    for level, name in FEATURE_LEVEL.items():
         if keyword in features.names(name):
             return level
     return None
 
 
 def catalog_field(level: str, keyword: str) -> str:
+    """The field a filter names: a key, a computed rollup, a promoted (indexed) copy, or metadata."""
     if keyword in COMPUTED:
         return COMPUTED[keyword][1]
-    return KEY_FIELDS[level].get(keyword) or f"metadata.{keyword}"
+    if keyword in KEY_FIELDS[level]:
+        return KEY_FIELDS[level][keyword]
+    if keyword in PROMOTED[FEATURE_LEVEL[level]]:
+        return snake_case(keyword)
+    return f"metadata.{keyword}"
 
 
 def _text_condition(value: str, vr: str) -> Any:
@@ -180,7 +186,7 @@ def parse(level: str, params: Iterable[tuple[str, str]], features: FeatureSets, 
         if found is None:
             continue
         path = catalog_field(owner, keyword)
-        query.matched.append(path)
+        query.matched[keyword] = path
         conditions.setdefault(owner, []).append({path: found})
     for owner, parts in conditions.items():
         where = parts[0] if len(parts) == 1 else {"$and": parts}

@@ -17,6 +17,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.types import ASGIApp, Message, Receive, Send
+from starlette.types import Scope as ASGIScope
 
 from quire_assets.api.auth import Caller, CallerDep, catalog_for
 from quire_assets.api.dicomweb import qido
@@ -47,6 +49,28 @@ if not access.handlers:  # uvicorn configures its own loggers only: this one wri
     access.propagate = False
 
 
+class AccessLog:
+    """One line per DICOMweb request, whatever its answer (refusals too): who, what, the status and
+    what the answer held. A pure ASGI middleware, so streamed answers are logged as they start."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/dicomweb"):
+            await self.app(scope, receive, send)
+            return
+
+        async def logged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state = scope.get("state", {})
+                access.info("%s %s %s %d %s", state.get("researcher_id", "-"), scope["method"], scope["path"],
+                            message["status"], state.get("access_note", ""))
+            await send(message)
+
+        await self.app(scope, receive, logged)
+
+
 class Scope:
     """One DICOMweb request: its caller, the catalog they read, and the cohort it is scoped to."""
 
@@ -55,6 +79,7 @@ class Scope:
             raise HTTPException(403, "this deployment's PHI policy hashes UIDs: DICOMweb serves researchers only "
                                      "where the policy keeps StudyInstanceUID, SeriesInstanceUID and SOPInstanceUID")
         self.request, self.who = request, who
+        request.state.researcher_id = who.researcher_id
         self.catalog: Catalog = catalog_for(request, who)
         self.where: dict | None = None
         # The address a client named (dicomweb-client's Host header leaves the port out: a
@@ -97,8 +122,9 @@ class Scope:
     def reader(self) -> Reader:
         return Reader(self.request.app.state.settings.source_options)
 
-    def log(self, status: int, what: str) -> None:
-        access.info("%s %s %s %d %s", self.who.researcher_id, self.request.method, self.request.url.path, status, what)
+    def note(self, what: str) -> None:
+        """What the access log says the answer held."""
+        self.request.state.access_note = what
 
 
 def _scope(request: Request, who: CallerDep) -> Scope:
@@ -125,11 +151,13 @@ def search(scope: Scope, level: str, fixed: dict[str, str]) -> Response:
     params = list(scope.request.query_params.multi_items())
     try:
         query = qido.parse(level, params, features, fixed)
-        scope.who.check_visible(query.matched, "QIDO-RS")
+        for keyword, path in query.matched.items():
+            if not scope.who.admin and scope.who.policy.hidden(path) == "drop":
+                raise HTTPException(403, f"{keyword}: not among the attributes the PHI policy shows your key")
         where = scope.scoped(qido.resolve(scope.catalog, query, scope.where))
         docs = scope.catalog.find(level, where, sort=[(KEYS[level], 1)], limit=query.limit, skip=query.offset)
     except qido.QueryError as exc:
-        scope.log(400, str(exc))
+        scope.note(str(exc))
         raise HTTPException(400, str(exc)) from None
     parents: dict[str, dict[str, dict]] = {}
     for parent in ("studies", "series")[: qido.LEVELS.index(level)]:
@@ -140,7 +168,7 @@ def search(scope: Scope, level: str, fixed: dict[str, str]) -> Response:
         headers["Warning"] = '299 quire: "The fuzzymatching parameter is not supported. Only literal matching has ' \
                              'been performed."'
     answer = qido.answer(level, docs, parents, query, scope.base)
-    scope.log(200, f"{len(answer)} {level}")
+    scope.note(f"{len(answer)} {level}")
     return FastJSON(answer, media_type=DICOM_JSON, headers=headers)
 
 
@@ -162,7 +190,7 @@ def _retrieve(scope: Scope, where: dict) -> StreamingResponse:
     try:
         head = next(first)
     except InstanceUnavailable as exc:
-        scope.log(503, str(exc))
+        scope.note(str(exc))
         raise HTTPException(503, f"the instance cannot be read from its source now: {exc}") from None
 
     def all_parts() -> Iterator[tuple[bytes, str]]:
@@ -170,7 +198,7 @@ def _retrieve(scope: Scope, where: dict) -> StreamingResponse:
         yield from first
 
     body, boundary = multipart(all_parts())
-    scope.log(200, f"{len(docs)} instances")
+    scope.note(f"{len(docs)} instances")
     return StreamingResponse(body, media_type=f'multipart/related; type="application/dicom"; boundary={boundary}')
 
 
@@ -180,9 +208,9 @@ def _metadata(scope: Scope, where: dict) -> Response:
     try:
         answer = [header_json(reader.header(Located.of(doc)), scope.policy) for doc in docs]
     except InstanceUnavailable as exc:
-        scope.log(503, str(exc))
+        scope.note(str(exc))
         raise HTTPException(503, f"an instance cannot be read from its source now: {exc}") from None
-    scope.log(200, f"metadata of {len(answer)} instances")
+    scope.note(f"metadata of {len(answer)} instances")
     return FastJSON(answer, media_type=DICOM_JSON)
 
 
@@ -261,7 +289,7 @@ def _add_routes(router: APIRouter) -> None:
         compressed = syntax not in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2")
         kind = "application/octet-stream" + (f"; transfer-syntax={syntax}" if compressed else "")
         body, boundary = multipart(iter([(f, kind) for f in found]))
-        scope.log(200, f"{len(found)} frames")
+        scope.note(f"{len(found)} frames")
         return StreamingResponse(body, media_type=f'multipart/related; type="application/octet-stream"; '
                                                    f"boundary={boundary}")
 
@@ -311,9 +339,9 @@ def _render(scope: Scope, where: dict, frame: int, media: str, size: int | None)
     try:
         image = rendered(data, frame, media, size)
     except (ValueError, RuntimeError, NotImplementedError, AttributeError) as exc:
-        scope.log(404, f"not rendered: {exc}")
+        scope.note(f"not rendered: {exc}")
         raise HTTPException(404, f"this instance cannot be rendered: {exc}") from None
-    scope.log(200, f"rendered in {time.monotonic() - started:.2f} s")
+    scope.note(f"rendered in {time.monotonic() - started:.2f} s")
     return Response(image, media_type=media)
 
 
