@@ -98,6 +98,9 @@ class Settings:
     max_pending_jobs: int = _setting("QUIRE_MAX_PENDING_JOBS", 20, "Pending requests one researcher may have.")
     max_collections: int = _setting("QUIRE_MAX_COLLECTIONS", 500, "Collections one researcher may keep.")
     api_threads: int = _setting("QUIRE_API_THREADS", 2, "Threads serving the API's routes per uvicorn worker.")
+    cors_origins: str = _setting("QUIRE_CORS_ORIGINS", "", "Comma-separated origins whose pages may call "
+                                 "`/dicomweb` (a viewer served elsewhere, e.g. OHIF at http://127.0.0.1:3000), with "
+                                 "the key in its Authorization header. Empty: none (same origin only).")
     public_url: str = _setting("QUIRE_PUBLIC_URL", "", "The service's address as its clients reach it (behind a "
                                "proxy: https://quire.example.org), for the RetrieveURL of DICOMweb answers. "
                                "Empty: the scheme, host and port each request names.")

@@ -139,4 +139,6 @@ def create_api(service: Service) -> FastAPI:
 
     app.add_middleware(BodyLimit)
     app.add_middleware(dicomweb.AccessLog)
+    if service.cors_origins:
+        app.add_middleware(dicomweb.ViewerOrigins, origins=service.cors_origins)
     return app

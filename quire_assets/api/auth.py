@@ -4,6 +4,8 @@ it was written) for every other key."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import ipaddress
@@ -192,15 +194,28 @@ def from_this_machine(request: Request) -> bool:
     return loopback and not any(name in FORWARDED for name, _ in request.scope.get("headers", []))
 
 
+def basic_key(request: Request) -> str | None:
+    """The key sent as HTTP Basic's password (any user name): many DICOMweb clients (OHIF's image
+    loader, Weasis, Orthanc's DICOMweb client) can send Basic credentials but no other header."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        _, colon, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return password.strip() or None if colon else None
+
+
 async def caller(request: Request, cat: IdentifiedCatalogDep,
                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Caller:
-    """The key of ``Authorization: Bearer``, or of the dashboard's session cookie (then a request
+    """The key of ``Authorization: Bearer`` (or Basic's password), or of the dashboard's session cookie (then a request
     that changes something must carry the session's CSRF token in ``X-CSRF-Token``).
 
     Runs on the event loop: a known key costs one lookup by primary key; an unknown one is
     checked (scrypt) on a worker thread, so the loop never waits for it."""
     settings = request.app.state.settings
-    key = credentials.credentials.strip() if credentials else None
+    key = credentials.credentials.strip() if credentials else basic_key(request)
     if key is None and (opened := session(request)):
         if request.method not in SAFE_METHODS and not hmac.compare_digest(
                 request.headers.get("x-csrf-token", ""), opened["csrf"]):
@@ -209,7 +224,7 @@ async def caller(request: Request, cat: IdentifiedCatalogDep,
             return found
     if key is None:
         if request.headers.get("authorization"):
-            raise HTTPException(401, "the Authorization header takes: Bearer KEY",
+            raise HTTPException(401, "the Authorization header takes: Bearer KEY (or Basic, the key as password)",
                                 headers={"WWW-Authenticate": "Bearer"})
         if settings.open and from_this_machine(request) and not keys_ever_issued(cat):
             return Caller("local", True, settings.policy)

@@ -43,6 +43,7 @@ class Service:
     features: FeatureSets = field(default_factory=load_feature_sets)
     source_options: SourceOptions = field(default_factory=SourceOptions)
     public_url: str = ""
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, settings: Settings) -> Service:
@@ -59,7 +60,8 @@ class Service:
             min_cell=settings.stats_min_cell, max_pending_jobs=settings.max_pending_jobs,
             max_collections=settings.max_collections, threads=settings.api_threads,
             ask_translator=settings.ask_translator, ask_synonyms=settings.ask_synonyms,
-            features=load_feature_sets(settings.features or None), source_options=source_options(settings), public_url=settings.public_url)
+            features=load_feature_sets(settings.features or None), source_options=source_options(settings), public_url=settings.public_url,
+            cors_origins=tuple(o.strip().rstrip("/") for o in settings.cors_origins.split(",") if o.strip()))
 
     def sealer(self, purpose: str) -> Sealer:
         return Sealer(self.policy.salt, purpose)

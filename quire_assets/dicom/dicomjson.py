@@ -75,6 +75,8 @@ def element(keyword: str, value: Any) -> tuple[str, dict] | None:
     vr = vr_of(tag)
     out: dict[str, Any] = {"vr": vr}
     values = value if isinstance(value, list) else [value]
+    if not values:
+        return None  # nothing known (a study none of whose series names its modality): left out
     if vr != "SQ" and any(isinstance(v, dict) for v in values):
         return None  # a series' range of a value that varies by instance: no one value to answer
     if vr in NUMBER_VRS and any(isinstance(v, str) for v in values):

@@ -60,6 +60,7 @@ def test_names_dates_and_what_the_dictionary_does_not_know():
     assert element("SliceThickness", None) == ("00180050", {"vr": "DS"})
     assert element("Rows", {"min": 3, "max": 100}) is None  # a range over a series: no one value
     assert element("NumberOfFrames", "1A") is None  # badVR.dcm's, kept as text with an oddity
+    assert element("ModalitiesInStudy", []) is None  # no series names one: left out, not an empty value
     assert element("NoSuchKeyword", "x") is None
     assert tag_of("00100020") == 0x00100020 and tag_of("PatientID") == 0x00100020
     assert tag_of("0010002") is None and tag_of("99990010") is None

@@ -256,3 +256,11 @@ def test_a_policy_that_hashes_uids_keeps_researchers_out(quire_dicomweb, tmp_pat
         server.stop()
     assert alice.status_code == 403 and "hashes UIDs" in alice.json()["detail"]
     assert boss.status_code == 200 and len(boss.json()) == 22
+
+
+def test_a_key_as_basic_credentials(quire_dicomweb):
+    """Clients that send only HTTP Basic credentials give the key as the password."""
+    url = f"{quire_dicomweb.dicomweb}/studies"
+    assert requests.get(url, auth=("anyone", quire_dicomweb.keys["alice"]), timeout=30).status_code == 200
+    assert requests.get(url, auth=("alice", "qk_not_a_key"), timeout=30).status_code == 401
+    assert requests.get(url, headers={"Authorization": "Basic !!!"}, timeout=30).status_code == 401

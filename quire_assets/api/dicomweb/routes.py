@@ -17,6 +17,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as ASGIScope
 
@@ -69,6 +70,23 @@ class AccessLog:
             await send(message)
 
         await self.app(scope, receive, logged)
+
+
+class ViewerOrigins:
+    """CORS for ``/dicomweb`` alone, for the origins a deployment names (``QUIRE_CORS_ORIGINS``): a
+    viewer served from elsewhere reads DICOMweb with a key in its Authorization header. Cookies are
+    never sent cross-origin (no credentials), and the API and the dashboard stay same-origin only."""
+
+    def __init__(self, app: ASGIApp, origins: tuple[str, ...]):
+        self.app = app
+        self.cors = CORSMiddleware(app, allow_origins=list(origins), allow_methods=["GET"],
+                                   allow_headers=["Authorization", "Accept"], expose_headers=["Warning"])
+
+    async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/dicomweb"):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 class Scope:
