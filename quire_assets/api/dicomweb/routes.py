@@ -9,7 +9,9 @@ request is logged (``quire.access``): who, what, the answer's status and size.
 
 from __future__ import annotations
 
+import inspect
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +36,7 @@ from quire_assets.api.dicomweb.wado import (
     multipart,
     rendered,
 )
+from quire_assets.api.reads import JSON_ERRORS
 from quire_assets.api.responses import FastJSON
 from quire_assets.catalog import KEYS, Catalog, CatalogError
 from quire_assets.research.collections import in_collection, researchers_collection
@@ -188,7 +191,7 @@ def search(scope: Scope, level: str, fixed: dict[str, str]) -> Response:
                              'been performed."'
     answer = qido.answer(level, docs, parents, query, scope.base)
     scope.note(f"{len(answer)} {level}")
-    return FastJSON(answer, media_type=DICOM_JSON, headers=headers)
+    return DicomJSON(answer, headers=headers)
 
 
 # WADO-RS
@@ -230,7 +233,7 @@ def _metadata(scope: Scope, where: dict) -> Response:
         scope.note(str(exc))
         raise HTTPException(503, f"an instance cannot be read from its source now: {exc}") from None
     scope.note(f"metadata of {len(answer)} instances")
-    return FastJSON(answer, media_type=DICOM_JSON)
+    return DicomJSON(answer)
 
 
 def _one_file(scope: Scope, where: dict) -> bytes:
@@ -262,94 +265,102 @@ def _media(request: Request, choices: tuple[str, ...]) -> str:
     raise HTTPException(406, f"this resource is {', '.join(choices)}, not {accept}")
 
 
+def _path_uids(scope: Scope) -> dict:
+    """The study, series and instance the path names, as a filter."""
+    found = scope.request.path_params
+    return _uids(found["study"], found.get("series"), found.get("sop"))
+
+
+def _searching(level: str) -> Callable[[Scope], Response]:
+    def handler(scope: Scope) -> Response:
+        names = {"study": "StudyInstanceUID", "series": "SeriesInstanceUID"}
+        fixed = {names[k]: v for k, v in scope.request.path_params.items() if k in names}
+        return search(scope, level, fixed)
+
+    return handler
+
+
+def _frames(scope: Scope) -> Response:
+    data = _one_file(scope, _path_uids(scope))
+    try:
+        found, syntax = frames_of(data, _frame_numbers(scope.request.path_params["numbers"]))
+    except ValueError as exc:
+        raise HTTPException(404, str(exc)) from None
+    compressed = syntax not in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2")
+    kind = "application/octet-stream" + (f"; transfer-syntax={syntax}" if compressed else "")
+    body, boundary = multipart(iter([(f, kind) for f in found]))
+    scope.note(f"{len(found)} frames")
+    return StreamingResponse(body, media_type=f'multipart/related; type="application/octet-stream"; '
+                                               f"boundary={boundary}")
+
+
+def _rendered(scope: Scope) -> Response:
+    frame = _frame_numbers(scope.request.path_params.get("numbers", "1"))[0]
+    return _render(scope, _path_uids(scope), frame, _media(scope.request, ("image/png", "image/jpeg")), None)
+
+
+def _thumbnail(scope: Scope) -> Response:
+    return _render(scope, _path_uids(scope), 1, _media(scope.request, ("image/jpeg", "image/png")), 128)
+
+
+class DicomJSON(FastJSON):
+    media_type = DICOM_JSON
+
+
+def _content(*media: str, schema: dict | None = None) -> dict:
+    """A route's answer in ``media``; its refusals are the API's JSON errors whatever it answers."""
+    return {200: {"content": {m: {"schema": schema or {"type": "string", "format": "binary"}} for m in media}},
+            **JSON_ERRORS}
+
+
+JSON_ANSWER = _content(DICOM_JSON, schema={"type": "array", "items": {"type": "object"}})
+INSTANCES = _content("multipart/related")
+IMAGE = _content("image/png", "image/jpeg")
+INSTANCE = "/studies/{study}/series/{series}/instances/{sop}"
+ROUTES: list[tuple[str, Callable[[Scope], Response], dict, str]] = [
+    ("/studies", _searching("studies"), JSON_ANSWER, "QIDO-RS: search for studies"),
+    ("/series", _searching("series"), JSON_ANSWER, "QIDO-RS: search for series"),
+    ("/instances", _searching("instances"), JSON_ANSWER, "QIDO-RS: search for instances"),
+    ("/studies/{study}/series", _searching("series"), JSON_ANSWER, "QIDO-RS: the series of a study"),
+    ("/studies/{study}/instances", _searching("instances"), JSON_ANSWER, "QIDO-RS: the instances of a study"),
+    ("/studies/{study}/series/{series}/instances", _searching("instances"), JSON_ANSWER,
+     "QIDO-RS: the instances of a series"),
+    ("/studies/{study}", lambda s: _retrieve(s, _path_uids(s)), INSTANCES,
+     "WADO-RS: a study's instances (multipart/related; application/dicom)"),
+    ("/studies/{study}/metadata", lambda s: _metadata(s, _path_uids(s)), JSON_ANSWER,
+     "WADO-RS: a study's instances' headers"),
+    ("/studies/{study}/series/{series}", lambda s: _retrieve(s, _path_uids(s)), INSTANCES,
+     "WADO-RS: a series' instances"),
+    ("/studies/{study}/series/{series}/metadata", lambda s: _metadata(s, _path_uids(s)), JSON_ANSWER,
+     "WADO-RS: a series' headers"),
+    ("/studies/{study}/series/{series}/thumbnail", _thumbnail, IMAGE, "WADO-RS: a series' first image, small"),
+    (INSTANCE, lambda s: _retrieve(s, _path_uids(s)), INSTANCES, "WADO-RS: one instance"),
+    (f"{INSTANCE}/metadata", lambda s: _metadata(s, _path_uids(s)), JSON_ANSWER, "WADO-RS: an instance's header"),
+    (f"{INSTANCE}/frames/{{numbers}}", _frames, INSTANCES, "WADO-RS: frames, as stored"),
+    (f"{INSTANCE}/rendered", _rendered, IMAGE, "WADO-RS: an instance rendered (PNG or JPEG)"),
+    (f"{INSTANCE}/frames/{{numbers}}/rendered", _rendered, IMAGE, "WADO-RS: a frame rendered"),
+    (f"{INSTANCE}/thumbnail", _thumbnail, IMAGE, "WADO-RS: an instance rendered small"),
+]
+
+
+def _endpoint(handler: Callable[[Scope], Response], path: str) -> Callable[..., Response]:
+    """The route's function, with the path's UIDs declared (so the OpenAPI schema lists them); the
+    handler reads them from the request."""
+
+    def endpoint(**arguments: object) -> Response:
+        return handler(arguments["scope"])
+
+    named = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=str) for n in re.findall(r"{(\w+)}", path)]
+    scope = inspect.Parameter("scope", inspect.Parameter.KEYWORD_ONLY, annotation=ScopeDep)
+    endpoint.__signature__ = inspect.Signature([scope, *named], return_annotation=Response)
+    return endpoint
+
+
 def _add_routes(router: APIRouter) -> None:
-    def studies(scope: ScopeDep) -> Response:
-        return search(scope, "studies", {})
-
-    def all_series(scope: ScopeDep) -> Response:
-        return search(scope, "series", {})
-
-    def study_series(scope: ScopeDep, study: str) -> Response:
-        return search(scope, "series", {"StudyInstanceUID": study})
-
-    def all_instances(scope: ScopeDep) -> Response:
-        return search(scope, "instances", {})
-
-    def study_instances(scope: ScopeDep, study: str) -> Response:
-        return search(scope, "instances", {"StudyInstanceUID": study})
-
-    def series_instances(scope: ScopeDep, study: str, series: str) -> Response:
-        return search(scope, "instances", {"StudyInstanceUID": study, "SeriesInstanceUID": series})
-
-    def study(scope: ScopeDep, study: str) -> Response:
-        return _retrieve(scope, _uids(study))
-
-    def series(scope: ScopeDep, study: str, series: str) -> Response:
-        return _retrieve(scope, _uids(study, series))
-
-    def instance(scope: ScopeDep, study: str, series: str, sop: str) -> Response:
-        return _retrieve(scope, _uids(study, series, sop))
-
-    def study_metadata(scope: ScopeDep, study: str) -> Response:
-        return _metadata(scope, _uids(study))
-
-    def series_metadata(scope: ScopeDep, study: str, series: str) -> Response:
-        return _metadata(scope, _uids(study, series))
-
-    def instance_metadata(scope: ScopeDep, study: str, series: str, sop: str) -> Response:
-        return _metadata(scope, _uids(study, series, sop))
-
-    def frames(scope: ScopeDep, study: str, series: str, sop: str, numbers: str) -> Response:
-        data = _one_file(scope, _uids(study, series, sop))
-        try:
-            found, syntax = frames_of(data, _frame_numbers(numbers))
-        except ValueError as exc:
-            raise HTTPException(404, str(exc)) from None
-        compressed = syntax not in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2")
-        kind = "application/octet-stream" + (f"; transfer-syntax={syntax}" if compressed else "")
-        body, boundary = multipart(iter([(f, kind) for f in found]))
-        scope.note(f"{len(found)} frames")
-        return StreamingResponse(body, media_type=f'multipart/related; type="application/octet-stream"; '
-                                                   f"boundary={boundary}")
-
-    def instance_rendered(scope: ScopeDep, study: str, series: str, sop: str) -> Response:
-        media = _media(scope.request, ("image/png", "image/jpeg"))
-        return _render(scope, _uids(study, series, sop), 1, media, None)
-
-    def frame_rendered(scope: ScopeDep, study: str, series: str, sop: str, numbers: str) -> Response:
-        media = _media(scope.request, ("image/png", "image/jpeg"))
-        return _render(scope, _uids(study, series, sop), _frame_numbers(numbers)[0], media, None)
-
-    def thumbnail(scope: ScopeDep, study: str, series: str, sop: str) -> Response:
-        media = _media(scope.request, ("image/jpeg", "image/png"))
-        return _render(scope, _uids(study, series, sop), 1, media, 128)
-
-    def series_thumbnail(scope: ScopeDep, study: str, series: str) -> Response:
-        media = _media(scope.request, ("image/jpeg", "image/png"))
-        return _render(scope, _uids(study, series), 1, media, 128)
-
-    routes: list[tuple[str, Callable[..., Response], str]] = [
-        ("/studies", studies, "QIDO-RS: search for studies"),
-        ("/series", all_series, "QIDO-RS: search for series"),
-        ("/instances", all_instances, "QIDO-RS: search for instances"),
-        ("/studies/{study}/series", study_series, "QIDO-RS: the series of a study"),
-        ("/studies/{study}/instances", study_instances, "QIDO-RS: the instances of a study"),
-        ("/studies/{study}/series/{series}/instances", series_instances, "QIDO-RS: the instances of a series"),
-        ("/studies/{study}", study, "WADO-RS: a study's instances (multipart/related; application/dicom)"),
-        ("/studies/{study}/metadata", study_metadata, "WADO-RS: a study's instances' headers"),
-        ("/studies/{study}/series/{series}", series, "WADO-RS: a series' instances"),
-        ("/studies/{study}/series/{series}/metadata", series_metadata, "WADO-RS: a series' headers"),
-        ("/studies/{study}/series/{series}/thumbnail", series_thumbnail, "WADO-RS: a series' first image, small"),
-        ("/studies/{study}/series/{series}/instances/{sop}", instance, "WADO-RS: one instance"),
-        ("/studies/{study}/series/{series}/instances/{sop}/metadata", instance_metadata, "WADO-RS: its header"),
-        ("/studies/{study}/series/{series}/instances/{sop}/frames/{numbers}", frames, "WADO-RS: frames, as stored"),
-        ("/studies/{study}/series/{series}/instances/{sop}/rendered", instance_rendered, "WADO-RS: rendered"),
-        ("/studies/{study}/series/{series}/instances/{sop}/frames/{numbers}/rendered", frame_rendered,
-         "WADO-RS: a frame rendered"),
-        ("/studies/{study}/series/{series}/instances/{sop}/thumbnail", thumbnail, "WADO-RS: a small rendering"),
-    ]
-    for path, endpoint, summary in routes:
-        router.add_api_route(path, endpoint, methods=["GET"], summary=summary, name=endpoint.__name__)
+    for path, handler, responses, summary in ROUTES:
+        router.add_api_route(path, _endpoint(handler, router.prefix + path), methods=["GET"], summary=summary,
+                             responses=responses, response_class=DicomJSON if responses is JSON_ANSWER else Response,
+                             name=summary.split(": ", 1)[1].replace(" ", "_").replace("'", ""))
 
 
 def _render(scope: Scope, where: dict, frame: int, media: str, size: int | None) -> Response:
