@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from quire_assets.catalog.base import QUERY_LEVELS
-from quire_assets.catalog.fields import TABLE_COLUMNS
+from quire_assets.catalog.fields import TABLE_COLUMNS, filter_fields
 from quire_assets.cli.common import (
     UserError,
     check_fields,
@@ -15,6 +15,7 @@ from quire_assets.cli.common import (
     format_docs,
     open_catalog_of,
     parse_sort,
+    parse_where,
     selection,
     whole_number,
 )
@@ -43,6 +44,12 @@ def cmd_count(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from quire_assets.research.exports import EXPORT_COLUMNS, cohort_files
 
+    if args.from_manifest:
+        return _changes_since(args)
+    if args.snapshot or args.package:
+        return _package(args)
+    if not args.level:
+        raise UserError("export needs a level (studies, series or instances), --snapshot DIR or --from MANIFEST")
     with open_catalog_of(args) as catalog:
         rows = list(cohort_files(catalog, args.level, selection(catalog, args)))
     text = format_docs(rows, args.format, EXPORT_COLUMNS, args.raw_csv) + "\n"
@@ -54,6 +61,56 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"{Path(args.out).resolve()}: {len(rows):,} files", file=sys.stderr)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _package(args: argparse.Namespace) -> int:
+    from quire_assets.research.exports import write_package
+
+    if args.package and not args.level:
+        raise UserError("--package needs a level: quire export series --where ... --package DIR")
+    folder = Path(args.snapshot or args.package)
+    if folder.exists() and any(folder.iterdir()):
+        raise UserError(f"{folder} is not empty: a package goes into a new or empty folder")
+    with open_catalog_of(args) as catalog:
+        if args.level:
+            check_fields(catalog, args.level, filter_fields(parse_where(args.where)), "--where")
+        try:
+            package = write_package(catalog, folder, level=args.level or "series", where=parse_where(args.where),
+                                    collection=args.collection, instances=args.instances,
+                                    snapshot=bool(args.snapshot))
+        except OSError as exc:
+            raise UserError(f"cannot write {folder}: {exc.strerror or exc}") from exc
+    counts, short = package.manifest["counts"], package.manifest["shortfall"]
+    print(f"{folder.resolve()}: {', '.join(package.files)}", file=sys.stderr)
+    print(f"{counts['studies']:,} studies, {counts['series']:,} series, {counts['instances']:,} instances; "
+          f"not found {len(short['not_found'])}, excluded {len(short['excluded'])}, errors {len(short['errors'])}, "
+          f"damaged {len(short['damaged'])}, conflicts {len(short['conflicts'])}", file=sys.stderr)
+    return 0
+
+
+def _changes_since(args: argparse.Namespace) -> int:
+    import json
+
+    from quire_assets.research.exports import changes_since
+
+    try:
+        manifest = json.loads(Path(args.from_manifest).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"cannot read {args.from_manifest}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise UserError(f"{args.from_manifest} is not a package manifest (not JSON: {exc})") from exc
+    if not isinstance(manifest, dict) or "series" not in manifest or "query" not in manifest:
+        raise UserError(f"{args.from_manifest} is not a package manifest (written by quire export --package)")
+    with open_catalog_of(args) as catalog:
+        changes = changes_since(catalog, manifest)
+    if args.format == "json":
+        print(json.dumps(changes, indent=1))
+    else:
+        for what, keys in changes.items():
+            print(f"{what}: {len(keys)}")
+            for key in keys:
+                print(f"  {key}")
     return 0
 
 
@@ -92,12 +149,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--catalog")
     p.set_defaults(func=cmd_count)
 
-    p = sub.add_parser("export", help="a cohort's files: one row per file with its accession, patient and UIDs")
-    p.add_argument("level", choices=("studies", "series", "instances"))
+    p = sub.add_parser("export", help="a cohort's files (one row per file with its accession, patient and UIDs), or "
+                                      "a versioned package of it as Parquet (--package, --snapshot, --from)")
+    p.add_argument("level", nargs="?", choices=("studies", "series", "instances"))
     p.add_argument("--where", help="a MongoDB filter on that level, as for query")
     p.add_argument("--collection", help="only the studies of this collection (and their series and instances)")
-    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--format", choices=("csv", "json"), default="csv",
+                   help="the file list's format (csv or json); for --from, json or a plain list (csv)")
     p.add_argument("--out", help="write here instead of standard output")
+    p.add_argument("--package", metavar="DIR", help="write the cohort to DIR as series.parquet (one row per series, "
+                                                    "study and patient attributes joined), README.md and manifest.json")
+    p.add_argument("--snapshot", metavar="DIR", help="write the whole catalog to DIR the same way")
+    p.add_argument("--instances", action="store_true", help="with --package or --snapshot: instances.parquet too")
+    p.add_argument("--from", dest="from_manifest", metavar="MANIFEST",
+                   help="a package's manifest.json: the series its question selects now that were added, removed "
+                        "or changed since it was written")
     add_raw_csv(p)
     p.add_argument("--catalog")
     p.set_defaults(func=cmd_export)
