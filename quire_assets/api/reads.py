@@ -7,14 +7,17 @@ import csv
 import hashlib
 import io
 import json
+import tempfile
+import zipfile
 from collections.abc import Iterator
 from itertools import chain, islice
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from quire_assets.api.auth import CallerDep, CatalogDep, catalog_for
@@ -25,7 +28,13 @@ from quire_assets.catalog.fields import TABLE_COLUMNS, csv_cells, filter_fields,
 from quire_assets.catalog.filters import filter_from_json, user_filter
 from quire_assets.catalog.pages import MAX_LIMIT, Position, page
 from quire_assets.research.collections import in_collection, researchers_collection
-from quire_assets.research.exports import EXPORT_COLUMNS, cohort_files, fetch_commands
+from quire_assets.research.exports import (
+    EXPORT_COLUMNS,
+    cohort_files,
+    fetch_commands,
+    selected_series,
+    write_package,
+)
 from quire_assets.util import chunks
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
@@ -272,6 +281,45 @@ def _files_route(level: str) -> None:
                                                       "application/json": {"schema": {"type": "array"}}}}})
 
 
+MAX_PACKAGE_SERIES = 100_000  # a bigger cohort is a snapshot's job: `quire export --snapshot`
+
+
+def _package_route(level: str) -> None:
+    def cohort_package(request: Request, catalog: CatalogDep, who: CallerDep, where: Where = None,
+                       collection: Collection = None,
+                       instances: Annotated[bool, Query(description="instances.parquet too")] = False) -> Response:
+        reader = Reader(request, catalog, who, level, parse_where(where), None, [], None)
+        collection_id = collection
+        if collection and not who.admin:
+            doc = researchers_collection(catalog, who.researcher_id, collection)
+            if doc is None:
+                raise HTTPException(404, f"no collection {collection!r}")
+            collection_id = doc["collection_id"]
+        scoped = in_collection(catalog, collection_id, reader.where) if collection_id else reader.where
+        if len(selected_series(catalog, level, scoped)) > MAX_PACKAGE_SERIES:
+            raise HTTPException(413, f"a package holds at most {MAX_PACKAGE_SERIES:,} series: narrow the filter, "
+                                     "or ask an operator for `quire export --snapshot`")
+        policy = None if who.admin else {"applied": True, "fingerprint": who.policy.fingerprint,
+                                         "default": who.policy.default, "rules": who.policy.rules}
+        with tempfile.TemporaryDirectory() as folder:
+            package = write_package(catalog, Path(folder) / "cohort", level=level, where=reader.where,
+                                    collection=collection_id, policy=policy, instances=instances,
+                                    with_locations=who.admin, with_errors=who.admin)
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+                for name in package.files:
+                    archive.write(package.folder / name, f"quire-cohort/{name}")
+        return Response(buffer.getvalue(), media_type="application/zip",
+                        headers={"Content-Disposition": 'attachment; filename="quire-cohort.zip"'})
+
+    router.add_api_route(f"/{level}/package", cohort_package, methods=["GET"], name=f"package_{level}",
+                         summary=f"{level.capitalize()}: the cohort as a versioned package (a zip of series.parquet, "
+                                 "README.md and manifest.json, as `quire export --package`)",
+                         responses={200: {"content": {"application/zip": {"schema": {"type": "string",
+                                                                                      "format": "binary"}}}},
+                                    **JSON_ERRORS})
+
+
 def _one_route(level: str) -> None:
     key = KEYS[level]
 
@@ -289,6 +337,7 @@ for _level in QUERY_LEVELS:
     _list_route(_level)
 for _level in ("studies", "series", "instances"):
     _files_route(_level)
+    _package_route(_level)
 
 
 def _children_route(parent: str, child: str, link: str) -> None:

@@ -84,7 +84,7 @@ def _package(args: argparse.Namespace) -> int:
     counts, short = package.manifest["counts"], package.manifest["shortfall"]
     print(f"{folder.resolve()}: {', '.join(package.files)}", file=sys.stderr)
     print(f"{counts['studies']:,} studies, {counts['series']:,} series, {counts['instances']:,} instances; "
-          f"not found {len(short['not_found'])}, excluded {len(short['excluded'])}, errors {len(short['errors'])}, "
+          f"not found {len(short['not_found'])}, excluded {len(short['excluded'])}, errors {len(short['errors'] or [])}, "
           f"damaged {len(short['damaged'])}, conflicts {len(short['conflicts'])}", file=sys.stderr)
     return 0
 

@@ -179,11 +179,13 @@ def _asked_accessions(catalog: Catalog, collection: str | None) -> list[str]:
 
 def write_package(catalog: Catalog, folder: str | os.PathLike[str], *, level: str = "series",
                   where: dict | None = None, collection: str | None = None, policy: dict | None = None,
-                  instances: bool = False, with_locations: bool = True, snapshot: bool = False) -> Package:
+                  instances: bool = False, with_locations: bool = True, with_errors: bool = True,
+                  snapshot: bool = False) -> Package:
     """Write a cohort (the ``level`` documents ``where`` selects, within ``collection``) or, with
     ``snapshot``, the whole catalog to ``folder``: ``series.parquet``, ``instances.parquet`` on
     request, ``README.md`` and ``manifest.json``. ``policy`` describes the PHI policy the catalog
-    was read under (None: the identifiable catalog)."""
+    was read under (None: the identifiable catalog). Without ``with_errors`` (a researcher's key:
+    error records name files) the files that could not be read are not listed."""
     import pyarrow.parquet as pq
 
     target = Path(folder)
@@ -199,7 +201,7 @@ def write_package(catalog: Catalog, folder: str | os.PathLike[str], *, level: st
         instance_count = instance_table.num_rows
         pq.write_table(instance_table, target / "instances.parquet")
         written.append("instances.parquet")
-    shortfall = _shortfall(catalog, rows, _asked_accessions(catalog, collection))
+    shortfall = _shortfall(catalog, rows, _asked_accessions(catalog, collection), with_errors)
     manifest = {
         "package_version": PACKAGE_VERSION,
         "kind": "snapshot" if snapshot else "cohort",
@@ -224,7 +226,7 @@ def write_package(catalog: Catalog, folder: str | os.PathLike[str], *, level: st
     return Package(target, [*written, "manifest.json"], manifest)
 
 
-def _shortfall(catalog: Catalog, rows: list[dict], wanted: list[str]) -> dict:
+def _shortfall(catalog: Catalog, rows: list[dict], wanted: list[str], with_errors: bool) -> dict:
     """What the cohort asked for but does not hold: accession numbers of its cases that the catalog
     does not have, ones it has that the filter left out, files of the cohort's accessions that could
     not be read, and instances whose copies disagree."""
@@ -233,7 +235,8 @@ def _shortfall(catalog: Catalog, rows: list[dict], wanted: list[str]) -> dict:
         if wanted else set()
     accessions = sorted(a for a in held | set(wanted) if a)
     errors = [{"accession_number": e.get("partition_key"), "reason": e.get("reason"), "detail": e.get("detail")}
-              for chunk in chunks(accessions) for e in catalog.find("errors", {"partition_key": {"$in": list(chunk)}})]
+              for chunk in chunks(accessions) for e in catalog.find("errors", {"partition_key": {"$in": list(chunk)}})
+              ] if with_errors else None
     conflicts, damaged = [], []
     for chunk in chunks(sorted(r["SeriesInstanceUID"] for r in rows)):
         for doc in catalog.find("instances", {"series_instance_uid": {"$in": list(chunk)},
@@ -282,12 +285,17 @@ def _readme(manifest: dict, rows: list[dict], instances: bool) -> str:
         lines.append(f"- within the collection `{manifest['query']['collection']}`")
     lines.append(f"- PHI policy: {json.dumps(policy, sort_keys=True)}")
     lines += ["", "## What it asked for but does not hold", ""]
+    if short["errors"] is None:
+        lines.append("- files of its accessions that could not be read: not listed for a researcher's key (error "
+                     "records name files)")
     for name, label in (("not_found", "accession numbers not in the catalog"),
                         ("excluded", "accession numbers in the catalog that the filter left out"),
                         ("errors", "files of its accessions that could not be read"),
                         ("damaged", "instances whose file is cut short or lacks its pixels (cataloged from the header)"),
                         ("conflicts", "instances whose copies disagree")):
         items = short[name]
+        if items is None:
+            continue
         lines.append(f"- {label}: {len(items)}" + (f" ({', '.join(map(str, items[:20]))}"
                                                     f"{', ...' if len(items) > 20 else ''})" if items else ""))
     lines += ["", "## Reading it", "", "```sql", "-- duckdb", "SELECT Modality, count(*) AS series, sum(instanceCount) "

@@ -176,6 +176,7 @@ def cohort(request: Request, who: Who, level: str | None = None, where: str | No
     level, where_text = _level(level), _where_text(where)
     return render(request, who, "cohort.html", "Cohort", level=level, where_text=where_text,
                   files_url=f"/api/v1/{level}/files?where={quote(where_text)}",
+                  package_url=f"/api/v1/{level}/package?where={quote(where_text)}",
                   config={"level": level, "where": where_text})
 
 

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+import zipfile
 
 import httpx
 import pytest
@@ -227,6 +228,11 @@ def test_cohort_export_save_and_job(admin_page, web_server, web_home):
                                env=web_home["env"], cwd=web_home["home"]).stdout)
     assert {r["series_instance_uid"] for r in exported} == {s["series_instance_uid"] for s in queried}
     assert len(exported) == sum(s["num_instances"] for s in queried)  # one row per file of those series
+    with page.expect_download() as download:
+        page.click("#export-package")
+    with zipfile.ZipFile(download.value.path()) as package:
+        manifest = json.loads(package.read("quire-cohort/manifest.json"))
+    assert manifest["query"]["where"] == where and set(manifest["series"]) == {s["series_instance_uid"] for s in queried}
     # The browser checks the id as the server does (a pattern valid under the v flag browsers use).
     pattern = page.get_attribute("#collection-id", "pattern")
     assert pattern.replace("\\-", "-") == _ID.pattern.strip("^$")
