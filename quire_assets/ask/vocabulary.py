@@ -45,6 +45,8 @@ CONCEPTS: dict[str, dict[str, str]] = {
     "patient": {"patients": "patient_id", "studies": "patient_id", "series": "patient_id"},
     "series_description": {"series": "series_description"},
     "study_description": {"studies": "study_description"},
+    "complete_volume": {"series": "complete_volume"},
+    "quality": {"series": "quality_flags"},
 }
 # The level a question about this concept is asked at, when the question names none.
 HOME = {"sex": "studies", "age": "studies", "collection": "studies", "study_description": "studies",
@@ -58,7 +60,7 @@ VALUE_FIELDS = {"manufacturer": ("series", "manufacturer"), "model": ("series", 
 LEVEL_WORDS = {"patients": "patients", "patient": "patients", "people": "patients", "subjects": "patients",
                "studies": "studies", "study": "studies", "exams": "studies", "exam": "studies",
                "examinations": "studies", "series": "series", "scans": "series", "scan": "series",
-               "acquisitions": "series", "instances": "instances", "instance": "instances", "images": "instances",
+               "acquisitions": "series", "volumes": "series", "volume": "series", "instances": "instances", "instance": "instances", "images": "instances",
                "files": "instances", "slices": "instances"}
 COMPARATORS = [("more than", "$gt"), ("greater than", "$gt"), ("larger than", "$gt"), ("bigger than", "$gt"),
                ("at least", "$gte"), ("no less than", "$gte"), ("less than", "$lt"), ("fewer than", "$lt"),

@@ -278,11 +278,17 @@ PARTITION_CHECKS = [
     AssetCheckSpec("rollup_counts", asset="catalog_entries", partitions_def=accession_partitions,
                    description="The accession's study and series documents count the series and instances "
                                "present, and none of its series or instances is an orphan."),
+    AssetCheckSpec("series_quality", asset="catalog_entries", partitions_def=accession_partitions,
+                   description="What the headers say of the accession's series: no slices missing, no irregular "
+                               "or duplicated positions, no mixed geometry, no duplicated, conflicting or damaged "
+                               "files, acquisition clocks that agree with the study, no broken values (a warning: "
+                               "the series are cataloged either way, with their quality_flags)."),
 ]
 
 
 def partition_verdicts(keys: list[str], listed: dict[str, set[str]], unaccounted: dict[str, list[str]],
-                       integrity: dict[str, dict[str, int]]) -> list[AssetCheckEvaluation]:
+                       integrity: dict[str, dict[str, int]],
+                       quality: dict[str, Counter]) -> list[AssetCheckEvaluation]:
     """The per-partition checks' evaluations for each of a run's accessions, with that accession's
     own figures (Quire's storage writes them in one transaction: ``instance.py``)."""
     verdicts = []
@@ -298,6 +304,10 @@ def partition_verdicts(keys: list[str], listed: dict[str, set[str]], unaccounted
                                      **{f"{level}_checked": counts.get(level, 0)
                                         for level in ("studies", "series", "instances")},
                                      "problems": counts.get("problems", 0)}),
+            AssetCheckEvaluation(asset_key=CATALOG_KEY, check_name="series_quality", partition=key,
+                                 passed=not quality.get(key), severity=AssetCheckSeverity.WARN,
+                                 metadata={"series_flagged": quality.get(key, Counter()).get("series", 0),
+                                           **{f: n for f, n in quality.get(key, Counter()).items() if f != "series"}}),
         ]
     return verdicts
 
@@ -363,13 +373,20 @@ def catalog_entries(
                    for chunk in chunks(list(keys), 500) for d in cat.find(
                        "instances", {"partition_key": {"$in": list(chunk)}, "conflicts": {"$exists": True}},
                        projection={"sop_instance_uid": 1, "conflicts": 1})]
+    # Each accession's series with quality flags, and how many carry each flag.
+    quality: dict[str, Counter] = {}
+    for chunk in chunks(list(keys), 500):
+        for d in cat.find("series", {"partition_key": {"$in": list(chunk)}},
+                          projection={"partition_key": 1, "quality_flags": 1}):
+            if d.get("quality_flags"):
+                quality.setdefault(d["partition_key"], Counter()).update(["series", *d["quality_flags"]])
     cat.close()
     index.mark_cataloged(catalog.resolved_uri(), {
         k: int(v) for k, v in dicom_files.groupby("partition_key")["partition_version"].max().items()
         if pd.notna(v)})
     index.close()
     missing = {k: sorted(listed.get(k, set()) - held.get(k, set())) for k in keys}
-    verdicts = partition_verdicts(keys, listed, missing, integrity["partitions"])
+    verdicts = partition_verdicts(keys, listed, missing, integrity["partitions"], quality)
     # A run of one partition key gets its results below stamped with it; a run over a range (even
     # a range of one) gets them unstamped, so each partition's verdict is logged here.
     single = context.has_partition_key
@@ -377,7 +394,7 @@ def catalog_entries(
         for verdict in verdicts:
             context.log_event(verdict)
     failing = {name: [v.partition for v in verdicts if v.check_name == name and not v.passed]
-               for name in ("every_file_accounted_for", "rollup_counts")}
+               for name in ("every_file_accounted_for", "rollup_counts", "series_quality")}
     unaccounted = sorted(u for uris in missing.values() for u in uris)
     checks = [
         AssetCheckResult(check_name="every_file_accounted_for", passed=not unaccounted, metadata={
@@ -390,6 +407,10 @@ def catalog_entries(
             "orphan_series": len(integrity["orphan_series"]), "orphan_instances": len(integrity["orphan_instances"]),
             "count_mismatches": len(integrity["count_mismatches"]),
             "examples": MetadataValue.json({k: v[:10] for k, v in integrity.items() if isinstance(v, list)})}),
+        AssetCheckResult(check_name="series_quality", passed=not quality, severity=AssetCheckSeverity.WARN, metadata={
+            **({} if single else {"accessions_failing": len(failing["series_quality"])}),
+            "series_flagged": sum(c["series"] for c in quality.values()),
+            **{f: n for f, n in sum(quality.values(), Counter()).items() if f != "series"}}),
         AssetCheckResult(check_name="unique_sop_instance_uids", passed=not shared,
                          severity=AssetCheckSeverity.WARN,
                          metadata={"shared_across_accessions": len(shared), "involving_this_run": len(stolen),

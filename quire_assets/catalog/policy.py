@@ -27,7 +27,8 @@ ACTIONS = ("keep", "hash", "drop")
 # Quire's own fields, not attributes of a file: counts, the names of attributes, the shape of a
 # series. They hold no value of a patient, so they are kept unless a policy names them.
 STRUCTURE = frozenset({"num_studies", "num_series", "num_instances", "num_frames", "damaged_instances",
-                       "conflicting_instances", "varying", "damage", "size", "oddities"})
+                       "conflicting_instances", "varying", "damage", "size", "oddities", "quality",
+                       "quality_flags", "complete_volume"})
 # Fields that repeat an attribute's values under another name take that attribute's rule.
 FOLLOWS = {"partition_key": "AccessionNumber", "accession_numbers": "AccessionNumber",
            "study_instance_uids": "StudyInstanceUID", "modalities": "Modality",

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from quire_assets.dicom.features import FeatureSets
+from quire_assets.dicom.quality import series_quality
 from quire_assets.dicom.records import PROMOTED, snake_case
 from quire_assets.dicom.vendors import manufacturer_family
 
@@ -182,6 +183,9 @@ def series_documents(records: Iterable[dict], features: FeatureSets) -> list[dic
             if numbers:
                 ranges[name] = {"min": min(numbers), "max": max(numbers)}
         promoted = _promoted(members, "series")
+        conflicting = sum(1 for sop in by_sop if len(copies[sop]) > 1 and conflicts_between(
+            [{"recorded": recorded(r)} for r in copies[sop]]))
+        quality = series_quality(members, {sop: len(copies[sop]) for sop in by_sop}, conflicting)
         documents.append(
             {
                 **promoted,
@@ -199,9 +203,12 @@ def series_documents(records: Iterable[dict], features: FeatureSets) -> list[dic
                 # A series with files cut short says how many, so a series-level cohort sees it.
                 **({"damaged_instances": damaged} if (damaged := sum(bool(r.get("damage")) for r in members))
                    else {}),
-                **({"conflicting_instances": conflicting} if (conflicting := sum(
-                    1 for sop in by_sop if len(copies[sop]) > 1 and conflicts_between(
-                        [{"recorded": recorded(r)} for r in copies[sop]]))) else {}),
+                **({"conflicting_instances": conflicting} if conflicting else {}),
+                # What the headers say of the series' quality (``quality.py``): its codes and whether it
+                # is a complete regular volume are fields of their own, for filters and facets.
+                "quality_flags": quality["flags"],
+                "complete_volume": quality["complete_volume"],
+                "quality": quality,
             }
         )
     return documents

@@ -26,7 +26,7 @@ def test_catalog_integrity_runs_after_ingests_over_the_whole_catalog(sample_arch
     assert not report.failed
     for run_id in report.run_ids:  # the ingest runs evaluate their own checks, not the whole catalog
         assert set(_evaluations(instance, run_id)) == {"every_file_accounted_for", "rollup_counts",
-                                                       "unique_sop_instance_uids", "copies_agree"}
+                                                       "series_quality", "unique_sop_instance_uids", "copies_agree"}
     result = defs.resolve_job_def("report_job").execute_in_process(instance=instance)
     [verdict] = [e for e in result.get_asset_check_evaluations() if e.check_name == "catalog_integrity"]
     assert verdict.passed and verdict.metadata["studies_checked"].value == 7
@@ -59,7 +59,7 @@ def test_per_partition_checks_judge_every_accession_of_every_run_shape(sample_ar
     report = run_partitions(defs, instance, keys, batch=len(keys) - 1)  # a range of 7, then a range of 1
     assert not report.failed and len(report.run_ids) == 2
     with open_catalog(resources["catalog"].uri) as catalog:
-        for name in ("every_file_accounted_for", "rollup_counts"):
+        for name in ("every_file_accounted_for", "rollup_counts", "series_quality"):
             verdicts = _partition_verdicts(instance, name)
             assert set(verdicts) == set(keys) and all(v.passed for v in verdicts.values())
             infos = instance.event_log_storage.get_asset_check_partition_info(
@@ -71,3 +71,30 @@ def test_per_partition_checks_judge_every_accession_of_every_run_shape(sample_ar
             assert files[key].metadata["files"].value >= held > 0
             assert _partition_verdicts(instance, "rollup_counts")[key].metadata["studies_checked"].value == (
                 catalog.count("studies", {"partition_key": key}))
+
+
+def test_series_quality_warns_for_the_accession_with_a_slice_missing(sample_archive, tmp_path):
+    """The per-accession ``series_quality`` check: a warning for the one accession whose series lost a
+    slice, with the flag counted; every other accession passes."""
+    import shutil
+
+    import pydicom
+    from dagster import AssetCheckSeverity
+
+    from quire_assets.orchestration import run_partitions
+    from tests.assets.test_materialize import _partition_verdicts
+
+    archive = tmp_path / "archive"
+    shutil.copytree(sample_archive, archive)
+    lung = sorted(p for p in archive.rglob("*.dcm")
+                  if pydicom.dcmread(p, stop_before_pixels=True).AccessionNumber == "LIDC0003A")
+    lung[len(lung) // 2].unlink()
+    instance, resources, keys, defs = indexed(archive, tmp_path)
+    assert not run_partitions(defs, instance, keys, batch=len(keys)).failed
+    verdicts = _partition_verdicts(instance, "series_quality")
+    assert set(verdicts) == set(keys)
+    failing = {k for k, v in verdicts.items() if not v.passed}
+    assert failing == {"LIDC0003A"}
+    assert verdicts["LIDC0003A"].severity == AssetCheckSeverity.WARN
+    assert verdicts["LIDC0003A"].metadata["missing_slices"].value == 1
+    assert verdicts["LIDC0003A"].metadata["series_flagged"].value == 1

@@ -30,7 +30,7 @@ def test_materialize_one_accession_partition(sample_archive, tmp_path):
                          instance=instance, resources=resources)
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"every_file_accounted_for": True, "rollup_counts": True,
+    assert checks == {"every_file_accounted_for": True, "rollup_counts": True, "series_quality": True,
                       "unique_sop_instance_uids": True, "copies_agree": True}
     catalog = open_catalog(resources["catalog"].uri)
     assert catalog.distinct("studies", "accession_number") == ["RAD/2019/0042"]

@@ -31,7 +31,7 @@ ASSETS = ["source_index", "dicom_files", "instance_records", "series_rollups", "
 ROOT = Path(__file__).resolve().parents[2]
 # The per-run figures differ between two runs of the same work; everything else must not.
 RUN_DEPENDENT = {"seconds", "read", "unchanged", "new_partitions", "changed_partitions"}
-CHECKS = ["every_file_accounted_for", "rollup_counts", "unique_sop_instance_uids", "copies_agree"]
+CHECKS = ["every_file_accounted_for", "rollup_counts", "series_quality", "unique_sop_instance_uids", "copies_agree"]
 
 
 def plain(metadata: dict) -> dict:
