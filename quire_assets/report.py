@@ -56,6 +56,8 @@ def figures(stats: dict[str, Any]) -> list[tuple[str, go.Figure]]:
         ("pixel_spacing_distribution", "Pixel spacing distribution", "row spacing (mm)", "series"),
         ("series_per_study_distribution", "Series per study", "series in the study", "studies"),
         ("patient_age_distribution", "Patient age distribution", "age (years)", "patients"),
+        ("complete_volume_distribution", "Complete volumes", "what the headers say", "series"),
+        ("quality_distribution", "Quality flags (a series may have several)", "flag", "series"),
     ):
         charts.append((title, _bar(title, stats[key], x_title, y_title)))
     return charts

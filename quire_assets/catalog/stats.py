@@ -56,7 +56,7 @@ def summary_statistics(catalog: Catalog, study_filter: dict | None = None, min_c
     for chunk in chunks(uids, 500):
         series.extend(catalog.find("series", {"study_instance_uid": {"$in": list(chunk)}}, projection={
             "modality": 1, "manufacturer": 1, "manufacturer_family": 1, "manufacturer_model_name": 1, "body_part_examined": 1,
-            "slice_thickness": 1, "pixel_spacing": 1, "num_instances": 1}))
+            "slice_thickness": 1, "pixel_spacing": 1, "num_instances": 1, "quality_flags": 1, "complete_volume": 1}))
     total_instances = sum(s.get("num_instances") or 0 for s in studies)
     # Images are frames: a multi-frame instance (an ultrasound clip, a tomosynthesis) holds many.
     # Studies cataloged before frames were counted count an image per instance.
@@ -95,6 +95,14 @@ def summary_statistics(catalog: Catalog, study_filter: dict | None = None, min_c
         "pixel_spacing_distribution": _ordered(spacing),
         "series_per_study_distribution": _ordered(Counter(str(s.get("num_series") or 0) for s in studies)),
         "patient_age_distribution": _ordered(decade),
+        # Series by what their headers say of their quality (dicom/quality.py): each flag, and
+        # the complete volumes (series cataloged before quality was kept are "not assessed").
+        "quality_distribution": dict(Counter(
+            flag for s in series for flag in (s.get("quality_flags") or ([] if "quality_flags" in s else
+                                                                          ["not assessed"]))).most_common()),
+        "complete_volume_distribution": dict(Counter(
+            {True: "complete volume", False: "not a complete volume"}.get(s.get("complete_volume"), "not assessed")
+            for s in series).most_common()),
     }
     return {
         "total_studies": len(studies),

@@ -74,6 +74,17 @@ def test_report_html(sample_archive, tmp_path, monkeypatch):
     pie = found["Sex distribution"][0]
     words = {"M": "male", "F": "female"}
     assert dict(zip(pie["labels"], pie["values"], strict=True)) == {words[k]: v for k, v in sexes.items()}
+    # What the headers say of the series' quality, as the catalog holds it.
+    from quire_assets.catalog import open_catalog
+
+    with open_catalog(f"sqlite:///{tmp_path / 'home' / 'catalog.db'}") as catalog:
+        complete = catalog.count("series", {"complete_volume": True})
+        flagged = catalog.count("series", {"quality_flags": "vr_oddities"})
+    volumes = found["Complete volumes"][0]
+    assert dict(zip(volumes["x"], volumes["y"], strict=True))["complete volume"] == complete > 0
+    quality = dict(zip(found["Quality flags (a series may have several)"][0]["x"],
+                       found["Quality flags (a series may have several)"][0]["y"], strict=True))
+    assert quality.get("vr_oddities", 0) == flagged
     # The header says what was summarized, from where, and when.
     header = html.split("</header>")[0]
     assert "catalog.db" in header and str(archive) in header and "none (the whole catalog)" in header

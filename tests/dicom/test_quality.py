@@ -117,3 +117,10 @@ def test_an_ingested_series_with_a_slice_taken_out(sample_archive, tmp_path_fact
     asked = json.loads(quire("query", "series", "--where", '{"complete_volume": true}', "--format", "json",
                              env=env, cwd=home).stdout)
     assert gone not in {s["series_instance_uid"] for s in asked} and len(asked) == complete
+
+
+def test_the_docs_list_every_flag():
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "catalog.md").read_text()
+    assert all(f"| `{flag}` |" in page for flag in FLAGS)
