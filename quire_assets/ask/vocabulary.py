@@ -47,6 +47,7 @@ CONCEPTS: dict[str, dict[str, str]] = {
     "study_description": {"studies": "study_description"},
     "complete_volume": {"series": "complete_volume"},
     "quality": {"series": "quality_flags"},
+    "series_type": {"series": "series_types"},
 }
 # The level a question about this concept is asked at, when the question names none.
 HOME = {"sex": "studies", "age": "studies", "collection": "studies", "study_description": "studies",

@@ -28,7 +28,11 @@ ACTIONS = ("keep", "hash", "drop")
 # series. They hold no value of a patient, so they are kept unless a policy names them.
 STRUCTURE = frozenset({"num_studies", "num_series", "num_instances", "num_frames", "damaged_instances",
                        "conflicting_instances", "varying", "damage", "size", "oddities", "quality",
-                       "quality_flags", "complete_volume"})
+                       "quality_flags", "complete_volume", "series_types", "series_type_evidence"})
+# Quire's notes about attributes (``{"attribute": keyword, ...}`` entries): a researcher sees only
+# those about attributes the policy shows (a malformed hidden value is often quoted in its problem;
+# a label's evidence quotes the values that decided it).
+ATTRIBUTE_NOTES = frozenset({"oddities", "series_type_evidence"})
 # Fields that repeat an attribute's values under another name take that attribute's rule.
 FOLLOWS = {"partition_key": "AccessionNumber", "accession_numbers": "AccessionNumber",
            "study_instance_uids": "StudyInstanceUID", "modalities": "Modality",
@@ -223,7 +227,7 @@ class PhiPolicy:
                 action = "keep" if granted else self.default
             if action == "drop":
                 continue
-            if key == "oddities" and not granted and type(value) is list:
+            if key in ATTRIBUTE_NOTES and not granted and type(value) is list:
                 out[key] = [o for o in value if not (type(o) is dict and self.hidden(str(o.get("attribute", ""))))]
             elif action == "hash":
                 out[key] = self._hashed(value)

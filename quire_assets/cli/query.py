@@ -48,6 +48,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         return _changes_since(args)
     if args.snapshot or args.package:
         return _package(args)
+    if args.dcm2bids:
+        return _dcm2bids(args)
     if not args.level:
         raise UserError("export needs a level (studies, series or instances), --snapshot DIR or --from MANIFEST")
     with open_catalog_of(args) as catalog:
@@ -86,6 +88,31 @@ def _package(args: argparse.Namespace) -> int:
     print(f"{counts['studies']:,} studies, {counts['series']:,} series, {counts['instances']:,} instances; "
           f"not found {len(short['not_found'])}, excluded {len(short['excluded'])}, errors {len(short['errors'] or [])}, "
           f"damaged {len(short['damaged'])}, conflicts {len(short['conflicts'])}", file=sys.stderr)
+    return 0
+
+
+def _dcm2bids(args: argparse.Namespace) -> int:
+    import json
+
+    from quire_assets.dicom.series_types import dcm2bids_config
+    from quire_assets.research.exports import selected_series
+    from quire_assets.util import chunks
+
+    if not args.level:
+        raise UserError("--dcm2bids needs a level: quire export series --where ... --dcm2bids FILE")
+    with open_catalog_of(args) as catalog:
+        keys = selected_series(catalog, args.level, selection(catalog, args))
+        series = [d for chunk in chunks(keys) for d in catalog.find(
+            "series", {"series_instance_uid": {"$in": list(chunk)}},
+            projection=["series_instance_uid", "accession_number", "series_number", "series_description",
+                        "series_types"])]
+    config = dcm2bids_config(series)
+    try:
+        Path(args.dcm2bids).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write {args.dcm2bids}: {exc.strerror or exc}") from exc
+    print(f"{Path(args.dcm2bids).resolve()}: {len(config['descriptions'])} of {len(series)} series sorted by their "
+          "labels (derived series and series without a BIDS label are left out)", file=sys.stderr)
     return 0
 
 
@@ -161,6 +188,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                     "study and patient attributes joined), README.md and manifest.json")
     p.add_argument("--snapshot", metavar="DIR", help="write the whole catalog to DIR the same way")
     p.add_argument("--instances", action="store_true", help="with --package or --snapshot: instances.parquet too")
+    p.add_argument("--dcm2bids", metavar="FILE", help="write a dcm2bids configuration sorting the cohort's series "
+                                                     "by their series-type labels (T1w, T2w, FLAIR, DWI, BOLD ...)")
     p.add_argument("--from", dest="from_manifest", metavar="MANIFEST",
                    help="a package's manifest.json: the series its question selects now that were added, removed "
                         "or changed since it was written")

@@ -16,6 +16,7 @@ from typing import Any
 from quire_assets.dicom.features import FeatureSets
 from quire_assets.dicom.quality import series_quality
 from quire_assets.dicom.records import PROMOTED, snake_case
+from quire_assets.dicom.series_types import load_rules, series_types
 from quire_assets.dicom.vendors import manufacturer_family
 
 MAX_DISTINCT = 50
@@ -171,6 +172,7 @@ def series_documents(records: Iterable[dict], features: FeatureSets) -> list[dic
         copies[record["sop_instance_uid"]].append(record)
     names = features.names("series")
     numeric_instance = features.names("instance")
+    rules = load_rules(None if features.source == "builtin" else features.source)
     documents = []
     for series_uid, by_sop in by_series.items():
         members = list(by_sop.values())
@@ -186,6 +188,7 @@ def series_documents(records: Iterable[dict], features: FeatureSets) -> list[dic
         conflicting = sum(1 for sop in by_sop if len(copies[sop]) > 1 and conflicts_between(
             [{"recorded": recorded(r)} for r in copies[sop]]))
         quality = series_quality(members, {sop: len(copies[sop]) for sop in by_sop}, conflicting)
+        types, evidence = series_types(members, rules)
         documents.append(
             {
                 **promoted,
@@ -209,6 +212,9 @@ def series_documents(records: Iterable[dict], features: FeatureSets) -> list[dic
                 "quality_flags": quality["flags"],
                 "complete_volume": quality["complete_volume"],
                 "quality": quality,
+                # What kind of series it is (``series_types.py``), and what decided each label.
+                "series_types": types,
+                "series_type_evidence": evidence,
             }
         )
     return documents

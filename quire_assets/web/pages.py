@@ -47,7 +47,7 @@ FILTERS = {
                 "ranges": [["study_date", "date"], ["num_series", "number"], ["num_instances", "number"]],
                 "text": "study_description"},
     "series": {"facets": ["modality", "manufacturer_family", "manufacturer", "manufacturer_model_name",
-                          "body_part_examined", "complete_volume", "quality_flags"],
+                          "body_part_examined", "series_types", "complete_volume", "quality_flags"],
                "ranges": [["slice_thickness", "number"], ["num_instances", "number"], ["pixel_spacing", "number"],
                           ["metadata.KVP", "number"]],
                "text": "series_description"},
