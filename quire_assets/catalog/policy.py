@@ -36,7 +36,8 @@ ATTRIBUTE_NOTES = frozenset({"oddities", "series_type_evidence"})
 # Fields that repeat an attribute's values under another name take that attribute's rule.
 FOLLOWS = {"partition_key": "AccessionNumber", "accession_numbers": "AccessionNumber",
            "study_instance_uids": "StudyInstanceUID", "modalities": "Modality",
-           "locations": "uris", "sources": "source", "manufacturer_family": "Manufacturer"}
+           "locations": "uris", "sources": "source", "manufacturer_family": "Manufacturer",
+           "annotates": "SeriesInstanceUID", "annotated_by": "SeriesInstanceUID"}
 # Documents of attributes, walked key by key under the default rule (``conflicts``: attribute →
 # the values an instance's copies hold).
 CONTAINERS = frozenset({"metadata", "instance_ranges", "conflicts"})

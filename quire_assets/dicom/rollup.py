@@ -16,7 +16,7 @@ from typing import Any
 from quire_assets.dicom.features import FeatureSets
 from quire_assets.dicom.quality import series_quality
 from quire_assets.dicom.records import PROMOTED, snake_case
-from quire_assets.dicom.series_types import load_rules, series_types
+from quire_assets.dicom.series_types import annotated_series, load_rules, series_types
 from quire_assets.dicom.vendors import manufacturer_family
 
 MAX_DISTINCT = 50
@@ -215,8 +215,16 @@ def series_documents(records: Iterable[dict], features: FeatureSets) -> list[dic
                 # What kind of series it is (``series_types.py``), and what decided each label.
                 "series_types": types,
                 "series_type_evidence": evidence,
+                **({"annotates": annotates} if (annotates := annotated_series(members, series_uid)) else {}),
             }
         )
+    # An annotation's series (SEG, SR, RTSTRUCT, presentation state) is named on the series it is
+    # about, when that series is cataloged with it (an accession's series are rolled up together).
+    by_uid = {d["series_instance_uid"]: d for d in documents}
+    for doc in documents:
+        for target in doc.get("annotates", []):
+            if target in by_uid:
+                by_uid[target].setdefault("annotated_by", []).append(doc["series_instance_uid"])
     return documents
 
 

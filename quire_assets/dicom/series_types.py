@@ -26,6 +26,57 @@ BIDS = {"T1w": ("anat", "T1w"), "T2w": ("anat", "T2w"), "PDw": ("anat", "PDw"), 
         "MRA": ("anat", "angio"), "SWI": ("swi", "swi")}
 
 
+# An attribute Quire computes for the rules: seconds from the contrast bolus's start to each
+# image's acquisition (AcquisitionTime less ContrastBolusStartTime), for the contrast phase.
+CONTRAST_DELAY = "ContrastDelaySeconds"
+# Where an annotation names the series it is about: a SEG's and a presentation state's referenced
+# series, an SR's evidence, an RT structure set's contoured series (three sequences deep).
+REFERENCES = ("ReferencedSeriesSequence", "CurrentRequestedProcedureEvidenceSequence",
+              "ReferencedFrameOfReferenceSequence")
+
+
+def _seconds(time: Any) -> float | None:
+    """A normalized TM (``HH:MM:SS[.ffffff]``) as seconds since midnight."""
+    if not isinstance(time, str) or len(time) < 8:
+        return None
+    try:
+        return int(time[:2]) * 3600 + int(time[3:5]) * 60 + float(time[6:])
+    except ValueError:
+        return None
+
+
+def contrast_delays(records: list[dict]) -> list[float]:
+    """Seconds from the bolus's start to each acquisition (same day, so a negative delay is none)."""
+    delays = []
+    for record in records:
+        start = _seconds(record["metadata"].get("ContrastBolusStartTime"))
+        acquired = _seconds(record["metadata"].get("AcquisitionTime"))
+        if start is not None and acquired is not None and acquired >= start:
+            delays.append(round(acquired - start, 3))
+    return sorted(set(delays))
+
+
+def _series_uids(node: Any, found: set[str]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "SeriesInstanceUID" and isinstance(value, str):
+                found.add(value)
+            else:
+                _series_uids(value, found)
+    elif isinstance(node, list):
+        for item in node:
+            _series_uids(item, found)
+
+
+def annotated_series(records: list[dict], own: str) -> list[str]:
+    """The other series an annotation's files refer to."""
+    found: set[str] = set()
+    for record in records:
+        for name in REFERENCES:
+            _series_uids(record["metadata"].get(name), found)
+    return sorted(found - {own})
+
+
 class SeriesTypeError(ValueError):
     """A rules file Quire cannot use (the message names the file and the rule)."""
 
@@ -176,6 +227,7 @@ def series_types(records: list[dict], rules: tuple[Rule, ...] | None = None) -> 
             if value is not None and value not in seen:
                 seen.append(value)
         values[name] = seen
+    values[CONTRAST_DELAY] = contrast_delays(records)
     modalities = [r["metadata"].get("Modality") for r in records if r["metadata"].get("Modality")]
     modality = max(set(modalities), key=modalities.count) if modalities else None
     labels: list[str] = []

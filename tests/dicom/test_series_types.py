@@ -14,7 +14,13 @@ from benchmarks.series_types import labelled, reference_rows, scores
 from quire_assets.catalog.policy import PhiPolicy
 from quire_assets.dicom.features import load_feature_sets
 from quire_assets.dicom.records import extract
-from quire_assets.dicom.series_types import SeriesTypeError, load_rules, parse_rules, series_types
+from quire_assets.dicom.series_types import (
+    CONTRAST_DELAY,
+    SeriesTypeError,
+    load_rules,
+    parse_rules,
+    series_types,
+)
 from tests.cli.test_ingest_e2e import ingested_home, quire
 from tests.conftest import PYDICOM_TEST_FILES
 
@@ -39,8 +45,8 @@ def test_each_label_carries_its_evidence(reference, features):
     labels, evidence = series_types([record])
     dwi = [e for e in evidence if e["label"] == "DWI"]
     assert labels == ["DWI", "original"]
-    assert dwi == [{"label": "DWI", "rule": "series-types.toml#11", "confidence": 0.95, "attribute": "ImageType",
-                    "value": "DIFFUSION"}]
+    assert [{**e, "rule": e["rule"].split("#")[0]} for e in dwi] == [{
+        "label": "DWI", "rule": "series-types.toml", "confidence": 0.95, "attribute": "ImageType", "value": "DIFFUSION"}]
 
 
 def test_a_rule_never_decides_from_the_description_alone():
@@ -98,5 +104,49 @@ def test_labels_through_an_ingest_ask_and_dcm2bids(reference, tmp_path_factory):
 
 def test_the_feature_sets_read_what_the_rules_need():
     names = {f.name for f in load_feature_sets().all}
-    needed = {a for rule in load_rules() for a in rule.attributes} - {"SeriesDescription", "ProtocolName"}
+    needed = {a for rule in load_rules() for a in rule.attributes} - {"SeriesDescription", "ProtocolName",
+                                                                       CONTRAST_DELAY}  # computed
     assert needed <= names
+
+
+@pytest.mark.parametrize(("acquired", "phase"), [("10:00:30", "phase:arterial"), ("10:01:10", "phase:portal_venous"),
+                                                 ("10:05:00", "phase:delayed"), ("09:59:00", None)])
+def test_the_contrast_phase_where_the_bolus_start_is_recorded(acquired, phase):
+    records = [{"metadata": {"Modality": "CT", "ContrastBolusAgent": "IOMERON", "ContrastBolusStartTime": "10:00:00",
+                             "AcquisitionTime": acquired}}]
+    labels = series_types(records)[0]
+    assert [x for x in labels if x.startswith("phase:")] == ([phase] if phase else [])
+    assert "contrast" in labels
+    del records[0]["metadata"]["ContrastBolusAgent"]
+    assert not [x for x in series_types(records)[0] if x.startswith("phase:")]
+
+
+def test_annotations_name_the_series_they_are_about(sample_archive, tmp_path_factory):
+    """pydicom's SEG and RT structure set, made to annotate a sample CT series of the same study."""
+    import shutil
+
+    from pydicom.uid import generate_uid
+
+    archive = tmp_path_factory.mktemp("annotated") / "archive"
+    shutil.copytree(sample_archive, archive)
+    ct = pydicom.dcmread(next(p for p in sorted(archive.rglob("*.dcm"))
+                              if pydicom.dcmread(p, stop_before_pixels=True).AccessionNumber == "LIDC0001A"))
+    made = {}
+    for name in ("liver_1frame.dcm", "rtstruct.dcm"):
+        ds = pydicom.dcmread(PYDICOM_TEST_FILES / name, force=True)
+        ds.StudyInstanceUID, ds.AccessionNumber, ds.PatientID = ct.StudyInstanceUID, ct.AccessionNumber, ct.PatientID
+        ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        if name == "rtstruct.dcm":
+            study = ds.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence[0]
+            study.RTReferencedSeriesSequence[0].SeriesInstanceUID = ct.SeriesInstanceUID
+        else:
+            ds.ReferencedSeriesSequence[0].SeriesInstanceUID = ct.SeriesInstanceUID
+        ds.save_as(archive / name)
+        made[str(ds.SeriesInstanceUID)] = "SEG" if name.startswith("liver") else "RTSTRUCT"
+    env, home = ingested_home(archive, tmp_path_factory)
+    series = {s["series_instance_uid"]: s for s in json.loads(quire(
+        "query", "series", "--where", '{"accession_number": "LIDC0001A"}', "--format", "json", env=env, cwd=home).stdout)}
+    for uid, label in made.items():
+        assert label in series[uid]["series_types"] and series[uid]["annotates"] == [str(ct.SeriesInstanceUID)]
+    assert sorted(series[str(ct.SeriesInstanceUID)]["annotated_by"]) == sorted(made)
