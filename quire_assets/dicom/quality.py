@@ -3,8 +3,9 @@ make one regular 3D volume, slices missing, mixed geometry, duplicated or confli
 damaged files, clocks that disagree with the study, values that broke their VR.
 
 The volume test follows NCI IDC's ``volume_geometry_index`` for its own data: one orientation,
-positions along the slices' normal (a gantry tilt or a shear moves them off it), no two slices at
-one position, a constant spacing within a tolerance; an oblique volume is still a volume. Quire
+no two slices at one position, a constant spacing along the normal within a tolerance, positions
+along the normal or sheared by the gantry tilt the files record (``gantry_tilt``: still regular);
+an oblique volume is still a volume. Quire
 does it from the headers it already holds, for any archive. Each problem is a short code in
 ``flags`` (what researchers filter and facet on), with its figures beside it.
 """
@@ -29,7 +30,7 @@ FLAGS = {
     "missing_slices": "positions (or instance numbers) with gaps: slices are missing",
     "irregular_spacing": "the spacing between slices varies beyond the tolerance",
     "duplicate_positions": "two or more slices at one position",
-    "positions_off_normal": "slice positions move off the slices' normal (a gantry tilt or a shear)",
+    "positions_off_normal": "slice positions move off the slices' normal, and no gantry tilt is recorded to say why",
     "mixed_orientation": "the slices have more than one orientation",
     "mixed_pixel_spacing": "the slices have more than one pixel spacing",
     "mixed_size": "the slices have more than one number of rows or columns",
@@ -90,6 +91,8 @@ def volume_geometry(records: list[dict]) -> dict[str, Any]:
     slices = [(_vector(m.get("ImagePositionPatient"), 3), _vector(m.get("ImageOrientationPatient"), 6))
               for m in metadata]
     slices = [(p, o) for p, o in slices if p and o]
+    tilts = {float(m["GantryDetectorTilt"]) for m in metadata if isinstance(m.get("GantryDetectorTilt"), int | float)
+             and m["GantryDetectorTilt"]}
     if len(slices) < MIN_VOLUME_SLICES:
         return {"volume": "not_a_volume", "why": f"{len(slices)} slice(s) with a position and an orientation"}
     problems: list[str] = []
@@ -124,14 +127,20 @@ def volume_geometry(records: list[dict]) -> dict[str, Any]:
             problems.append("missing_slices")
     axis = [b - a for a, b in zip(positions[0][0], positions[-1][0], strict=True)]
     span = _norm(axis)
+    shear = 0.0
     if span > POSITION_TOLERANCE:
         sine = _norm(_cross(axis, normal)) / span
         if sine > PARALLEL_TOLERANCE:
-            problems.append("positions_off_normal")
+            shear = math.degrees(math.asin(min(sine, 1.0)))
+            # A gantry tilt shears the stack by the recorded angle: still a regular volume (as IDC has
+            # it), resampled to be square. A shear no tilt explains is not.
+            if not any(abs(shear - abs(t)) < 1.0 for t in tilts):
+                problems.append("positions_off_normal")
     flags = sorted(set(problems))
     return {"volume": "irregular" if flags else "regular", "orientation": orientation_label(first),
             "slices": len(slices), "spacing": round(spacing, 6), "missing_positions": missing,
-            "duplicate_positions": duplicates, **({"flags": flags} if flags else {})}
+            "duplicate_positions": duplicates, **({"gantry_tilt": round(shear, 3)} if shear else {}),
+            **({"flags": flags} if flags else {})}
 
 
 def series_quality(records: list[dict], copies: dict[str, int], conflicting: int) -> dict[str, Any]:

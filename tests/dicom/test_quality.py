@@ -59,7 +59,7 @@ def test_an_oblique_volume_is_still_a_volume():
     (slices(skip=(4,)), "missing_slices"),
     (slices(skip=(2, 3, 7)), "missing_slices"),
     (slices() + slices(n=1), "duplicate_positions"),
-    (slices(shift=(0.0, 0.4)), "positions_off_normal"),
+    (slices(shift=(0.0, 0.4)), "positions_off_normal"),  # a shear no tilt explains
     (slices(n=5) + [{"metadata": {**slices(n=7)[6]["metadata"], "ImagePositionPatient": [-100, -120, -50 + 5.6]}}],
      "irregular_spacing"),
     (slices(n=5) + slices(n=5, orientation=[0.0, 1.0, 0.0, 0.0, 0.0, -1.0]), "mixed_orientation"),
@@ -68,6 +68,14 @@ def test_each_way_a_series_falls_short(records, flag):
     found = quality(records)
     assert flag in found["flags"] and flag in FLAGS
     assert found["complete_volume"] is False
+
+
+def test_a_tilted_gantry_is_still_regular():
+    tilt = 15.0
+    shift = 1.25 * math.tan(math.radians(tilt))  # each slice moves along y by spacing × tan(tilt)
+    found = quality(slices(shift=(0.0, shift), GantryDetectorTilt=tilt))
+    assert found["volume"] == "regular" and found["complete_volume"] is True
+    assert abs(found["gantry_tilt"] - tilt) < 0.01
 
 
 def test_missing_slices_are_counted():
@@ -124,3 +132,59 @@ def test_the_docs_list_every_flag():
 
     page = (Path(__file__).resolve().parents[2] / "docs" / "catalog.md").read_text()
     assert all(f"| `{flag}` |" in page for flag in FLAGS)
+
+
+def _series_files(archive, accession: str, number: int) -> list:
+    found = []
+    for path in archive.rglob("*.dcm"):
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        if ds.AccessionNumber == accession and ds.SeriesNumber == number:
+            found.append((int(ds.InstanceNumber), path))
+    return [p for _, p in sorted(found)]
+
+
+def test_archives_made_with_each_defect(sample_archive, tmp_path_factory):
+    """Real files written with each defect, ingested: a duplicated position, mixed pixel spacing, and a
+    tilted gantry that is still regular; an untouched series stays clean."""
+    from pydicom.uid import generate_uid
+
+    archive = tmp_path_factory.mktemp("defects") / "archive"
+    shutil.copytree(sample_archive, archive)
+    duplicated = _series_files(archive, "LIDC0001A", 3001)
+    ds = pydicom.dcmread(duplicated[2])
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.InstanceNumber = len(duplicated) + 1
+    ds.save_as(duplicated[0].parent / "same-position.dcm")
+    mixed = _series_files(archive, "RAD/2019/0042", 4002)
+    ds = pydicom.dcmread(mixed[1])
+    ds.PixelSpacing = [0.5, 0.5]
+    ds.save_as(mixed[1])
+    tilted = _series_files(archive, "LIDC0003A", 3003)
+    for path in tilted:
+        ds = pydicom.dcmread(path)
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        ds.ImagePositionPatient = [x, y + z * math.tan(math.radians(12)), z]  # sheared along z, as a tilt does
+        ds.GantryDetectorTilt = 12
+        ds.save_as(path)
+    env, home = ingested_home(archive, tmp_path_factory)
+    series = {(s["accession_number"], s["series_number"]): s for s in json.loads(quire(
+        "query", "series", "--format", "json", env=env, cwd=home).stdout)}
+    assert series[("LIDC0001A", 3001)]["quality_flags"] == ["duplicate_positions"]
+    assert series[("RAD/2019/0042", 4002)]["quality_flags"] == ["mixed_pixel_spacing"]
+    tilt = series[("LIDC0003A", 3003)]
+    assert tilt["quality_flags"] == [] and tilt["complete_volume"] is True
+    assert abs(tilt["quality"]["gantry_tilt"] - 12) < 0.01
+    clean = series[("LIDC0004A", 3004)]
+    assert clean["quality_flags"] == [] and clean["complete_volume"] is True
+
+
+def test_real_files_that_are_clean_and_real_ones_that_are_not(features):
+    """pydicom's real CT series of five slices is a complete volume; its four-slice excerpt of another
+    (instances 18, 180, 181, 182) misses slices; a tri-planar localizer has three orientations."""
+    def quality_of(folder: str) -> dict:
+        records = [extract_file(p, features) for p in sorted((PYDICOM_TEST_FILES / folder).iterdir())]
+        return quality(records)
+
+    assert quality_of("dicomdirtests/98892001/CT5N")["complete_volume"] is True
+    assert "missing_slices" in quality_of("dicomdirtests/77654033/CT2")["flags"]
+    assert quality_of("dicomdirtests/98892003/MR700")["flags"] == ["mixed_orientation"]
