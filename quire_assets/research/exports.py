@@ -96,6 +96,9 @@ def series_rows(catalog: Catalog, series_keys: Sequence[str]) -> Iterator[dict]:
             row.update({name: study.get(field) for field, name in STUDY_COUNTS.items()})
             row.update({name: doc.get(field) for field, name in SERIES_COUNTS.items()})
             row["ModalitiesInStudy"] = study.get("modalities")
+            # What Quire says of the series: its labels and quality (docs/catalog.md).
+            row.update({"seriesTypes": doc.get("series_types"), "qualityFlags": doc.get("quality_flags"),
+                        "completeVolume": doc.get("complete_volume")})
             yield row
 
 

@@ -76,6 +76,7 @@ def test_the_package_holds_the_cohort_as_the_catalog_does(cataloged, package):
         assert row["instanceCount"] == doc["num_instances"] and row["SliceThickness"] == doc["slice_thickness"]
         assert row["AccessionNumber"] == doc["accession_number"] and row["PatientID"] == doc["patient_id"]
         assert row["StudyDescription"] == "CT CHEST W/O CONTRAST"  # the study's attributes, joined
+        assert row["completeVolume"] == doc["complete_volume"] and json.loads(row["seriesTypes"]) == doc["series_types"]
     assert len(pd.read_parquet(folder / "instances.parquet")) == instances
     # The README's DuckDB query, as a reader would run it.
     readme = (folder / "README.md").read_text()

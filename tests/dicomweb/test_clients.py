@@ -264,3 +264,22 @@ def test_a_key_as_basic_credentials(quire_dicomweb):
     assert requests.get(url, auth=("anyone", quire_dicomweb.keys["alice"]), timeout=30).status_code == 200
     assert requests.get(url, auth=("alice", "qk_not_a_key"), timeout=30).status_code == 401
     assert requests.get(url, headers={"Authorization": "Basic !!!"}, timeout=30).status_code == 401
+
+
+def test_a_file_gone_from_its_source_is_a_503_that_names_no_path(quire_dicomweb, files):
+    """A researcher is told the instance cannot be read now, never where it was (archives are often
+    foldered by patient); an admin is told which file and why."""
+    sop, path = next((s, p) for s, p in files.items() if p.name == "CT_small.dcm")
+    where = quire_dicomweb.client("boss").search_for_instances(search_filters={"SOPInstanceUID": sop})[0]
+    url = "{}/studies/{}/series/{}/instances/{}".format(
+        quire_dicomweb.dicomweb, where["0020000D"]["Value"][0], where["0020000E"]["Value"][0], sop)
+    hidden = path.with_name("CT_small.moved")
+    path.rename(hidden)
+    try:
+        alice = quire_dicomweb.session("alice").get(url)
+        boss = quire_dicomweb.session("boss").get(url)
+    finally:
+        hidden.rename(path)
+    assert alice.status_code == boss.status_code == 503
+    assert str(path.parent) not in alice.text and "CT_small" not in alice.text
+    assert "CT_small.dcm" in boss.json()["detail"]

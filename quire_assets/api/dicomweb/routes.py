@@ -39,6 +39,7 @@ from quire_assets.api.dicomweb.wado import (
 from quire_assets.api.reads import JSON_ERRORS
 from quire_assets.api.responses import FastJSON
 from quire_assets.catalog import KEYS, Catalog, CatalogError
+from quire_assets.catalog.policy import PhiPolicy
 from quire_assets.research.collections import in_collection, researchers_collection
 
 DICOM_JSON = "application/dicom+json"
@@ -119,8 +120,15 @@ class Scope:
             self.base += f"/collections/{collection}"
 
     @property
-    def policy(self):
+    def policy(self) -> PhiPolicy | None:
         return None if self.who.admin else self.who.policy
+
+    def unavailable(self, exc: Exception) -> HTTPException:
+        """503 for a file its source cannot give now: the source's own words name the file (a path
+        foldered by patient, a bucket key), so they are for admins and the log only."""
+        self.note(str(exc))
+        why = f": {exc}" if self.who.admin else " (the service's log says why)"
+        return HTTPException(503, f"an instance cannot be read from its source now{why}")
 
     def scoped(self, where: dict) -> dict:
         parts = [p for p in (where, self.where) if p]
@@ -212,8 +220,7 @@ def _retrieve(scope: Scope, where: dict) -> StreamingResponse:
     try:
         head = next(first)
     except InstanceUnavailable as exc:
-        scope.note(str(exc))
-        raise HTTPException(503, f"the instance cannot be read from its source now: {exc}") from None
+        raise scope.unavailable(exc) from None
 
     def all_parts() -> Iterator[tuple[bytes, str]]:
         yield head
@@ -230,8 +237,7 @@ def _metadata(scope: Scope, where: dict) -> Response:
     try:
         answer = [header_json(reader.header(Located.of(doc)), scope.policy) for doc in docs]
     except InstanceUnavailable as exc:
-        scope.note(str(exc))
-        raise HTTPException(503, f"an instance cannot be read from its source now: {exc}") from None
+        raise scope.unavailable(exc) from None
     scope.note(f"metadata of {len(answer)} instances")
     return DicomJSON(answer)
 
@@ -244,7 +250,7 @@ def _one_file(scope: Scope, where: dict) -> bytes:
     try:
         data, _ = as_researcher(scope.reader().whole(Located.of(doc)), scope.policy)
     except InstanceUnavailable as exc:
-        raise HTTPException(503, f"the instance cannot be read from its source now: {exc}") from None
+        raise scope.unavailable(exc) from None
     return data
 
 
