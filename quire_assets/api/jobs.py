@@ -14,7 +14,9 @@ from quire_assets.api.auth import Caller, CallerDep, CatalogDep
 from quire_assets.catalog import CatalogError
 from quire_assets.research.ids import own_collection_id, shown_collection_id
 from quire_assets.research.requests import (
+    OUTCOMES,
     parse_accessions,
+    retry_request,
     submit_request,
 )
 
@@ -31,9 +33,17 @@ class NewJob(BaseModel):
 
 
 class AccessionState(BaseModel):
-    status: str
+    status: str = Field(description="pending, running, or how it ended: " + "; ".join(
+        f"{k}: {v}" for k, v in OUTCOMES.items()))
     run_id: str | None = None
-    detail: str | None = None
+    detail: str | None = Field(None, description="why it ended so")
+    studies: list[str] | None = Field(None, description="ambiguous: the studies the accession number matches")
+
+
+class Retry(BaseModel):
+    corrections: dict[Accession, Accession] = Field(default_factory=dict, max_length=MAX_ACCESSIONS, description=(
+        "accession numbers that were not found or failed, each with the one to ask for instead"))
+    name: str | None = Field(None, max_length=200)
 
 
 class Job(BaseModel):
@@ -99,7 +109,8 @@ async def submit_job(request: Request, who: CallerDep) -> Job:
             collection = job.collection and (job.collection if who.admin
                                              else own_collection_id(who.researcher_id, job.collection))
             return submit_request(catalog, who.researcher_id, job.accessions, name=job.name,
-                                  collection=collection, source=request.app.state.settings.source)
+                                  collection=collection, source=request.app.state.settings.source,
+                                  excluded=policy_exclusion(who))
         except CatalogError as exc:
             raise HTTPException(400, str(exc)) from None
 
@@ -123,9 +134,38 @@ def get_job(catalog: CatalogDep, who: CallerDep, job_id: str) -> Job:
     return shown_job(who, doc)
 
 
+def policy_exclusion(who: Caller) -> str | None:
+    """Why a researcher's accession list is refused row by row, if it is: under a policy that hides
+    accession numbers (hashed or dropped), looking raw ones up would tell the researcher which exist
+    and link them to the pseudonymous patients of the job's collection."""
+    if who.admin or not who.policy.hidden("AccessionNumber"):
+        return None
+    return ("this deployment's PHI policy hides accession numbers from researcher keys: a list of them is not "
+            "looked up for you (an admin can submit it)")
+
+
+@router.post("/jobs/{job_id}/retry", status_code=202, summary=(
+    "Resubmit the rows of a job that were not found or failed, corrected: a new job of those rows"))
+def retry_job(request: Request, who: CallerDep, job_id: str, body: Retry) -> Job:
+    catalog = request.app.state.thread_catalog
+    doc = catalog.get("jobs", job_id)
+    if not who.owns(doc):
+        raise HTTPException(404, f"no job {job_id!r}")
+    if doc.get("status") in ("pending", "running"):
+        raise HTTPException(409, f"job {job_id!r} is {doc['status']}: retry it once it is over")
+    try:
+        return shown_job(who, retry_request(catalog, doc, body.corrections, body.name))
+    except CatalogError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
 def shown_job(who: Caller, doc: dict) -> Job:
-    """A job with its collection named as the caller names it (its id, for an admin)."""
+    """A job with its collection named as the caller names it (its id, for an admin), and the
+    studies of an ambiguous row only where the caller's policy keeps study UIDs."""
     collection_id = doc.get("collection_id")
     if collection_id and not who.admin:
         collection_id = shown_collection_id(who.researcher_id, collection_id)
-    return Job(**{**doc, "collection_id": collection_id})
+    accessions = doc.get("accessions", {})
+    if not who.admin and who.policy.hidden("StudyInstanceUID"):
+        accessions = {a: {k: v for k, v in state.items() if k != "studies"} for a, state in accessions.items()}
+    return Job(**{**doc, "collection_id": collection_id, "accessions": accessions})

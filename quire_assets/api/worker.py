@@ -46,7 +46,10 @@ def serve_requests(settings: Settings, stop: Event, server: int, poll: float = P
 def start_worker(settings: Settings) -> tuple[BaseProcess, Event]:
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
+    # Not a daemon: reading an archive's new files takes a pool of processes, which a daemonic
+    # process may not start. It still ends with the server: ``quire serve`` stops and joins it,
+    # and one whose server is gone stops itself (``serve_requests``).
     process = context.Process(target=serve_requests, args=(settings, stop, os.getpid()), name="quire-job-worker",
-                              daemon=True)
+                              daemon=False)
     process.start()
     return process, stop

@@ -1,4 +1,4 @@
-"""``quire jobs submit|list|show``: researcher requests (accession lists run as partitioned runs)."""
+"""``quire jobs submit|retry|list|show``: researcher requests (accession lists run as partitioned runs)."""
 
 from __future__ import annotations
 
@@ -49,18 +49,52 @@ def cmd_jobs_submit(args: argparse.Namespace) -> int:
     with open_catalog_of(args, must_exist=False) as catalog:
         job = submit_request(catalog, args.researcher, accessions, name=args.name, collection=args.collection,
                              source=source)
-        if args.wait:
-            from quire_assets.orchestration import run_requests_here
-
-            settings = args.settings.with_(source=source)
-            run_requests_here(settings, catalog, [job["job_id"]], dagster_instance(settings),
-                              progress=None if args.format == "json" else Progress("new or changed files read"))
-            job = catalog.get("jobs", job["job_id"])
-        elif args.format != "json":
-            print("submitted: the researcher_requests sensor (dagster dev, or the daemon) will run it; "
-                  f"`quire jobs show {job['job_id']}` follows it", file=sys.stderr)
+        job = _run_or_announce(args, catalog, job, source)
     _print_request(job, args.format)
     # Accessions absent from the archive are an answer, not an error; a failed run is.
+    return 1 if any(state["status"] == "failed" for state in job["accessions"].values()) else 0
+
+
+def _run_or_announce(args: argparse.Namespace, catalog, job: dict, source: str | None) -> dict:
+    """With ``--wait``, run the request here and return it as it ended; else say who will run it."""
+    if args.wait:
+        from quire_assets.orchestration import run_requests_here
+
+        settings = args.settings.with_(source=source)
+        run_requests_here(settings, catalog, [job["job_id"]], dagster_instance(settings),
+                          progress=None if args.format == "json" else Progress("new or changed files read"))
+        return catalog.get("jobs", job["job_id"])
+    if args.format != "json":
+        print("submitted: the researcher_requests sensor (dagster dev, or the daemon) will run it; "
+              f"`quire jobs show {job['job_id']}` follows it", file=sys.stderr)
+    return job
+
+
+def cmd_jobs_retry(args: argparse.Namespace) -> int:
+    from quire_assets.catalog import CatalogError
+    from quire_assets.research.requests import retry_request
+
+    corrections = {}
+    for fix in args.fix or []:
+        old, sep, new = fix.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise UserError(f"--fix {fix!r}: write OLD=NEW")
+        corrections[old.strip()] = new.strip()
+    with open_catalog_of(args) as catalog:
+        original = catalog.get("jobs", args.job_id)
+        if original is None:
+            raise UserError(f"no job {args.job_id!r} (see `quire jobs list`)")
+        if original["status"] in ("pending", "running"):
+            raise UserError(f"job {args.job_id!r} is {original['status']}: retry it once it is over")
+        try:
+            job = retry_request(catalog, original, corrections, args.name)
+        except CatalogError as exc:
+            raise UserError(str(exc)) from exc
+        source = job.get("source") or args.settings.source or None
+        if args.wait and not source:
+            raise UserError("--wait needs the archive: set QUIRE_SOURCE")
+        job = _run_or_announce(args, catalog, job, checked_source_uri(source) if source else None)
+    _print_request(job, args.format)
     return 1 if any(state["status"] == "failed" for state in job["accessions"].values()) else 0
 
 
@@ -99,6 +133,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--catalog")
     p.set_defaults(func=cmd_jobs_submit)
+    p = jobs_sub.add_parser("retry", help="resubmit the rows of a job that were not found or failed, corrected")
+    p.add_argument("job_id")
+    p.add_argument("--fix", action="append", metavar="OLD=NEW",
+                   help="ask for NEW instead of the row OLD (repeatable); the other rows are asked again as they were")
+    p.add_argument("--name")
+    p.add_argument("--wait", action="store_true", help="run it now, in the foreground, and print the final job")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--catalog")
+    p.set_defaults(func=cmd_jobs_retry)
+
     p = jobs_sub.add_parser("list", help="list jobs")
     p.add_argument("--researcher")
     p.add_argument("--format", choices=("table", "json"), default="table")

@@ -10,6 +10,8 @@ execute the same plan in the foreground.
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -28,6 +30,7 @@ from quire_assets.sources.index import RefreshResult
 from quire_assets.sources.pacs import exact_accession
 
 DEFAULT_BATCH = 2_500
+LOOKUP_SECONDS = 600  # how long a PACS's answer for an accession is taken as it stands
 # A run holds its partitions' records in memory: bounding the files per run keeps the peak memory
 # of an ingest flat however large the archive is.
 DEFAULT_FILES_PER_RUN = 5_000
@@ -86,13 +89,21 @@ class Plan:
 
 
 def look_up_requests(catalog: Catalog, index: SourceIndex, features: FeatureSets,
-                     request_ids: list[str] | None = None) -> RefreshResult | None:
+                     request_ids: list[str] | None = None, now: float | None = None) -> RefreshResult | None:
     """A PACS is not listed whole: ask it for the accessions researchers are waiting for, so that the
-    index holds what it has of them (an accession it cannot be asked for exactly stays not found)."""
+    index holds what it has of them (an accession it cannot be asked for exactly stays not found).
+    An accession asked in the last ``LOOKUP_SECONDS`` is answered from the index, not asked again
+    (a list resubmitted with a few rows corrected asks the PACS for those rows only)."""
     wanted = [a for a in requested_accessions(catalog, index.source.uri, request_ids) if exact_accession(a)]
     if not index.source.queryable or not wanted:
         return None
-    return index.refresh(features, selection=Selection(tuple(wanted)))
+    now = time.time() if now is None else now
+    name = f"pacs-lookups:{index.source.key}"
+    asked = {a: t for a, t in (catalog.get_meta(name) or {}).get("asked", {}).items() if now - t < LOOKUP_SECONDS}
+    ask = [a for a in wanted if a not in asked]
+    refresh = index.refresh(features, selection=Selection(tuple(ask))) if ask else RefreshResult()
+    catalog.set_meta(name, {"asked": {**asked, **dict.fromkeys(ask, now)}})
+    return refresh
 
 
 def plan_requests(catalog: Catalog, index: SourceIndex, existing_keys: list[str],
@@ -163,9 +174,29 @@ def record_run_outcome(catalog: Catalog, run_id: str, tags: Mapping[str, str], c
             if state["status"] in ("running", "pending") and partition_key(a, None) in covered]
     if success and mine:
         catalog.add_to_collection(request["collection_id"], [partition_key(a, None) for a in mine])
-    status = "done" if success else "failed"
-    return update_accessions(catalog, request_id, {a: {"status": status, "run_id": run_id, "detail": detail}
-                                                   for a in mine})
+    changes = {a: ({"status": "failed", "detail": detail} if not success else reconciled(catalog, a))
+               for a in mine}
+    return update_accessions(catalog, request_id, {a: {**c, "run_id": run_id} for a, c in changes.items()})
+
+
+def reconciled(catalog: Catalog, accession: str) -> dict:
+    """How a cataloged accession ends: ``done``; ``ambiguous`` when its number matches several
+    studies (listed); ``partial`` when some of its files could not be read (how many, and why)."""
+    key = partition_key(accession, None)
+    studies = sorted(d["study_instance_uid"] for d in catalog.find("studies", {"partition_key": key},
+                                                                   projection=["study_instance_uid"]))
+    errors = Counter(d.get("reason") for d in catalog.find("errors", {"partition_key": key}, projection=["reason"]))
+    instances = catalog.count("instances", {"partition_key": key})
+    unread = (f"{sum(errors.values())} of its files could not be read ("
+              + ", ".join(f"{n} {reason}" for reason, n in sorted(errors.items())) + f"); {instances} instances "
+              "cataloged") if errors else ""
+    if len(studies) > 1:
+        return {"status": "ambiguous", "studies": studies,
+                "detail": f"{len(studies)} studies carry this accession number: all are in the collection"
+                          + (f"; {unread}" if unread else "")}
+    if errors:
+        return {"status": "partial", "detail": unread}
+    return {"status": "done", "detail": None}
 
 
 def plan_arrivals(index: SourceIndex, cursor: int, existing_keys: list[str], catalog_uri: str,

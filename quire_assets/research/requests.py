@@ -4,8 +4,10 @@ In code, "job" means a Dagster job; what a researcher submits is a *request* (th
 command, the API's ``/jobs`` routes and the ``jobs`` collection keep the name researchers know,
 ``job_id`` included).
 A request belongs to a researcher and lists accession numbers to extract; each accession carries
-its own status (``pending → running → done | failed``, or ``not_found`` when the archive has no
-such accession) and the request's status follows from them. Its collection lists the same
+its own status (``pending → running →`` one of ``OUTCOMES``, each with a reason in ``detail``)
+and the request's status follows from them: ``done`` when every accession is, ``partial`` when
+some delivered something, ``failed`` when none did. A researcher resubmits only the rows that
+delivered nothing (``retry_request``), corrected. Its collection lists the same
 accessions as its cases; cataloged studies of those accessions carry the collection in
 ``collection_ids``.
 """
@@ -24,7 +26,18 @@ from quire_assets.research.collections import cases_of, save_collection
 from quire_assets.research.ids import check_id, now
 
 ACCESSION_COLUMNS = ("AccessionNumber", "Accession Number", "accession_number", "Accession")
-TERMINAL = {"done", "failed", "not_found"}
+# How an accession of a request ends (reconciled against the catalog when its run is over):
+OUTCOMES = {
+    "done": "cataloged whole",
+    "ambiguous": "cataloged, but the accession number matches several studies (all of them are in the collection)",
+    "partial": "cataloged, but some of its files could not be read (the detail says how many and why)",
+    "not_found": "the archive has no such accession number",
+    "excluded": "refused by the PHI policy, which hides accession numbers from researcher keys",
+    "failed": "its run failed",
+}
+TERMINAL = set(OUTCOMES)
+DELIVERED = {"done", "ambiguous", "partial"}
+RETRIED = {"not_found", "failed"}  # what a researcher can fix and resubmit
 def parse_accessions(text: str) -> list[str]:
     """Accession numbers from a CSV with an ``AccessionNumber`` (or ``Accession Number``) column,
     or from plain text with one per line (commas also separate). Order kept, duplicates dropped."""
@@ -55,7 +68,7 @@ def request_status(accessions: dict[str, dict[str, Any]]) -> str:
         return "running"
     if all(s == "done" for s in statuses):
         return "done"
-    if any(s == "done" for s in statuses):
+    if any(s in DELIVERED for s in statuses):
         return "partial"
     return "failed"
 
@@ -67,9 +80,12 @@ def submit_request(
     name: str | None = None,
     collection: str | None = None,
     source: str | None = None,
+    excluded: str | None = None,
+    retry_of: str | None = None,
 ) -> dict:
     """Create the researcher if new, the request's collection (a case per accession) and the
-    pending request (a document of the ``jobs`` collection); returns it."""
+    pending request (a document of the ``jobs`` collection); returns it. With ``excluded`` (the
+    reason), every row ends ``excluded`` at once and nothing is looked up."""
     check_id("researcher", researcher_id)
     accessions = list(dict.fromkeys(a.strip() for a in accessions if a and a.strip()))
     if not accessions:
@@ -79,14 +95,16 @@ def submit_request(
         catalog.upsert("researchers", [{"researcher_id": researcher_id, "created_at": stamp}])
     job_id = f"request-{datetime.now(UTC):%Y%m%d}-{uuid.uuid4().hex[:8]}"
     collection_id = check_id("collection", collection) if collection else job_id
-    save_collection(catalog, collection_id, researcher_id, cases_of(accessions),
+    save_collection(catalog, collection_id, researcher_id, [] if excluded else cases_of(accessions),
                     name=collection or name or job_id)
     request = {
         "job_id": job_id, "researcher_id": researcher_id, "name": name or job_id, "collection_id": collection_id,
         "source": source, "status": "pending", "num_accessions": len(accessions),
-        "accessions": {a: {"status": "pending", "run_id": None, "detail": None} for a in accessions},
-        "created_at": stamp, "updated_at": stamp,
+        "accessions": {a: {"status": "excluded" if excluded else "pending", "run_id": None, "detail": excluded}
+                       for a in accessions},
+        "created_at": stamp, "updated_at": stamp, **({"retry_of": retry_of} if retry_of else {}),
     }
+    request["status"] = request_status(request["accessions"])
     catalog.upsert("jobs", [request])
     return request
 
@@ -128,6 +146,23 @@ def accessions_in_flight(catalog: Catalog, source_uri: str) -> list[str]:
         if serves(request, source_uri):
             found.update((a, None) for a, state in request["accessions"].items() if state["status"] not in TERMINAL)
     return list(found)
+
+
+def retry_request(catalog: Catalog, request: dict, corrections: dict[str, str] | None = None,
+                  name: str | None = None) -> dict:
+    """A new request of the rows of ``request`` that delivered nothing (not found, failed), each
+    replaced by its correction where one is given; the same researcher, source and collection."""
+    retried = [a for a, state in request["accessions"].items() if state["status"] in RETRIED]
+    corrections = corrections or {}
+    wrong = sorted(set(corrections) - set(retried))
+    if wrong:
+        raise CatalogError(f"only rows that were not found or failed are resubmitted, not {', '.join(wrong[:5])}")
+    if not retried:
+        raise CatalogError(f"job {request['job_id']!r} has no row that was not found or failed")
+    return submit_request(catalog, request["researcher_id"], [corrections.get(a, a) for a in retried],
+                          name=name or f"{request.get('name') or request['job_id']} (retry)",
+                          collection=request.get("collection_id"), source=request.get("source"),
+                          retry_of=request["job_id"])
 
 
 def fail_unfinished(catalog: Catalog, request_id: str, detail: str) -> None:

@@ -161,6 +161,7 @@ class CountingProxy(ThreadingHTTPServer):
             self.fail_first = fail_first
             self.counter = itertools.count(1)
             self.requests: list[str] = []
+            self.queries: list[str] = []  # each request's path with its query string
             self.bytes: Counter = Counter()
             self.failed = 0
 
@@ -193,6 +194,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         upstream.close()
         with server.lock:
             server.requests.append(urlsplit(self.path).path)
+            server.queries.append(self.path)
             server.bytes[urlsplit(self.path).path] += len(data)
         send_head(self, response.status, response.getheaders(), len(data))
         self.wfile.write(data)

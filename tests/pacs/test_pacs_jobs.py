@@ -60,16 +60,38 @@ def test_job_by_accession_on_the_pacs(pacs, tmp_path):
                      f"{first},{second},NOT-ON-THE-PACS", "--wait", "--format", "json", env=env, cwd=tmp_path)
         job = json.loads(proc.stdout)
         status = {a: s["status"] for a, s in job["accessions"].items()}
-        assert status == {first: "done", second: "done", "NOT-ON-THE-PACS": "not_found"}
+        assert status == {first: "ambiguous", second: "done", "NOT-ON-THE-PACS": "not_found"}
         assert "has no study with this accession number" in job["accessions"]["NOT-ON-THE-PACS"]["detail"]
+        assert "2 studies carry this accession number" in job["accessions"][first]["detail"]
         cataloged = instances_in(home)
         assert {d["accession_number"] for d in cataloged} == {first, second}
         with open_catalog(f"sqlite:///{home}/catalog.db") as catalog:
             studies = catalog.find("studies", {"accession_number": first})
-        assert len(studies) == 2  # the accession matches two studies: both are there
+        assert len(studies) == 2  # the accession matches two studies: both are there, and listed
+        assert job["accessions"][first]["studies"] == sorted(s["study_instance_uid"] for s in studies)
         assert len(cataloged) == len(accessions[first]) + 1 + len(accessions[second])
     finally:
         pacs.delete(twin)
+
+
+def test_a_retry_asks_the_pacs_for_its_corrected_rows_only(pacs, counting_proxy, tmp_path):
+    """Rows resubmitted with `quire jobs retry --fix`: the corrected accession is asked of the PACS, a
+    row asked moments ago is answered from the index (the PACS's look-ups are cached)."""
+    third, fourth = sorted(accessions_of(pacs))[2:4]
+    env = env_for(tmp_path / "home", QUIRE_PACS_USER=USER, QUIRE_PACS_PASSWORD=PASSWORD)
+    submit = quire("jobs", "submit", "--researcher", "alice", "--source", counting_proxy.url(), "--accessions",
+                   f"{third},MISSING-1,MISSING-2", "--wait", "--format", "json", env=env, cwd=tmp_path)
+    job = json.loads(submit.stdout)
+    assert {a: s["status"] for a, s in job["accessions"].items()} == {
+        third: "done", "MISSING-1": "not_found", "MISSING-2": "not_found"}
+    assert any("MISSING-2" in q for q in counting_proxy.queries)
+    counting_proxy.reset()
+    retried = json.loads(quire("jobs", "retry", job["job_id"], "--fix", f"MISSING-1={fourth}", "--wait",
+                               "--format", "json", env=env, cwd=tmp_path).stdout)
+    assert {a: s["status"] for a, s in retried["accessions"].items()} == {fourth: "done", "MISSING-2": "not_found"}
+    assert retried["retry_of"] == job["job_id"] and retried["collection_id"] == job["collection_id"]
+    assert any(f"AccessionNumber={fourth}" in q for q in counting_proxy.queries)
+    assert not any("MISSING" in q for q in counting_proxy.queries), counting_proxy.queries
 
 
 def test_researcher_requests_sensor_on_a_dimse_pacs(pacs, tmp_path):
