@@ -334,3 +334,22 @@ def test_the_session_cookie_needs_the_csrf_token_to_change_anything(web_server, 
         page = client.get("/jobs").text
         csrf = re.search(r'name="csrf-token" content="([^"]+)"', page)[1]
         assert client.post("/api/v1/jobs", json={"accessions": ["X"]}, headers={"X-CSRF-Token": csrf}).status_code == 202
+
+
+def test_rows_not_found_are_fixed_and_resubmitted_from_the_jobs_page(admin_page, web_server, web_home):
+    page = admin_page
+    headers = {"Authorization": f"Bearer {web_home['keys']['boss']}"}
+    job = httpx.post(f"{web_server.url}/api/v1/jobs", json={"accessions": ["LIDC0001A", "TYPO-0004"],
+                                                            "name": "with a typo"}, headers=headers).json()
+    page.goto(f"{web_server.url}/jobs")
+    section = page.locator(f"section.job[data-job='{job['job_id']}'][data-status=partial]")
+    section.wait_for(timeout=120_000)
+    section.locator("details.retry summary").click()
+    section.locator("input.retry-row").fill("LIDC0004A")
+    section.locator("button.resubmit").click()
+    page.wait_for_selector("#message:not([hidden])")
+    retried = page.text_content("#message").removeprefix("Resubmitted as ").rstrip(".")
+    assert retried.startswith("request-")
+    done = page.locator(f"section.job[data-job='{retried}'][data-status=done]")
+    done.wait_for(timeout=120_000)
+    assert "LIDC0004A" in done.locator("tbody").text_content() and "TYPO" not in done.locator("tbody").text_content()

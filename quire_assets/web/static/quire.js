@@ -472,12 +472,37 @@ async function jobsPage() {
         el("h2", {text: `${job.name} · ${job.status}`}),
         el("p", {class: "muted", text: `${job.job_id} · ${job.researcher_id} · collection ${job.collection_id} · ${job.created_at}`}),
         el("table", {}, el("thead", {}, el("tr", {}, ...["accession", "status", "run", "detail"].map(
-          (c) => el("th", {scope: "col", text: c})))), el("tbody", {}, ...rows)));
+          (c) => el("th", {scope: "col", text: c})))), el("tbody", {}, ...rows)),
+        ...retryForm(job));
     }));
     if (jobs.some((job) => job.status === "pending" || job.status === "running")) setTimeout(jobsPage, 2000);
   } catch (error) {
     status.textContent = "Error: " + error.message;
   }
+}
+
+// The rows of a finished job that delivered nothing, each editable, resubmitted as a new job.
+function retryForm(job) {
+  const rows = Object.entries(job.accessions).filter(([, s]) => s.status === "not_found" || s.status === "failed");
+  if (!rows.length || job.status === "pending" || job.status === "running") return [];
+  const inputs = rows.map(([accession]) => el("input", {value: accession, "data-accession": accession,
+    class: "retry-row", "aria-label": `the accession number to ask for instead of ${accession}`}));
+  const resubmit = async () => {
+    const corrections = {};
+    for (const input of inputs) {
+      const value = input.value.trim();
+      if (value && value !== input.dataset.accession) corrections[input.dataset.accession] = value;
+    }
+    try {
+      const made = await api(`/api/v1/jobs/${encodeURIComponent(job.job_id)}/retry`,
+                             {method: "POST", json: {corrections}});
+      show("message", `Resubmitted as ${made.job_id}.`);
+      jobsPage();
+    } catch (error) { show("message", "Error: " + error.message); }
+  };
+  return [el("details", {class: "retry"}, el("summary", {text: `Fix and resubmit the ${rows.length} row(s) not found or failed`}),
+    ...inputs.map((input) => el("p", {}, input)),
+    el("button", {type: "button", class: "resubmit", onclick: resubmit, text: "Resubmit"}))];
 }
 
 // ---- Integrity -----------------------------------------------------------------------------
