@@ -47,7 +47,9 @@ def test_instances_come_from_the_bucket(moto_server, pacs_archive, tmp_path):
     client = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1", **{
         "aws_access_key_id": "testing", "aws_secret_access_key": "testing"})
     client.create_bucket(Bucket="wado-archive")
-    uploaded = upload_tree(client, "wado-archive", pacs_archive / "sample", "ct/")
+    # One study of the sample (its CT slices of 256×256): enough to read through ranged GETs.
+    study = next(p for p in sorted((pacs_archive / "sample").rglob("*.dcm"))).parents[1]
+    uploaded = upload_tree(client, "wado-archive", study, "ct/")
     server, key = _served("s3://wado-archive/ct/", tmp_path / "home", AWS_ENDPOINT_URL=moto_server, **AWS)
     try:
         served = _retrieve_all(server, key)
@@ -55,7 +57,7 @@ def test_instances_come_from_the_bucket(moto_server, pacs_archive, tmp_path):
         server.stop()
     files = {str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID): p
              for k, p in uploaded.items() if k.endswith(".dcm")}
-    assert served.keys() == files.keys() and len(files) > 20
+    assert served.keys() == files.keys() and len(files) >= 6
     for sop, body in served.items():
         assert files[sop].read_bytes() in body
 
