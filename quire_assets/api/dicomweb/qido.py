@@ -19,14 +19,13 @@ from typing import Any
 from pydicom.datadict import keyword_for_tag
 
 from quire_assets.catalog import KEYS, Catalog
-from quire_assets.dicom.dicomjson import dataset, element, tag_of, vr_of
+from quire_assets.dicom.dicomjson import NUMBER_VRS, dataset, element, tag_of, vr_of
 from quire_assets.dicom.features import FeatureSets
 from quire_assets.dicom.normalize import normalize_da, normalize_dt, normalize_tm
 from quire_assets.dicom.records import PROMOTED, snake_case
 
 LEVELS = ("studies", "series", "instances")
 FEATURE_LEVEL = {"studies": "study", "series": "series", "instances": "instance"}
-PARAMETERS = frozenset({"limit", "offset", "includefield", "fuzzymatching"})
 DEFAULT_LIMIT, MAX_LIMIT = 1000, 10_000
 # The attributes a level's documents hold under a field of their own (the keys, and the copies
 # of a parent's keys on its children), so that matching them needs no join.
@@ -134,7 +133,7 @@ def condition(keyword: str, value: str) -> Any:
         return _range(keyword, value, normalize_tm)
     if vr == "DT":
         return _range(keyword, value, normalize_dt)
-    if vr in ("IS", "DS", "US", "SS", "UL", "SL", "FL", "FD", "SV", "UV"):
+    if vr in NUMBER_VRS:
         try:
             numbers = [float(v) if vr in ("DS", "FL", "FD") else int(v) for v in value.split("\\")]
         except ValueError:

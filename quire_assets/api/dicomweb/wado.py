@@ -94,8 +94,9 @@ class Reader:
 
 
 def as_researcher(data: bytes, policy: PhiPolicy | None) -> tuple[bytes, str]:
-    """The file a caller receives (de-identified for a researcher) and its transfer syntax."""
-    ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    """The file a caller receives (de-identified for a researcher) and its transfer syntax. An
+    admin's file goes as it is: only its header is parsed, for the syntax."""
+    ds = pydicom.dcmread(io.BytesIO(data), force=True, stop_before_pixels=policy is None)
     syntax = str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2.1"))
     if policy is None:
         return data, syntax
