@@ -391,6 +391,12 @@ def _min_cell(request: Request, who: Any) -> int:
     return 0 if who.admin else request.app.state.settings.min_cell
 
 
+def _cohort_name(catalog: Any, collection: str | None, where: dict) -> str | None:
+    if collection:
+        return (catalog.get("collections", collection) or {}).get("name") or collection
+    return None
+
+
 @router.get("/report", response_class=HTMLResponse, tags=["statistics"], responses=JSON_ERRORS,
             summary="The HTML report of `quire report` for the studies a filter selects")
 async def report(request: Request, who: CallerDep, where: Where = None,
@@ -407,7 +413,9 @@ async def report(request: Request, who: CallerDep, where: Where = None,
         if key not in reports:
             if len(reports) > 32:
                 reports.clear()
-            reports[key] = catalog_report(cat, _studies_of(reader, level), _min_cell(request, who))[1]
+            # The dashboard serves plotly.js and the drawing script: the page runs under its CSP.
+            reports[key] = catalog_report(cat, _studies_of(reader, level), _min_cell(request, who), plotly="/static/",
+                                          cohort=_cohort_name(cat, collection, reader.where))[1]
         return reports[key]
 
     return HTMLResponse(await run_in_threadpool(render))

@@ -28,8 +28,8 @@ def summary_statistics(context: AssetExecutionContext, catalog: CatalogResource)
     from quire_assets.report import catalog_report, write_report
 
     with catalog.open() as cat:
-        stats, page = catalog_report(cat)
-    report = write_report(page, catalog.reports_dir())
+        stats, page = catalog_report(cat, plotly="")
+    report = write_report(page, catalog.reports_dir(), linked=True)
     tables = [
         markdown_table("Slice thickness distribution", stats["slice_thickness_distribution"]["series"],
                        "slice thickness (mm)", "series"),

@@ -45,6 +45,58 @@ def suppress_small_cells(counts: dict[str, int], k: int) -> dict[str, int]:
     return {**kept, f"other (cells under {k})": small} if small else kept
 
 
+# Slice thickness in the bands researchers select by (thin-slice work starts under 1.5 mm).
+THICKNESS_BANDS = [(1.0, "< 1 mm"), (1.5, "1-1.5 mm"), (2.5, "1.5-2.5 mm"), (5.0, "2.5-5 mm"), (float("inf"), "≥ 5 mm")]
+
+
+def thickness_band(value: Any) -> str:
+    if not isinstance(value, int | float):
+        return "not recorded"
+    return next(label for upper, label in THICKNESS_BANDS if value < upper)
+
+
+def cross_tabs(series: list[dict]) -> dict[str, dict[str, dict[str, int]]]:
+    """Series counted by two fields at once, row → column → count: modality by manufacturer, and
+    slice thickness (in bands) by scanner model for the series that record one."""
+    def family(s: dict) -> str:
+        return s.get("manufacturer_family") or manufacturer_family(s.get("manufacturer")) or "unknown"
+
+    tables: dict[str, dict[str, Counter]] = {"modality_by_manufacturer": {}, "thickness_by_scanner": {}}
+    for s in series:
+        tables["modality_by_manufacturer"].setdefault(s.get("modality") or "unknown", Counter())[family(s)] += 1
+        if s.get("slice_thickness") is not None:
+            scanner = f"{family(s)} {s.get('manufacturer_model_name') or '?'}"
+            tables["thickness_by_scanner"].setdefault(scanner, Counter())[thickness_band(s["slice_thickness"])] += 1
+    return {name: {row: dict(counts) for row, counts in sorted(rows.items())} for name, rows in tables.items()}
+
+
+def suppress_small_table(table: dict[str, dict[str, int]], k: int) -> dict[str, dict[str, int | None]]:
+    """A cross-tab with its cells under ``k`` withheld (``None``), and then more cells withheld until
+    no row or column has exactly one: the margins are the one-way distributions, printed beside, and a
+    lone withheld cell would be their difference (secondary suppression, as statistical offices do)."""
+    if k <= 1:
+        return table
+    cells: dict[tuple[str, str], int | None] = {(r, c): n for r, cols in table.items() for c, n in cols.items()}
+    withheld = {key for key, n in cells.items() if n < k}
+    changed = bool(withheld)
+    while changed:
+        changed = False
+        for axis in (0, 1):
+            lines: dict[str, list[tuple[str, str]]] = {}
+            for key in cells:
+                lines.setdefault(key[axis], []).append(key)
+            for keys in lines.values():
+                hidden = [key for key in keys if key in withheld]
+                shown = [key for key in keys if key not in withheld]
+                if len(hidden) == 1 and shown:
+                    withheld.add(min(shown, key=lambda key: cells[key]))
+                    changed = True
+    result: dict[str, dict[str, int | None]] = {}
+    for (row, column), n in cells.items():
+        result.setdefault(row, {})[column] = None if (row, column) in withheld else n
+    return result
+
+
 def summary_statistics(catalog: Catalog, study_filter: dict | None = None, min_cell: int = 0) -> dict[str, Any]:
     """The figures of the studies ``study_filter`` selects; with ``min_cell``, every distribution's
     cells under it are merged (``suppress_small_cells``)."""
@@ -106,6 +158,7 @@ def summary_statistics(catalog: Catalog, study_filter: dict | None = None, min_c
     }
     return {
         "total_studies": len(studies),
+        "cross_tabs": {name: suppress_small_table(table, min_cell) for name, table in cross_tabs(series).items()},
         "total_instances": total_instances,
         "total_images": total_images,
         "average_images_per_study": round(total_images / len(studies), 2) if studies else 0.0,

@@ -279,8 +279,7 @@ def api_docs(request: Request) -> Response:
 
 @router.get("/static/plotly.min.js")
 def plotly_js() -> FileResponse:
-    """plotly.js from the installed plotly package: the charts need no internet."""
-    import plotly
+    """plotly.js from the installed plotly package (the bundle reports link to): no internet needed."""
+    from quire_assets.report import plotly_js
 
-    return FileResponse(Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
-                        media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
+    return FileResponse(plotly_js(), media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
