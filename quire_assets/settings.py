@@ -104,6 +104,11 @@ class Settings:
     public_url: str = _setting("QUIRE_PUBLIC_URL", "", "The service's address as its clients reach it (behind a "
                                "proxy: https://quire.example.org), for the RetrieveURL of DICOMweb answers. "
                                "Empty: the scheme, host and port each request names.")
+    viewer_url: str = _setting("QUIRE_VIEWER_URL", "", "A viewer's address for one study, `{study_instance_uid}` "
+                               "standing for the study's UID (OHIF: http://127.0.0.1:3000/viewer?StudyInstanceUIDs="
+                               "{study_instance_uid}): the dashboard's study pages link to it. Empty: no link.")
+    dagster_url: str = _setting("QUIRE_DAGSTER_URL", "", "The Dagster UI's address (http://127.0.0.1:3000): "
+                                "the Jobs page links each run to it. Empty: run ids as text.")
     # ask
     ask_synonyms: str = _setting("QUIRE_ASK_SYNONYMS", "", "A TOML file of a site's own phrases for `quire "
                                  "ask`, read before the built-in ones.")

@@ -23,6 +23,7 @@ from quire_assets.api.reads import (
 )
 from quire_assets.catalog import CatalogError
 from quire_assets.catalog.filters import user_filter
+from quire_assets.dicom.records import partition_key
 from quire_assets.research.collections import (
     case,
     cases_of,
@@ -175,8 +176,10 @@ def list_collections(catalog: CatalogDep, who: CallerDep) -> list[Collection]:
 def create_collection(request: Request, catalog: CatalogDep, who: CallerDep, body: NewCollection) -> Collection:
     _room_for_a_collection(request, catalog, who)
     collection_id = new_collection_id(catalog, who, body.collection_id)
-    return shown(who, save_collection(catalog, collection_id, who.researcher_id, _cases(body.cases),
-                                      body.name or body.collection_id, body.description))
+    saved = save_collection(catalog, collection_id, who.researcher_id, _cases(body.cases),
+                            body.name or body.collection_id, body.description)
+    _tag_studies(catalog, who, saved)
+    return shown(who, saved)
 
 
 class NewCohort(BaseModel):
@@ -196,8 +199,20 @@ def save_cohort(request: Request, catalog: CatalogDep, who: CallerDep, body: New
     if not accessions:
         raise HTTPException(400, "the filter selects no document with an accession number")
     collection_id = new_collection_id(catalog, who, body.collection_id)
-    return shown(who, save_collection(catalog, collection_id, who.researcher_id, cases_of(accessions),
-                                      body.name or body.collection_id, body.description))
+    saved = save_collection(catalog, collection_id, who.researcher_id, cases_of(accessions),
+                            body.name or body.collection_id, body.description)
+    _tag_studies(catalog, who, saved)
+    return shown(who, saved)
+
+
+def _tag_studies(catalog: Any, who: Any, collection: dict) -> None:
+    """An admin's collection tags its studies (``collection_ids``: the studies' collection facet),
+    as a finished job tags its own. A researcher's cases are accession numbers as the research view
+    shows them (pseudonyms, perhaps), and ``collection_ids`` is never shown to researchers: their
+    collections select through their cases (``collection=``)."""
+    if who.admin:
+        catalog.add_to_collection(collection["collection_id"], sorted(
+            {partition_key(a, None) for c in collection["cases"] for a in c["accession_numbers"]}))
 
 
 @router.get("/collections/{collection_id}", tags=["collections"], summary="One collection with its cases")
@@ -209,7 +224,9 @@ def get_collection(catalog: CatalogDep, who: CallerDep, collection_id: str) -> C
              summary="Add cases (a case of the same case_id is replaced)")
 def add_cases(catalog: CatalogDep, who: CallerDep, collection_id: str, body: Cases) -> Collection:
     doc = own_collection(catalog, who, collection_id)
-    return shown(who, save_collection(catalog, doc["collection_id"], doc["researcher_id"], _cases(body.cases)))
+    saved = save_collection(catalog, doc["collection_id"], doc["researcher_id"], _cases(body.cases))
+    _tag_studies(catalog, who, saved)
+    return shown(who, saved)
 
 
 @router.delete("/collections/{collection_id}/cases/{case_id}", tags=["collections"], summary="Remove a case")

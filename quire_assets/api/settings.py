@@ -44,6 +44,9 @@ class Service:
     source_options: SourceOptions = field(default_factory=SourceOptions)
     public_url: str = ""
     cors_origins: tuple[str, ...] = ()
+    # The dashboard's links out: a viewer for a study, the Dagster UI for a run.
+    viewer_url: str = ""
+    dagster_url: str = ""
 
     @classmethod
     def of(cls, settings: Settings) -> Service:
@@ -61,7 +64,8 @@ class Service:
             max_collections=settings.max_collections, threads=settings.api_threads,
             ask_translator=settings.ask_translator, ask_synonyms=settings.ask_synonyms,
             features=load_feature_sets(settings.features or None), source_options=source_options(settings), public_url=settings.public_url,
-            cors_origins=tuple(o.strip().rstrip("/") for o in settings.cors_origins.split(",") if o.strip()))
+            cors_origins=tuple(o.strip().rstrip("/") for o in settings.cors_origins.split(",") if o.strip()),
+            viewer_url=settings.viewer_url, dagster_url=settings.dagster_url.rstrip("/"))
 
     def sealer(self, purpose: str) -> Sealer:
         return Sealer(self.policy.salt, purpose)

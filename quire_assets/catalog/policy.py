@@ -35,7 +35,7 @@ STRUCTURE = frozenset({"num_studies", "num_series", "num_instances", "num_frames
 ATTRIBUTE_NOTES = frozenset({"oddities", "series_type_evidence"})
 # Fields that repeat an attribute's values under another name take that attribute's rule.
 FOLLOWS = {"partition_key": "AccessionNumber", "accession_numbers": "AccessionNumber",
-           "study_instance_uids": "StudyInstanceUID", "modalities": "Modality",
+           "study_instance_uids": "StudyInstanceUID", "modalities": "Modality", "body_parts": "BodyPartExamined",
            "locations": "uris", "sources": "source", "manufacturer_family": "Manufacturer",
            "annotates": "SeriesInstanceUID", "annotated_by": "SeriesInstanceUID"}
 # Documents of attributes, walked key by key under the default rule (``conflicts``: attribute →

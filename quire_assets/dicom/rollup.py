@@ -248,6 +248,10 @@ def study_documents(records: Iterable[dict], series: Iterable[dict], features: F
                 "study_instance_uid": study_uid,
                 "partition_key": members[0]["partition_key"],
                 "modalities": sorted({s["modality"] for s in its_series if s.get("modality")}),
+                # What a study list shows of its series (as PACS viewers show body part and modality).
+                "body_parts": sorted({s["body_part_examined"] for s in its_series if s.get("body_part_examined")}),
+                "series_types": sorted({t for s in its_series for t in s.get("series_types") or []}),
+                "quality_flags": sorted({f for s in its_series for f in s.get("quality_flags") or []}),
                 "num_series": len(its_series),
                 "num_instances": len(members),
                 "num_frames": sum(frames(r["metadata"].get("NumberOfFrames")) for r in members),

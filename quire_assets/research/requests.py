@@ -95,8 +95,9 @@ def submit_request(
         catalog.upsert("researchers", [{"researcher_id": researcher_id, "created_at": stamp}])
     job_id = f"request-{datetime.now(UTC):%Y%m%d}-{uuid.uuid4().hex[:8]}"
     collection_id = check_id("collection", collection) if collection else job_id
+    # A job's new collection is named after the job (the collection facet shows names).
     save_collection(catalog, collection_id, researcher_id, [] if excluded else cases_of(accessions),
-                    name=collection or name or job_id)
+                    name=None if catalog.get("collections", collection_id) else name or collection or job_id)
     request = {
         "job_id": job_id, "researcher_id": researcher_id, "name": name or job_id, "collection_id": collection_id,
         "source": source, "status": "pending", "num_accessions": len(accessions),

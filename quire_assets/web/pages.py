@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +17,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydicom.uid import UID
 
 from quire_assets.api.auth import (
     SESSION_COOKIE,
@@ -30,9 +32,27 @@ from quire_assets.api.auth import (
 )
 from quire_assets.catalog import KEYS, Catalog
 from quire_assets.catalog.base import LEVELS
-from quire_assets.catalog.fields import TABLE_COLUMNS
+from quire_assets.catalog.labels import label, labels
 
 HERE = Path(__file__).parent
+# The tables' columns, human ones first (as a PACS viewer's study list); the key comes last,
+# shortened. The command line and CSV keep ``TABLE_COLUMNS``.
+COLUMNS = {
+    "patients": ["patient_id", "patient_name", "patient_sex", "patient_birth_date", "num_studies", "num_series",
+                 "num_instances", "modalities"],
+    "studies": ["patient_id", "study_date", "accession_number", "study_description", "modalities", "body_parts",
+                "num_series", "num_instances", "series_types", "quality_flags", "study_instance_uid"],
+    "series": ["series_description", "series_number", "modality", "slice_thickness", "num_instances",
+               "manufacturer_family", "manufacturer_model_name", "series_types", "quality_flags", "accession_number", "series_instance_uid"],
+    "instances": ["instance_number", "accession_number", "slice_location", "sop_instance_uid", "uri"],
+}
+# The order a table opens in: studies newest first, as a study list does.
+DEFAULT_SORT = {"studies": "study_date:desc", "series": None, "patients": None, "instances": None}
+_UID = re.compile(r"^\d+(\.\d+){3,}$")
+# Stored attributes grouped by their DICOM group (the dictionary knows groups, not modules).
+GROUPS = {0x0008: "Identification and equipment", 0x0010: "Patient", 0x0018: "Acquisition",
+          0x0020: "Relationship and position", 0x0028: "Image", 0x0032: "Study", 0x0040: "Procedure",
+          0x0054: "Nuclear medicine"}
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False)
 NAV = [("/", "Overview"), ("/explore", "Explore"), ("/cohort", "Cohort"), ("/jobs", "Jobs"), ("/integrity", "Integrity")]
@@ -102,9 +122,14 @@ def shown_filters(who: Caller) -> dict:
 
 def render(request: Request, who: Caller, template: str, title: str, **context: Any) -> Response:
     opened = session(request) or {}
-    config = {"page": template.removesuffix(".html"), "levels": LEVELS, "filters": shown_filters(who),
-              "columns": {level: [KEYS[level], *TABLE_COLUMNS[level]] for level in LEVELS},
-              "admin": who.admin, **context.pop("config", {})}
+    filters = shown_filters(who)
+    named = {*(c for cs in COLUMNS.values() for c in cs),
+             *(f for spec in filters.values() for f in [*spec["facets"], *(r[0] for r in spec["ranges"])]),
+             *(spec["text"] for spec in filters.values() if spec["text"])}
+    config = {"page": template.removesuffix(".html"), "levels": LEVELS, "filters": filters,
+              "columns": COLUMNS, "keys": {level: KEYS[level] for level in LEVELS}, "sort": DEFAULT_SORT, "labels": labels(sorted(named)),
+              "admin": who.admin, "dagster_url": request.app.state.settings.dagster_url,
+              **context.pop("config", {})}
     return templates.TemplateResponse(request, template, {
         "title": title, "page": title.lower(), "nav": NAV, "who": who, "csrf": opened.get("csrf", ""),
         "config": config, **context})
@@ -182,7 +207,10 @@ def cohort(request: Request, who: Who, level: str | None = None, where: str | No
 
 @router.get("/jobs")
 def jobs(request: Request, who: Who) -> Response:
-    return render(request, who, "jobs.html", "Jobs")
+    from quire_assets.research.requests import OUTCOMES
+
+    return render(request, who, "jobs.html", "Jobs", config={"outcomes": {
+        "pending": "waiting for its run", "running": "its run is under way", **OUTCOMES}})
 
 
 @router.get("/integrity")
@@ -190,8 +218,19 @@ def integrity(request: Request, who: Who) -> Response:
     return render(request, who, "integrity.html", "Integrity")
 
 
+def _text(value: Any) -> str:
+    if isinstance(value, list) and not any(isinstance(v, list | dict) for v in value):
+        return ", ".join(map(str, value))
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, list | bool | dict) else str(value)
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
 def _flat(doc: Any, prefix: str = "") -> list[tuple[str, str]]:
-    """Every stored value as (dotted name, text), documents and lists of documents unfolded."""
+    """Every stored value as (dotted name, text), documents and lists of documents unfolded, empty
+    values left out."""
     rows: list[tuple[str, str]] = []
     for key, value in doc.items():
         name = f"{prefix}{key}"
@@ -200,18 +239,69 @@ def _flat(doc: Any, prefix: str = "") -> list[tuple[str, str]]:
         elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             for i, item in enumerate(value):
                 rows.extend(_flat(item, f"{name}[{i}]."))
-        else:
-            rows.append((name, json.dumps(value, ensure_ascii=False) if isinstance(value, list | bool) or value is None
-                         else str(value)))
+        elif not _empty(value):
+            rows.append((name, _text(value)))
     return rows
 
 
-def _children(cat: Any, level: str, link: str, uid: str, href: str) -> list[dict]:
+def _shown(text: str) -> dict:
+    """A value as a cell shows it: a long UID shortened (the whole on hover, and a copy button)."""
+    if len(text) > 24 and _UID.match(text):
+        known = UID(text).name  # a SOP class or transfer syntax by its name
+        return {"text": text, "short": known if known != text else f"{text[:6]}…{text[-4:]}"}
+    return {"text": text, "short": None}
+
+
+def _field(name: str, value: Any) -> dict:
+    """A stored value as a detail page shows it; a list of values item by item (UIDs shortened)."""
+    items = [_shown(str(v)) for v in value] if isinstance(value, list) and not any(
+        isinstance(v, list | dict) for v in value) else None
+    return {"name": name, "label": label(name), **_shown(_text(value)), "items": items}
+
+
+def _sections(doc: dict) -> list[tuple[str, list[dict]]]:
+    """The page's stored values once each: Quire's fields first, then the file's attributes not
+    already shown under a field of their own, by DICOM group, then Quire's notes on them."""
+    from pydicom.datadict import keyword_dict
+
+    from quire_assets.dicom.records import snake_case
+
+    fields = {k: v for k, v in doc.items() if k not in ("uri", "uris") and not isinstance(v, dict) and not _empty(v)
+              and not (isinstance(v, list) and v and all(isinstance(x, dict) for x in v))}
+    sections: list[tuple[str, list[dict]]] = [("Catalog", [_field(k, v) for k, v in fields.items()])]
+    groups: dict[str, list[dict]] = {}
+    for keyword, value in (doc.get("metadata") or {}).items():
+        if _empty(value) or snake_case(keyword) in fields:
+            continue
+        tag = keyword_dict.get(keyword)
+        group = GROUPS.get(tag >> 16, f"Group {tag >> 16:04X}") if tag is not None else "Private and other"
+        groups.setdefault(group, []).append(_field(f"metadata.{keyword}", value))
+    sections.extend(sorted(groups.items(), key=lambda kv: kv[0]))
+    ranges = [{"name": f"instance_ranges.{k}", "label": label(f"metadata.{k}"), "items": None,
+               **_shown(str(r.get("min")) if r.get("min") == r.get("max") else f"{r.get('min')} to {r.get('max')}")} for k, r in (doc.get("instance_ranges") or {}).items()]
+    sections.append(("Ranges over the instances", ranges))
+    quality = [_field(f"quality.{k}", v) for k, v in (doc.get("quality") or {}).items()
+               if not _empty(v) and k not in fields and f"quality_{k}" not in fields]
+    sections.append(("Quality", quality))
+    evidence = [{"name": f"series_type_evidence[{i}]", "label": e.get("label", ""), "items": None,
+                 **_shown(f"{label('metadata.' + e['attribute']) if e.get('attribute') else 'rule'} = {_text(e.get('value'))} "
+                          f"({e.get('rule')}, confidence {e.get('confidence')})")}
+                for i, e in enumerate(doc.get("series_type_evidence") or [])]
+    sections.append(("What decided the labels", evidence))
+    shown_apart = {"metadata", "instance_ranges", "quality", "series_type_evidence", *fields}
+    notes = [{"name": n, "label": n, **_shown(t), "items": None} for k, v in doc.items()
+             if k not in shown_apart and isinstance(v, dict | list) for n, t in _flat({k: v})]
+    sections.append(("Quire's notes", notes))
+    return [(title, rows) for title, rows in sections if rows]
+
+
+def _children(cat: Any, level: str, link: str, uid: str) -> list[dict]:
     key = KEYS[level]
-    docs = cat.find(level, {link: uid}, sort=[(key, 1)], limit=10_000)
-    columns = [key, *TABLE_COLUMNS[level]]
-    return [{"href": f"{href}/{quote(d[key], safe='')}",
-             "cells": {c: _cell(d, c) for c in columns}} for d in docs]
+    order = [("instance_number", 1), (key, 1)] if level == "instances" else \
+        [("series_number", 1), (key, 1)] if level == "series" else [("study_date", -1), (key, 1)]
+    docs = cat.find(level, {link: uid}, sort=order, limit=10_000)
+    return [{"href": f"/{level}/{quote(d[key], safe='')}", "cells": {c: _shown(_cell(d, c)) for c in COLUMNS[level]}}
+            for d in docs]
 
 
 def _cell(doc: dict, column: str) -> str:
@@ -221,34 +311,48 @@ def _cell(doc: dict, column: str) -> str:
     return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
+def _heading(level: str, doc: dict, uid: str) -> str:
+    if level == "patients":
+        return f"Patient {uid}"
+    if level == "studies":
+        parts = [doc.get("study_description"), doc.get("study_date"), doc.get("accession_number")]
+        return "Study: " + (" · ".join(p for p in parts if p) or "(no description)")
+    if level == "series":
+        number = doc.get("series_number")
+        return f"Series {number if number is not None else ''}: {doc.get('series_description') or doc.get('modality') or ''}"
+    number = doc.get("instance_number")
+    return f"Instance {number if number is not None else '(no number)'}"
+
+
 def _detail(request: Request, who: Caller, level: str, uid: str) -> Response:
     cat = catalog_for(request, who)
     doc = cat.get(level, uid)
     if doc is None:
         raise HTTPException(404, f"no {level} document {uid!r}")
     crumbs, children, child_level = [], [], None
-    study_uid = doc.get("study_instance_uid")
-    if level == "studies" and doc.get("patient_id"):
+    if level != "patients" and doc.get("patient_id"):
         crumbs.append((f"/patients/{quote(doc['patient_id'], safe='')}", f"Patient {doc['patient_id']}"))
+    study_uid = doc.get("study_instance_uid")
     if level in ("series", "instances") and study_uid:
         crumbs.append((f"/studies/{quote(study_uid, safe='')}", f"Study {doc.get('accession_number') or study_uid}"))
     if level == "instances" and doc.get("series_instance_uid"):
         crumbs.append((f"/series/{quote(doc['series_instance_uid'], safe='')}", "Series"))
     if level == "patients":
-        child_level, children = "studies", _children(cat, "studies", "patient_id", uid, "/studies")
+        child_level, children = "studies", _children(cat, "studies", "patient_id", uid)
     elif level == "studies":
-        child_level, children = "series", _children(cat, "series", "study_instance_uid", uid, "/series")
+        child_level, children = "series", _children(cat, "series", "study_instance_uid", uid)
     elif level == "series":
-        child_level, children = "instances", _children(cat, "instances", "series_instance_uid", uid,
-                                                        "/instances")
-    heading = {"patients": "Patient", "studies": "Study", "series": "Series", "instances": "Instance"}[level]
-    heading += f" {doc.get('accession_number') or ''} {doc.get('series_description') or ''}".rstrip()
-    if level == "patients":
-        heading = f"Patient {uid}"
-    return render(request, who, "detail.html", "Explore", heading=heading.strip(), crumbs=crumbs,
-                  tags=_flat(doc), files=doc.get("uris") or ([doc["uri"]] if doc.get("uri") else []),
+        child_level, children = "instances", _children(cat, "instances", "series_instance_uid", uid)
+    template = request.app.state.settings.viewer_url
+    viewer = template.replace("{study_instance_uid}", quote(study_uid, safe="")) if template and study_uid else None
+    # A child table leaves out what every row shares with this page (a series' accession number).
+    columns = [c for c in COLUMNS[child_level] if not (
+        c in doc and children and all(r["cells"][c]["text"] == _cell(doc, c) for r in children))] if child_level else []
+    return render(request, who, "detail.html", "Explore", heading=_heading(level, doc, uid), crumbs=crumbs,
+                  sections=_sections(doc), viewer=viewer, level=level,
+                  files=doc.get("uris") or ([doc["uri"]] if doc.get("uri") else []),
                   children=children, children_label=(child_level or "").capitalize(),
-                  child_columns=[KEYS[child_level], *TABLE_COLUMNS[child_level]] if child_level else [])
+                  child_columns=[(c, label(c)) for c in columns])
 
 
 @router.get("/patients/{uid:path}")  # a patient ID may hold a slash

@@ -15,6 +15,8 @@ from tests.cli.test_ingest_e2e import ingested_home
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
+VIEWER_URL = "http://127.0.0.1:9/viewer?StudyInstanceUIDs={study_instance_uid}"
+DAGSTER_URL = "http://127.0.0.1:9/dagster"
 HTML_TEXT = '<script>window.pwned = 1</script><b>bold</b> & "quotes"'
 
 
@@ -52,7 +54,8 @@ def web_home(sample_archive, tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="session")
 def web_server(web_home):
-    server = Server(web_home["env"], web_home["home"], "--source", str(web_home["archive"]))
+    env = {**web_home["env"], "QUIRE_VIEWER_URL": VIEWER_URL, "QUIRE_DAGSTER_URL": DAGSTER_URL}
+    server = Server(env, web_home["home"], "--source", str(web_home["archive"]))
     yield server
     server.stop()
 
@@ -73,10 +76,10 @@ def browser():
         chromium.close()
 
 
-def log_in(browser, server: Server, key: str, width: int = 1280, height: int = 800):
+def log_in(browser, server: Server, key: str, width: int = 1280, height: int = 800, bypass_csp: bool = CSP_FOR_PLAYWRIGHT):
     """A new browser context, logged in through the login form with ``key``."""
     context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True,
-                                  bypass_csp=CSP_FOR_PLAYWRIGHT)
+                                  bypass_csp=bypass_csp)
     page = context.new_page()
     page.errors = []
     page.on("pageerror", lambda error: page.errors.append(str(error)))

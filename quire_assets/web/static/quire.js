@@ -46,6 +46,24 @@ function cell(value) {
   return String(value);
 }
 
+// The name people read for a field; the raw name (what filter documents use) is its tooltip.
+const labelOf = (field) => (CONFIG.labels && CONFIG.labels[field]) || field;
+const named = (field, extra = "") => el("span", {title: field, text: labelOf(field) + extra});
+
+// A long UID is shortened, never wrapped: the whole on hover, and a button that copies it.
+const UID = /^\d+(\.\d+){3,}$/;
+function valueNode(text) {
+  if (text.length <= 24 || !UID.test(text)) return document.createTextNode(text);
+  return el("span", {class: "uid-cell"}, el("span", {class: "uid", title: text, text: `${text.slice(0, 6)}…${text.slice(-4)}`}),
+            el("button", {type: "button", class: "copy", "data-copy": text, "aria-label": `Copy ${text}`, title: "Copy"}));
+}
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("button.copy");
+  if (!button) return;
+  navigator.clipboard.writeText(button.dataset.copy).then(() => { button.classList.add("copied"); },
+                                                          () => { button.title = "The browser refused: select the text"; });
+});
+
 function valueAt(doc, path) {
   return path.split(".").reduce((node, part) => (node && typeof node === "object" ? node[part] : undefined), doc);
 }
@@ -66,11 +84,40 @@ const unescapeRegex = (text) => text.replace(/\\(.)/g, "$1");
 const TILES = [["Total studies", "total_studies"], ["Total series", "total_series"], ["Total instances", "total_instances"],
                ["Total images (frames)", "total_images"], ["Total patients", "total_patients"],
                ["Average images per study", "average_images_per_study"]];
-const CHARTS = [["Slice thickness distribution", (s) => s.slice_thickness_distribution.series, "slice thickness (mm)", "series"],
-                ["Sex distribution", (s) => s.sex_distribution, "sex", "patients"],
-                ["Modality distribution", (s) => s.modality_distribution, "modality", "series"],
-                ["Manufacturer (family) distribution", (s) => s.manufacturer_distribution, "manufacturer", "series"],
-                ["Study date distribution", (s) => s.study_year_distribution, "year", "studies"]];
+// Each chart: its title, its counts in the statistics, its axis, what it counts, and the filter a
+// click on a bar adds (level, field, and the condition for the bar's value).
+const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#F0E442", "#000000"];
+const CHARTS = [
+  {title: "Slice thickness distribution", pick: (s) => s.slice_thickness_distribution.series, x: "slice thickness (mm)",
+   y: "series", level: "series", field: "slice_thickness", condition: Number, numeric: true},
+  {title: "Sex distribution", pick: (s) => s.sex_distribution, x: "sex", y: "patients", level: "studies",
+   field: "patient_sex", condition: (v) => v},
+  {title: "Modality distribution", pick: (s) => s.modality_distribution, x: "modality", y: "series",
+   level: "series", field: "modality", condition: (v) => v},
+  {title: "Manufacturer (family) distribution", pick: (s) => s.manufacturer_distribution, x: "manufacturer",
+   y: "series", level: "series", field: "manufacturer_family", condition: (v) => v},
+  {title: "Study year distribution", pick: (s) => s.study_year_distribution, x: "year", y: "studies",
+   level: "studies", field: "study_date", condition: (v) => ({$gte: `${v}-01-01`, $lte: `${v}-12-31`}), numeric: true},
+  {title: "Body part distribution", pick: (s) => s.body_part_distribution, x: "body part", y: "series",
+   level: "series", field: "body_part_examined", condition: (v) => v},
+];
+
+function chartLayout(title, xTitle, yTitle, numeric) {
+  return {title: {text: title}, height: 320, margin: {t: 44, b: 56, l: 56, r: 16}, colorway: PALETTE,
+          font: {family: "system-ui, sans-serif", size: 12}, plot_bgcolor: "white",
+          xaxis: {title: {text: xTitle}, type: numeric ? "linear" : "category", showline: true},
+          yaxis: {title: {text: yTitle}, tickformat: ",d", rangemode: "tozero", showline: true, gridcolor: "#eee"}};
+}
+
+// A bar's value, added to the page's filter (or, from a chart of another level, as that level's filter).
+function filterWith(chart, value) {
+  const params = new URLSearchParams(location.search);
+  const level = params.get("level") || "studies";
+  let where = {};
+  try { where = level === chart.level ? JSON.parse(params.get("where") || "{}") : {}; } catch (e) { where = {}; }
+  where[chart.field] = chart.condition(value);
+  return "/?" + query({level: chart.level, where: JSON.stringify(where)});
+}
 
 async function overview() {
   const params = new URLSearchParams(location.search);
@@ -87,21 +134,40 @@ async function overview() {
         "The catalog is empty: run `quire ingest SOURCE` to fill it.";
       return;
     }
-    status.textContent = "";
+    status.textContent = "Click a bar to add its value to the filter.";
     const charts = document.getElementById("charts");
+    const errors = CONFIG.admin ? await api("/api/v1/errors/distinct/reason?limit=50").catch(() => null) : null;
+    const all = [...CHARTS];
+    if (errors) {
+      all.push({title: "Files not cataloged, by reason", x: "reason", y: "files", pick: () =>
+        Object.fromEntries(errors.values.map((v) => [v.value, v.count]))});
+    }
     // Every box in the grid first, then the charts: each is drawn at its final width.
-    const boxes = CHARTS.map(([title]) => el("section", {class: "chart", "data-title": title}));
+    const boxes = all.map((chart) => el("section", {class: "chart", "data-title": chart.title}));
     charts.append(...boxes);
-    for (const [i, [title, pick, xTitle, yTitle]] of CHARTS.entries()) {
+    for (const [i, chart] of all.entries()) {
+      const entries = Object.entries(chart.pick(stats));
+      const numeric = chart.numeric && entries.every(([k]) => k !== "" && !Number.isNaN(Number(k)));
       // JavaScript lists integer-like keys ("1", "3") before the others ("0.625"): put numbers back in order.
-      const entries = Object.entries(pick(stats));
-      if (entries.every(([k]) => k !== "" && !Number.isNaN(Number(k)))) entries.sort((a, b) => Number(a[0]) - Number(b[0]));
+      if (numeric) entries.sort((a, b) => Number(a[0]) - Number(b[0]));
       const box = boxes[i];
-      const [x, y] = [entries.map((e) => e[0]), entries.map((e) => e[1])];
-      Plotly.newPlot(box, [{type: "bar", x, y, text: y, textposition: "auto"}],
-                     {title: {text: title}, height: 340, margin: {t: 48, b: 96},
-                      xaxis: {title: {text: xTitle}, type: "category"}, yaxis: {title: {text: yTitle}, tickformat: ",d"}},
-                     {displaylogo: false, responsive: true});
+      const x = entries.map((e) => (numeric ? Number(e[0]) : e[0]));
+      const y = entries.map((e) => e[1]);
+      if (!entries.length) {
+        box.append(el("p", {class: "muted", text: `${chart.title}: nothing recorded`}));
+        continue;
+      }
+      await Plotly.newPlot(box, [{type: "bar", x, y, text: y, textposition: "auto", marker: {color: PALETTE[0]},
+                              hovertemplate: "%{x}: %{y}<extra></extra>"}],
+                     chartLayout(chart.title, chart.x, chart.y, numeric), {displaylogo: false, responsive: true});
+      if (chart.field) {
+        box.classList.add("clickable");
+        box.on("plotly_click", (event) => {
+          const value = event.points[0].x;
+          if (value === "unknown" || String(value).startsWith("other (")) return;  // no such stored value
+          location.assign(filterWith(chart, numeric ? Number(value) : String(value)));
+        });
+      }
     }
   } catch (error) {
     status.textContent = "Error: " + error.message;
@@ -111,7 +177,18 @@ async function overview() {
 
 // ---- Explore -------------------------------------------------------------------------------
 
-const state = {level: CONFIG.level, where: {}, sort: null, cursors: [null], page: 0};
+const state = {level: CONFIG.level, where: {}, sort: CONFIG.sort[CONFIG.level], cursors: [null], page: 0};
+let collectionNames = null;  // collection id → its name, for the collections facet
+
+async function collectionName(id) {
+  if (collectionNames === null) {
+    collectionNames = {};
+    try {
+      for (const c of await api("/api/v1/collections")) collectionNames[c.collection_id] = c.name || c.collection_id;
+    } catch (e) { /* names are a nicety: ids are shown */ }
+  }
+  return collectionNames[id] || id;
+}
 
 function setWhere(field, condition) {
   if (condition === undefined) delete state.where[field];
@@ -140,7 +217,7 @@ async function renderFacets() {
   const filters = CONFIG.filters[state.level];
   const words = renderWords(box);
   await Promise.all([words, ...filters.facets.map(async (field) => {
-    const group = el("fieldset", {class: "facet", "data-field": field}, el("legend", {text: field}));
+    const group = el("fieldset", {class: "facet", "data-field": field}, el("legend", {}, named(field)));
     box.append(group);
     const chosen = selectedValues(field);
     try {
@@ -156,7 +233,8 @@ async function renderFacets() {
           const now = [...group.querySelectorAll("input:checked")].map((b) => JSON.parse(b.dataset.value));
           setWhere(field, now.length ? {$in: now} : undefined);
         });
-        group.append(el("div", {class: "choice"}, box, el("label", {for: id, text: `${cell(value)} (${count})`})));
+        const shown = field === "collection_ids" ? await collectionName(value) : cell(value);
+        group.append(el("div", {class: "choice"}, box, el("label", {for: id, title: cell(value), text: `${shown} (${count})`})));
       }
       if (!body.values.length) group.append(el("p", {class: "muted", text: "no values"}));
     } catch (error) {
@@ -171,9 +249,9 @@ function renderRanges() {
   for (const [field, kind] of CONFIG.filters[state.level].ranges) {
     const condition = state.where[field] && typeof state.where[field] === "object" ? state.where[field] : {};
     const low = el("input", {type: kind === "date" ? "date" : "number", step: "any", id: `min-${field}`,
-                             "aria-label": `${field} from`});
+                             "aria-label": `${labelOf(field)} from`});
     const high = el("input", {type: kind === "date" ? "date" : "number", step: "any", id: `max-${field}`,
-                              "aria-label": `${field} to`});
+                              "aria-label": `${labelOf(field)} to`});
     low.value = condition.$gte ?? "";
     high.value = condition.$lte ?? "";
     const apply = () => {
@@ -185,8 +263,10 @@ function renderRanges() {
     };
     low.addEventListener("change", apply);
     high.addEventListener("change", apply);
-    box.append(el("fieldset", {class: "range", "data-field": field}, el("legend", {text: field}), low,
-                  el("span", {text: " to "}), high));
+    const present = el("p", {class: "muted present"});
+    box.append(el("fieldset", {class: "range", "data-field": field}, el("legend", {}, named(field)), low,
+                  el("span", {text: " to "}), high, present));
+    rangeHint(field, low, high, present);
   }
   const field = CONFIG.filters[state.level].text;
   const textBox = document.getElementById("text-filter");
@@ -195,8 +275,33 @@ function renderRanges() {
     const input = el("input", {type: "search", id: "text", placeholder: "words in the description"});
     input.value = description(field).text;
     input.addEventListener("change", () => setDescription(field, description(field).words, input.value));
-    textBox.append(el("label", {for: "text", text: `Free text (${field})`}), input);
+    textBox.append(el("label", {for: "text", title: field, text: `Words in the ${labelOf(field).toLowerCase()}`}), input);
   }
+}
+
+// The smallest and largest values present under the rest of the filter, as the inputs' hints.
+async function rangeHint(field, low, high, present) {
+  const where = {...JSON.parse(whereWithout(field)), [field]: {$ne: null}};
+  const end = async (direction) => {
+    const page = await api(`/api/v1/${state.level}?` + query({where: JSON.stringify(where), sort: `${field}:${direction}`,
+                                                              limit: 1, fields: field}));
+    return page.items.length ? valueAt(page.items[0], field) : undefined;
+  };
+  // Fields the API cannot sort on (arrays, attributes in metadata): the ends of their distinct values.
+  const ends = async () => {
+    const body = await api(`/api/v1/${state.level}/distinct/${encodeURIComponent(field)}?` +
+                           query({where: JSON.stringify(where), limit: 1000}));
+    const values = body.values.flatMap((v) => (Array.isArray(v.value) ? v.value : [v.value]))
+      .filter((v) => typeof v === "number" || typeof v === "string").sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return values.length ? [values[0], values[values.length - 1]] : [undefined, undefined];
+  };
+  try {
+    const [first, last] = await Promise.all([end("asc"), end("desc")]).catch(ends);
+    if (first === undefined) { present.textContent = "no values"; return; }
+    low.placeholder = String(first);
+    high.placeholder = String(last);
+    present.textContent = `present: ${cell(first)} to ${cell(last)}`;
+  } catch (error) { present.textContent = ""; }
 }
 
 // A description's words (a facet) and free text share one condition: a regex of look-aheads,
@@ -222,7 +327,8 @@ function setDescription(field, words, text) {
 async function renderWords(box) {
   const field = CONFIG.filters[state.level].text;
   if (!field) return;
-  const group = el("fieldset", {class: "facet", "data-field": `${field}-words`}, el("legend", {text: `${field} words`}));
+  const group = el("fieldset", {class: "facet", "data-field": `${field}-words`},
+                   el("legend", {}, el("span", {title: field, text: `Words in the ${labelOf(field).toLowerCase()}`})));
   box.append(group);
   const chosen = description(field).words;
   try {
@@ -230,7 +336,9 @@ async function renderWords(box) {
                            query({where: whereWithout(field), limit: 10000}));
     const counts = new Map();
     for (const {value, count} of body.values) {
-      for (const word of new Set(String(value).toLowerCase().match(/[a-z0-9]{2,}/g) || [])) {
+      // A word keeps its decimals: "0.625mm" is one word, not "625mm".
+      const words = (String(value).toLowerCase().match(/[a-z0-9]+(?:\.[0-9]+)*[a-z]*/g) || []).filter((w) => w.length > 1);
+      for (const word of new Set(words)) {
         counts.set(word, (counts.get(word) || 0) + count);
       }
     }
@@ -256,7 +364,7 @@ async function renderWords(box) {
 async function renderTable() {
   const table = document.getElementById("table");
   const summary = document.getElementById("summary");
-  const columns = CONFIG.columns[state.level];
+  const key = CONFIG.keys[state.level];
   const where = JSON.stringify(state.where);
   table.setAttribute("aria-busy", "true");
   summary.textContent = "Loading…";
@@ -266,11 +374,14 @@ async function renderTable() {
     const [page, count] = await Promise.all([
       api(`/api/v1/${state.level}?` + query({where, limit: 25, cursor, sort: state.sort})),
       api(`/api/v1/${state.level}/count?` + query({where}))]);
+    // Columns empty on the whole page are left out (the opening column and the key stay).
+    const columns = CONFIG.columns[state.level].filter((c, i) => i === 0 || c === key ||
+      page.items.some((doc) => cell(valueAt(doc, c)) !== ""));
     const head = el("tr");
     for (const column of columns) {
       const mark = state.sort && state.sort.startsWith(column + ":") ? (state.sort.endsWith(":desc") ? " ▼" : " ▲") : "";
-      head.append(el("th", {scope: "col"}, el("button", {type: "button", class: "sort", "data-column": column,
-        text: column + mark, onclick: () => {
+      head.append(el("th", {scope: "col", "data-column": column}, el("button", {type: "button", class: "sort", "data-column": column,
+        title: column, text: labelOf(column) + mark, onclick: () => {
           state.sort = state.sort === `${column}:asc` ? `${column}:desc` : `${column}:asc`;
           state.cursors = [null];
           state.page = 0;
@@ -279,11 +390,12 @@ async function renderTable() {
     }
     table.tHead.replaceChildren(head);
     const rows = page.items.map((doc) => {
-      const key = doc[columns[0]];
       const row = el("tr");
       columns.forEach((column, i) => {
         const text = cell(valueAt(doc, column));
-        row.append(el("td", {}, i === 0 ? el("a", {href: `/${state.level}/${encodeURIComponent(key)}`, text}) : text));
+        // The first column opens the document (its key is the link, whatever the column shows).
+        row.append(el("td", {"data-column": column, title: text}, i === 0 ?
+          el("a", {href: `/${state.level}/${encodeURIComponent(doc[key])}`, text: text || "(open)"}) : valueNode(text)));
       });
       return row;
     });
@@ -345,7 +457,7 @@ function explore() {
       tab.setAttribute("aria-selected", "true");
       state.level = tab.dataset.level;
       state.where = {};
-      state.sort = null;
+      state.sort = CONFIG.sort[state.level];
       state.cursors = [null];
       state.page = 0;
       refresh();
@@ -401,7 +513,7 @@ function explore() {
       }
       state.level = answer.level;
       state.where = answer.filter;
-      state.sort = answer.sort ? answer.sort.map(([f, d]) => `${f}:${d < 0 ? "desc" : "asc"}`)[0] : null;
+      state.sort = answer.sort ? answer.sort.map(([f, d]) => `${f}:${d < 0 ? "desc" : "asc"}`)[0] : CONFIG.sort[answer.level];
       state.cursors = [null];
       state.page = 0;
       refresh();
@@ -467,7 +579,7 @@ async function jobsPage() {
     box.replaceChildren(...jobs.map((job) => {
       const rows = Object.entries(job.accessions).map(([accession, s]) =>
         el("tr", {}, el("td", {text: accession}), el("td", {class: `state-${s.status}`, text: s.status}),
-           el("td", {text: s.run_id || ""}), el("td", {text: s.detail || ""})));
+           el("td", {}, runLink(s.run_id)), el("td", {class: "detail", text: s.detail || CONFIG.outcomes[s.status] || ""})));
       return el("section", {class: "job", "data-job": job.job_id, "data-status": job.status},
         el("h2", {text: `${job.name} · ${job.status}`}),
         el("p", {class: "muted", text: `${job.job_id} · ${job.researcher_id} · collection ${job.collection_id} · ${job.created_at}`}),
@@ -479,6 +591,14 @@ async function jobsPage() {
   } catch (error) {
     status.textContent = "Error: " + error.message;
   }
+}
+
+// A run in the Dagster UI when its address is configured (QUIRE_DAGSTER_URL), else its id as text.
+function runLink(runId) {
+  if (!runId) return "";
+  if (!CONFIG.dagster_url) return runId;
+  return el("a", {href: `${CONFIG.dagster_url}/runs/${encodeURIComponent(runId)}`, target: "_blank", rel: "noopener",
+                  title: runId, text: runId.slice(0, 8)});
 }
 
 // The rows of a finished job that delivered nothing, each editable, resubmitted as a new job.
