@@ -51,10 +51,10 @@ def _numeric(keys: list[str]) -> bool:
         return False
 
 
-def _bar(title: str, counts: dict[str, int], x_title: str, y_title: str) -> go.Figure:
+def _bar(title: str, counts: dict[str, int], x_title: str, y_title: str, categories: bool = False) -> go.Figure:
     keys = list(counts)
-    # Numbers on a numeric axis (0.625 mm sits near 1 mm, far from 5 mm); anything else by category.
-    numeric = _numeric(keys)
+    # Measures on a numeric axis (0.625 mm sits near 1 mm, far from 5 mm); anything else (years too) by category.
+    numeric = not categories and _numeric(keys)
     fig = go.Figure(go.Bar(x=[float(k) for k in keys] if numeric else keys, y=list(counts.values()),
                            text=list(counts.values()), textposition="auto", marker={"color": PALETTE[0]}))
     # Counts are whole numbers: no 0.5 ticks, one tick per unit while the bars are short.
@@ -76,19 +76,20 @@ def figures(stats: dict[str, Any]) -> list[tuple[str, go.Figure]]:
     pie = go.Figure(go.Pie(labels=list(sex), values=list(sex.values()), textinfo="label+value", sort=False))
     pie.update_layout(title={"text": "Sex distribution (patients)"})
     charts.append(("Sex distribution", pie))
-    for key, title, x_title, y_title in (
+    for key, title, x_title, y_title, *categories in (
         ("modality_distribution", "Modality distribution", "modality", "series"),
         ("manufacturer_distribution", "Manufacturer (family) distribution", "manufacturer", "series"),
         ("model_distribution", "Scanner model distribution", "manufacturer and model", "series"),
         ("body_part_distribution", "Body part distribution", "body part examined", "series"),
-        ("study_year_distribution", "Study year distribution", "year", "studies"),
+        ("study_year_distribution", "Study year distribution", "year", "studies", True),
         ("pixel_spacing_distribution", "Pixel spacing distribution", "row spacing (mm)", "series"),
         ("series_per_study_distribution", "Series per study", "series in the study", "studies"),
         ("patient_age_distribution", "Patient age distribution", "age (years)", "patients"),
         ("complete_volume_distribution", "Complete volumes", "what the headers say", "series"),
         ("quality_distribution", "Quality flags (a series may have several)", "flag", "series"),
     ):
-        charts.append((title, _bar(title, stats[key], x_title, y_title)))
+        if stats[key]:  # a chart of nothing says nothing
+            charts.append((title, _bar(title, stats[key], x_title, y_title, bool(categories))))
     for _, fig in charts:  # one look for every chart, legible in print
         fig.update_layout(template="simple_white", colorway=PALETTE, height=340, margin={"t": 48, "b": 64},
                           font={"family": "sans-serif", "size": 12})
@@ -232,15 +233,17 @@ def _scripts(plotly: str) -> tuple[str, str]:
 
 
 def render_report(stats: dict[str, Any], where: dict | None = None, about: dict[str, str] | None = None, *,
-                  cohort: str | None = None, whole: dict[str, Any] | None = None,
+                  asked: str | None = None, cohort: str | None = None, whole: dict[str, Any] | None = None,
                   errors: dict[str, int] | None = None, min_cell: int = 0, plotly: str = "inline") -> str:
     """The report page: ``about`` goes in the header (catalog, sources); the filter is stated with
-    the level it applies to; ``cohort`` names what was selected and ``whole`` is the whole catalog's
+    the level it applies to (``asked``: the question as the reader put it, when ``where`` is what it
+    came to); ``cohort`` names what was selected and ``whole`` is the whole catalog's
     statistics to set beside it; ``errors`` counts the files not cataloged by reason (None: not
     shown to this reader); ``plotly`` is "inline" or where plotly.min.js and report.js are linked from."""
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     rows = {**({"cohort": cohort} if cohort else {}), **(about or {}),
-            "filter": f"on studies: {json.dumps(where, ensure_ascii=False)}" if where else "none (the whole catalog)",
+            "filter": asked or (f"on studies: {json.dumps(where, ensure_ascii=False)}" if where
+                                else "none (the whole catalog)"),
             "generated": generated}
     header = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in rows.items())
     tiles = "".join(f'<div class="tile" data-title="{html.escape(t)}"><span class="value">{_number(stats[k])}</span>'
@@ -295,14 +298,15 @@ def cohort_name(catalog: Catalog, where: dict | None) -> str | None:
 
 
 def catalog_report(catalog: Catalog, where: dict | None = None, min_cell: int = 0, *, cohort: str | None = None,
-                   plotly: str = "inline") -> tuple[dict[str, Any], str]:
+                   asked: str | None = None, plotly: str = "inline") -> tuple[dict[str, Any], str]:
     """The summary statistics of the studies ``where`` selects (small cells merged under
     ``min_cell``), and their report page: with a filter, beside the whole catalog's."""
     stats = summary_statistics(catalog, where, min_cell)
     whole = summary_statistics(catalog, None, min_cell) if where else None
     sources = {*catalog.distinct("studies", "sources", where), *catalog.distinct("studies", "source", where)}
     about = {"catalog": catalog.uri, "source": ", ".join(sorted(map(str, sources))) or "(none)"}
-    return stats, render_report(stats, where or None, about, cohort=cohort or cohort_name(catalog, where), whole=whole,
+    return stats, render_report(stats, where or None, about, asked=asked, cohort=cohort or cohort_name(catalog, where),
+                                whole=whole,
                                 errors=error_counts(catalog, where), min_cell=min_cell, plotly=plotly)
 
 

@@ -414,8 +414,9 @@ async def report(request: Request, who: CallerDep, where: Where = None,
             if len(reports) > 32:
                 reports.clear()
             # The dashboard serves plotly.js and the drawing script: the page runs under its CSP.
+            asked = f"on {level}: {json.dumps(parse_where(where), ensure_ascii=False)}" if where else None
             reports[key] = catalog_report(cat, _studies_of(reader, level), _min_cell(request, who), plotly="/static/",
-                                          cohort=_cohort_name(cat, collection, reader.where))[1]
+                                          cohort=_cohort_name(cat, collection, reader.where), asked=asked)[1]
         return reports[key]
 
     return HTMLResponse(await run_in_threadpool(render))
