@@ -1,4 +1,4 @@
-"""``quire demo``: sample archive, ingest, and example queries on the embedded catalog."""
+"""``quire demo``: the showcase archive, ingest, and example queries on the embedded catalog."""
 
 from __future__ import annotations
 
@@ -13,12 +13,11 @@ from quire_assets.cli.ingest import closing_line, ingest
 from quire_assets.settings import Settings
 
 DEMO_QUERIES = [
-    ("CT series thinner than 1.5 mm from GE scanners", "series",
-     {"modality": "CT", "slice_thickness": {"$lt": 1.5}, "manufacturer": {"$regex": "^GE", "$options": "i"}}),
+    ("CT series thinner than 1.5 mm", "series", {"modality": "CT", "slice_thickness": {"$lt": 1.5}}),
+    ("MR series labelled FLAIR at 3 T", "series", {"series_types": "FLAIR", "magnetic_field_strength": 3.0}),
     ("Studies with more than one series", "studies", {"num_series": {"$gt": 1}}),
-    ("Series with pixel spacing under 0.7 mm", "series", {"pixel_spacing": {"$lt": 0.7}}),
-    ("Studies without an accession number (partition no-accession:<StudyInstanceUID>)", "studies",
-     {"accession_number": None}),
+    ("Series whose headers show a defect", "series",
+     {"quality_flags": {"$in": ["missing_slices", "duplicate_positions", "damaged_files"]}}),
 ]
 
 
@@ -39,12 +38,12 @@ def next_steps(catalog_uri: str, environment: Settings) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from quire_assets.dicom.sample import write_sample_archive
+    from quire_assets.dicom.showcase import write_showcase_archive
 
     archive = Path(args.directory or args.settings.home_path / "demo-archive")
-    if not (archive / "metadata.csv").exists():
-        write_sample_archive(archive)
-        print(f"wrote a sample LIDC-IDRI-shaped archive to {archive}")
+    if not (archive / "README.txt").exists():
+        counts = write_showcase_archive(archive)
+        print(f"wrote a showcase archive to {archive}: {counts['studies']} studies of CT, MR and DX")
     print(f"$ quire ingest {archive}")
     report = ingest(str(archive), args.catalog, settings=args.settings)
     print(closing_line(report))

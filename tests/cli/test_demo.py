@@ -11,10 +11,22 @@ def test_demo_runs_on_the_embedded_default(tmp_path):
     env = {**os.environ, "QUIRE_HOME": str(tmp_path / "home")}
     env.pop("DAGSTER_HOME", None)
     out = quire("demo", env=env, cwd=tmp_path).stdout
-    assert "CT series thinner than 1.5 mm from GE scanners" in out
-    assert "GE MEDICAL SYSTEMS" in out and "LightSpeed16" in out
-    assert "79 instances" in out and "(tmp" not in out
-    assert (tmp_path / "home" / "catalog.db").is_file()
+    assert "CT series thinner than 1.5 mm" in out and "(tmp" not in out
+    # The showcase archive: every file accounted for, CT, MR and DX, the defects it was written with.
+    from quire_assets.catalog import open_catalog
+
+    with open_catalog(f"sqlite:///{tmp_path / 'home' / 'catalog.db'}") as catalog:
+        instances = catalog.count("instances")
+        assert {m for m, _ in catalog.value_counts("series", "modality")} == {"CT", "MR", "DX"}
+        assert {f for f, _ in catalog.value_counts("series", "quality_flags")} >= {
+            "missing_slices", "duplicate_positions", "damaged_files"}
+        assert {"FLAIR", "T1w", "T2w", "DWI"} <= {t for t, _ in catalog.value_counts("series", "series_types")}
+        assert len(catalog.value_counts("studies", "patient_sex")) >= 2
+        years = {d[:4] for d in catalog.distinct("studies", "study_date")}
+        errors = dict(catalog.value_counts("errors", "reason"))
+    assert len(years) >= 5 and errors == {"skipped": 1, "truncated": 1}
+    files = sum(1 for p in (tmp_path / "home" / "demo-archive").rglob("*") if p.is_file())
+    assert f"{files:,} files, {instances:,} instances" in out and instances == files - 2
 
 
 def test_sample_archive_command(tmp_path):
@@ -22,6 +34,10 @@ def test_sample_archive_command(tmp_path):
     assert "6 patients" in out
     assert (tmp_path / "x" / "LIDC-IDRI" / "LIDC-IDRI-0001").is_dir()
     assert (tmp_path / "x" / "metadata.csv").is_file()
+    out = quire("sample-archive", str(tmp_path / "y"), "--showcase", "--studies", "12", env=dict(os.environ),
+                cwd=tmp_path).stdout
+    assert "12 studies" in out and (tmp_path / "y" / "README.txt").is_file()
+    assert len({p.parts[-3] for p in (tmp_path / "y").rglob("*.dcm")}) == 12  # <year>/<accession>/<series>/n.dcm
 
 
 def test_demo_ends_by_naming_next_commands_that_work_on_what_it_built(tmp_path):

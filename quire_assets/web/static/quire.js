@@ -97,16 +97,17 @@ const CHARTS = [
   {title: "Manufacturer (family) distribution", pick: (s) => s.manufacturer_distribution, x: "manufacturer",
    y: "series", level: "series", field: "manufacturer_family", condition: (v) => v},
   {title: "Study year distribution", pick: (s) => s.study_year_distribution, x: "year", y: "studies",
-   level: "studies", field: "study_date", condition: (v) => ({$gte: `${v}-01-01`, $lte: `${v}-12-31`}), numeric: true},
+   level: "studies", field: "study_date", condition: (v) => ({$gte: `${v}-01-01`, $lte: `${v}-12-31`})},
   {title: "Body part distribution", pick: (s) => s.body_part_distribution, x: "body part", y: "series",
    level: "series", field: "body_part_examined", condition: (v) => v},
 ];
 
-function chartLayout(title, xTitle, yTitle, numeric) {
+function chartLayout(title, xTitle, yTitle, numeric, small) {
   return {title: {text: title}, height: 320, margin: {t: 44, b: 56, l: 56, r: 16}, colorway: PALETTE,
           font: {family: "system-ui, sans-serif", size: 12}, plot_bgcolor: "white",
           xaxis: {title: {text: xTitle}, type: numeric ? "linear" : "category", showline: true},
-          yaxis: {title: {text: yTitle}, tickformat: ",d", rangemode: "tozero", showline: true, gridcolor: "#eee"}};
+          yaxis: {title: {text: yTitle}, tickformat: ",d", rangemode: "tozero", showline: true, gridcolor: "#eee",
+                  ...(small ? {dtick: 1} : {})}};
 }
 
 // A bar's value, added to the page's filter (or, from a chart of another level, as that level's filter).
@@ -134,7 +135,8 @@ async function overview() {
         "The catalog is empty: run `quire ingest SOURCE` to fill it.";
       return;
     }
-    status.textContent = "Click a bar to add its value to the filter.";
+    status.textContent = "The figures are of the studies holding what the filter selects. Click a bar to add its " +
+      "value to the filter.";
     const charts = document.getElementById("charts");
     const errors = CONFIG.admin ? await api("/api/v1/errors/distinct/reason?limit=50").catch(() => null) : null;
     const all = [...CHARTS];
@@ -159,7 +161,7 @@ async function overview() {
       }
       await Plotly.newPlot(box, [{type: "bar", x, y, text: y, textposition: "auto", marker: {color: PALETTE[0]},
                               hovertemplate: "%{x}: %{y}<extra></extra>"}],
-                     chartLayout(chart.title, chart.x, chart.y, numeric), {displaylogo: false, responsive: true});
+                     chartLayout(chart.title, chart.x, chart.y, numeric, Math.max(...y) <= 10), {displaylogo: false, responsive: true});
       if (chart.field) {
         box.classList.add("clickable");
         box.on("plotly_click", (event) => {
