@@ -3,7 +3,7 @@
     pip install -e ".[docs]"; apt-get install chromium
     python docs/screenshots.py [--chromium /usr/bin/chromium]
 
-Writes a sample archive, runs ``quire ingest`` with a DAGSTER_HOME, starts ``dagster dev`` on
+Writes the showcase archive (``quire sample-archive --showcase``), runs ``quire ingest`` with a DAGSTER_HOME, starts ``dagster dev`` on
 127.0.0.1 over that instance, and captures: ingest_job's Runs tab, catalog_entries' page for one
 accession partition, catalog_entries' checks, and the page ``quire report`` writes; then starts
 ``quire serve --open`` on the same catalog and captures the dashboard's pages.
@@ -61,7 +61,8 @@ def main() -> None:
         env = {**os.environ, "QUIRE_HOME": str(Path(tmp) / "quire"), "DAGSTER_HOME": str(Path(tmp) / "dagster"),
                "QUIRE_SOURCE": str(archive), "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
         env.pop("QUIRE_CATALOG", None)
-        quire("sample-archive", str(archive), env=env)
+        quire("sample-archive", str(archive), "--showcase", env=env)
+        first = sorted(p.name for p in archive.glob("*/*") if p.is_dir())[0]  # <year>/<accession>
         quire("ingest", str(archive), "--workers", "2", "--batch", "4", env=env)
         quire("report", "--out", str(Path(tmp) / "report"), env=env)
         # What the summary_refresh sensor does after ingests, done now: the whole-catalog check.
@@ -76,7 +77,7 @@ def main() -> None:
             wait_for(f"{base}/server_info", 120)
             pages = {
                 "dagster-job-runs.png": f"{base}/locations/quire/jobs/ingest_job/runs",
-                "dagster-partition.png": f"{base}/assets/catalog_entries?view=partitions&partition=LIDC0001A",
+                "dagster-partition.png": f"{base}/assets/catalog_entries?view=partitions&partition={first}",
                 "dagster-checks.png": f"{base}/assets/catalog_entries?view=checks",
                 "report.png": (Path(tmp) / "report" / "quire-report.html").as_uri(),
             }
@@ -93,7 +94,7 @@ def main() -> None:
                         page.wait_for_load_state("networkidle")
                         page.get_by_text("Partitions", exact=True).last.click()  # the check's, not the asset's
                         page.wait_for_load_state("networkidle")
-                        page.get_by_text("LIDC0001A", exact=True).filter(visible=True).last.click()  # one accession's verdict
+                        page.get_by_text(first, exact=True).filter(visible=True).last.click()  # one accession's verdict
                         page.wait_for_load_state("networkidle")
                     page.wait_for_timeout(2500)  # the UI renders after its last GraphQL answer
                     page.screenshot(path=str(DOCS / name), full_page=name == "report.png")
@@ -105,8 +106,10 @@ def main() -> None:
             server.wait(timeout=60)
 
 
-DASHBOARD = {"dashboard-overview.png": "/", "dashboard-explore.png": "/explore?level=series",
-             "dashboard-cohort.png": "/cohort", "dashboard-jobs.png": "/jobs", "dashboard-integrity.png": "/integrity"}
+DASHBOARD = {"dashboard-overview.png": "/", "dashboard-explore.png": "/explore?level=studies",
+             "dashboard-series.png": "/explore?level=series",
+             "dashboard-cohort.png": '/cohort?level=series&where={"series_types":"FLAIR"}', "dashboard-jobs.png": "/jobs",
+             "dashboard-integrity.png": "/integrity"}
 
 
 def dashboard(browser, env: dict) -> None:
@@ -123,6 +126,12 @@ def dashboard(browser, env: dict) -> None:
             page.wait_for_timeout(1500)  # charts draw after the page's API calls
             page.screenshot(path=str(DOCS / name))
             print(f"wrote docs/{name}")
+        # A series page: each value once, grouped; its instances by number.
+        page.goto(base + "/explore?level=series&where=" + '{"modality":"CT"}', wait_until="networkidle")
+        page.click("#table tbody tr a")
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(DOCS / "dashboard-detail.png"), full_page=True)
+        print("wrote docs/dashboard-detail.png")
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=60)
