@@ -34,6 +34,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--where", help="restrict to studies matching this filter, e.g. '{\"collection_ids\": \"cohort-1\"}'")
     p.add_argument("--collection", help="restrict to a collection's studies; the report is named after it")
     p.add_argument("--self-contained", action="store_true",
-                   help="inline plotly.js in the page (about 4.5 MB) instead of writing it beside the report")
+                   help="inline plotly.js in the page (about 5 MB) instead of writing it beside the report")
     p.add_argument("--catalog")
     p.set_defaults(func=cmd_report)
