@@ -107,17 +107,25 @@ def _where_text(where: str | None) -> str:
         return where
 
 
+def _shows(who: Caller, field: str) -> bool:
+    """Whether the caller's view holds ``field`` (the API refuses filters and sorts on the others)."""
+    return who.admin or who.policy.hidden(field) != "drop"
+
+
 def shown_filters(who: Caller) -> dict:
     """The Explore page's filters on fields the caller's key sees."""
     if who.admin:
         return FILTERS
-    def shown(field: str) -> bool:
-        return who.policy.hidden(field) != "drop"
-
-    return {level: {"facets": [f for f in spec["facets"] if shown(f)],
-                    "ranges": [r for r in spec["ranges"] if shown(r[0])],
-                    "text": spec["text"] if spec["text"] and shown(spec["text"]) else None}
+    return {level: {"facets": [f for f in spec["facets"] if _shows(who, f)],
+                    "ranges": [r for r in spec["ranges"] if _shows(who, r[0])],
+                    "text": spec["text"] if spec["text"] and _shows(who, spec["text"]) else None}
             for level, spec in FILTERS.items()}
+
+
+def shown_sorts(who: Caller) -> dict:
+    """The order each table opens in, where the caller's view holds its field (a policy that drops
+    study dates opens the study list unsorted, rather than on a refusal)."""
+    return {level: sort if sort and _shows(who, sort.split(":")[0]) else None for level, sort in DEFAULT_SORT.items()}
 
 
 def render(request: Request, who: Caller, template: str, title: str, **context: Any) -> Response:
@@ -127,7 +135,7 @@ def render(request: Request, who: Caller, template: str, title: str, **context: 
              *(f for spec in filters.values() for f in [*spec["facets"], *(r[0] for r in spec["ranges"])]),
              *(spec["text"] for spec in filters.values() if spec["text"])}
     config = {"page": template.removesuffix(".html"), "levels": LEVELS, "filters": filters,
-              "columns": COLUMNS, "keys": {level: KEYS[level] for level in LEVELS}, "sort": DEFAULT_SORT, "labels": labels(sorted(named)),
+              "columns": COLUMNS, "keys": {level: KEYS[level] for level in LEVELS}, "sort": shown_sorts(who), "labels": labels(sorted(named)),
               "admin": who.admin, "dagster_url": request.app.state.settings.dagster_url,
               **context.pop("config", {})}
     return templates.TemplateResponse(request, template, {
