@@ -279,25 +279,23 @@ def error_counts(catalog: Catalog, where: dict | None) -> dict[str, int] | None:
     from quire_assets.catalog.view import PolicyRefusal
 
     try:
-        if not where:
-            return dict(sorted(catalog.value_counts("errors", "reason"), key=lambda kv: -kv[1]))
-        keys = catalog.distinct("studies", "partition_key", where)
-        return dict(sorted(catalog.value_counts("errors", "reason", {"partition_key": {"$in": keys}}),
-                           key=lambda kv: -kv[1]))
+        flt = {"partition_key": {"$in": catalog.distinct("studies", "partition_key", where)}} if where else None
+        return dict(catalog.value_counts("errors", "reason", flt))  # most frequent first
     except PolicyRefusal:
         return None
 
 
-def cohort_name(catalog: Catalog, where: dict | None) -> str | None:
-    """A filter that is one collection is named by the collection's name (any other filter is
-    stated as it is in the header)."""
-    if where and list(where) == ["collection_ids"] and isinstance(where["collection_ids"], str):
-        found = catalog.get("collections", where["collection_ids"]) or {}
-        return found.get("name") or where["collection_ids"]
-    return None
+def cohort_name(catalog: Catalog, where: dict | None, collection: str | None = None) -> str | None:
+    """The name of a collection (the API's ``collection=``, or a filter that is one collection),
+    else None: any other filter is stated as it is in the header."""
+    if collection is None and where and list(where) == ["collection_ids"] and isinstance(where["collection_ids"], str):
+        collection = where["collection_ids"]
+    if collection is None:
+        return None
+    return (catalog.get("collections", collection) or {}).get("name") or collection
 
 
-def catalog_report(catalog: Catalog, where: dict | None = None, min_cell: int = 0, *, cohort: str | None = None,
+def catalog_report(catalog: Catalog, where: dict | None = None, min_cell: int = 0, *, collection: str | None = None,
                    asked: str | None = None, plotly: str = "inline") -> tuple[dict[str, Any], str]:
     """The summary statistics of the studies ``where`` selects (small cells merged under
     ``min_cell``), and their report page: with a filter, beside the whole catalog's."""
@@ -305,7 +303,7 @@ def catalog_report(catalog: Catalog, where: dict | None = None, min_cell: int = 
     whole = summary_statistics(catalog, None, min_cell) if where else None
     sources = {*catalog.distinct("studies", "sources", where), *catalog.distinct("studies", "source", where)}
     about = {"catalog": catalog.uri, "source": ", ".join(sorted(map(str, sources))) or "(none)"}
-    return stats, render_report(stats, where or None, about, asked=asked, cohort=cohort or cohort_name(catalog, where),
+    return stats, render_report(stats, where or None, about, asked=asked, cohort=cohort_name(catalog, where, collection),
                                 whole=whole,
                                 errors=error_counts(catalog, where), min_cell=min_cell, plotly=plotly)
 

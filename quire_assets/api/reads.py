@@ -130,6 +130,7 @@ class Reader:
                 where = in_collection(catalog, collection, where)
             except CatalogError as exc:
                 raise HTTPException(404, str(exc)) from None
+        self.collection = collection  # the id it resolved to (a researcher names their own collections)
         parts = [p for p in (base, where) if p]
         self.where = parts[0] if len(parts) == 1 else ({"$and": parts} if parts else {})
 
@@ -391,12 +392,6 @@ def _min_cell(request: Request, who: Any) -> int:
     return 0 if who.admin else request.app.state.settings.min_cell
 
 
-def _cohort_name(catalog: Any, collection: str | None, where: dict) -> str | None:
-    if collection:
-        return (catalog.get("collections", collection) or {}).get("name") or collection
-    return None
-
-
 @router.get("/report", response_class=HTMLResponse, tags=["statistics"], responses=JSON_ERRORS,
             summary="The HTML report of `quire report` for the studies a filter selects")
 async def report(request: Request, who: CallerDep, where: Where = None,
@@ -416,7 +411,7 @@ async def report(request: Request, who: CallerDep, where: Where = None,
             # The dashboard serves plotly.js and the drawing script: the page runs under its CSP.
             asked = f"on {level}: {json.dumps(parse_where(where), ensure_ascii=False)}" if where else None
             reports[key] = catalog_report(cat, _studies_of(reader, level), _min_cell(request, who), plotly="/static/",
-                                          cohort=_cohort_name(cat, collection, reader.where), asked=asked)[1]
+                                          collection=reader.collection, asked=asked)[1]
         return reports[key]
 
     return HTMLResponse(await run_in_threadpool(render))

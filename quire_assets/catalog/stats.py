@@ -55,17 +55,19 @@ def thickness_band(value: Any) -> str:
     return next(label for upper, label in THICKNESS_BANDS if value < upper)
 
 
+def _family(s: dict) -> str:
+    """A series' manufacturer family (catalogs written before families were kept have the spelling only)."""
+    return s.get("manufacturer_family") or manufacturer_family(s.get("manufacturer")) or "unknown"
+
+
 def cross_tabs(series: list[dict]) -> dict[str, dict[str, dict[str, int]]]:
     """Series counted by two fields at once, row → column → count: modality by manufacturer, and
     slice thickness (in bands) by scanner model for the series that record one."""
-    def family(s: dict) -> str:
-        return s.get("manufacturer_family") or manufacturer_family(s.get("manufacturer")) or "unknown"
-
     tables: dict[str, dict[str, Counter]] = {"modality_by_manufacturer": {}, "thickness_by_scanner": {}}
     for s in series:
-        tables["modality_by_manufacturer"].setdefault(s.get("modality") or "unknown", Counter())[family(s)] += 1
+        tables["modality_by_manufacturer"].setdefault(s.get("modality") or "unknown", Counter())[_family(s)] += 1
         if s.get("slice_thickness") is not None:
-            scanner = f"{family(s)} {s.get('manufacturer_model_name') or '?'}"
+            scanner = f"{_family(s)} {s.get('manufacturer_model_name') or '?'}"
             tables["thickness_by_scanner"].setdefault(scanner, Counter())[thickness_band(s["slice_thickness"])] += 1
     return {name: {row: dict(counts) for row, counts in sorted(rows.items())} for name, rows in tables.items()}
 
@@ -135,11 +137,8 @@ def summary_statistics(catalog: Catalog, study_filter: dict | None = None, min_c
     distributions = {
         "sex_distribution": dict(Counter(sexes.values()).most_common()),
         "modality_distribution": dict(Counter(s.get("modality") or "unknown" for s in series).most_common()),
-        # By family: GE MEDICAL SYSTEMS and GE Healthcare are one bar (catalogs written before
-        # families were kept have the spelling only).
-        "manufacturer_distribution": dict(Counter(
-            s.get("manufacturer_family") or manufacturer_family(s.get("manufacturer")) or "unknown"
-            for s in series).most_common()),
+        # By family: GE MEDICAL SYSTEMS and GE Healthcare are one bar.
+        "manufacturer_distribution": dict(Counter(_family(s) for s in series).most_common()),
         "model_distribution": dict(Counter(
             f"{s.get('manufacturer') or '?'} {s.get('manufacturer_model_name') or '?'}" for s in series).most_common()),
         "body_part_distribution": dict(Counter(s.get("body_part_examined") or "unknown" for s in series).most_common()),

@@ -18,7 +18,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         check_fields(catalog, "studies", filter_fields(where), "--where (on studies)")
         if args.collection and not catalog.count("studies", {"collection_ids": args.collection}):
             raise UserError(f"--collection: no study is in a collection {args.collection!r}")
-        stats, page = catalog_report(catalog, where, plotly="inline" if args.self_contained else "")
+        stats, page = catalog_report(catalog, where, collection=args.collection,
+                                     plotly="inline" if args.self_contained else "")
     try:
         path = write_report(page, args.out, linked=not args.self_contained)
     except OSError as exc:

@@ -226,8 +226,13 @@ def integrity(request: Request, who: Who) -> Response:
     return render(request, who, "integrity.html", "Integrity")
 
 
+def _scalars(value: Any) -> bool:
+    """A list of plain values (shown item by item), not of documents or lists."""
+    return isinstance(value, list) and not any(isinstance(v, list | dict) for v in value)
+
+
 def _text(value: Any) -> str:
-    if isinstance(value, list) and not any(isinstance(v, list | dict) for v in value):
+    if _scalars(value):
         return ", ".join(map(str, value))
     return json.dumps(value, ensure_ascii=False) if isinstance(value, list | bool | dict) else str(value)
 
@@ -262,8 +267,7 @@ def _shown(text: str) -> dict:
 
 def _field(name: str, value: Any) -> dict:
     """A stored value as a detail page shows it; a list of values item by item (UIDs shortened)."""
-    items = [_shown(str(v)) for v in value] if isinstance(value, list) and not any(
-        isinstance(v, list | dict) for v in value) else None
+    items = [_shown(str(v)) for v in value] if _scalars(value) else None
     return {"name": name, "label": label(name), **_shown(_text(value)), "items": items}
 
 
@@ -314,9 +318,7 @@ def _children(cat: Any, level: str, link: str, uid: str) -> list[dict]:
 
 def _cell(doc: dict, column: str) -> str:
     value = doc.get(column)
-    if value is None:
-        return ""
-    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+    return "" if value is None else _text(value)
 
 
 def _heading(level: str, doc: dict, uid: str) -> str:

@@ -127,3 +127,24 @@ def test_file_manifests(admin, truth):
     uris = admin.get("/api/v1/series/files", params={"format": "uris"}).text.splitlines()
     assert sorted(uris) == sorted(u for i in truth["instances"] for u in i["uris"])
     assert admin.get("/api/v1/series/files", params={"format": "s5cmd"}).text == ""  # no s3:// file here
+
+
+def test_a_report_over_a_collection_is_named_after_the_callers_own(admin, alice, truth):
+    """An admin's collection and a researcher's may share a name: the researcher's report is named
+    after theirs (what ``collection=`` resolved to), never after the admin's."""
+    from bs4 import BeautifulSoup
+
+    accession = truth["studies"][0]["accession_number"]
+    cases = [{"accession_numbers": [accession]}]
+    made = admin.post("/api/v1/collections", json={"collection_id": "same-name", "name": "The admin's own title",
+                                                   "cases": cases})
+    assert made.status_code == 201, made.text
+    made = alice.post("/api/v1/collections", json={"collection_id": "same-name", "name": "Alice's cohort",
+                                                   "cases": cases})
+    assert made.status_code == 201, made.text
+    page = alice.get("/api/v1/report", params={"collection": "same-name"})
+    assert page.status_code == 200
+    soup = BeautifulSoup(page.text, "html.parser")
+    assert soup.h1.text == "Quire report: Alice's cohort" and "admin's own title" not in page.text
+    assert BeautifulSoup(admin.get("/api/v1/report", params={"collection": "same-name"}).text,
+                         "html.parser").h1.text == "Quire report: The admin's own title"
