@@ -90,7 +90,8 @@ def create_api(service: Service) -> FastAPI:
                               "route but /health needs `Authorization: Bearer KEY`.",
                   responses={"4XX": {"model": Error, "description": "refused: `error` names why, `detail` says what"}})
     app.state.settings = service
-    app.state.catalogs = Catalogs(service.catalog_uri, service.policy, service.query_seconds, service.regex_seconds)
+    app.state.catalogs = Catalogs(service.catalog_uri, service.policy, service.query_seconds, service.regex_seconds,
+                                   service.columnar)
     app.state.known_fields = {"admin": KnownFields(), "research": KnownFields()}
     app.state.reports = {}  # rendered reports, by question and catalog write (reads.report)
     app.state.thread_catalog = ThreadCatalog(app.state.catalogs.get)
@@ -105,8 +106,11 @@ def create_api(service: Service) -> FastAPI:
     async def health(request: Request) -> dict[str, str]:
         # On the event loop, not the routes' threads: it answers while every route is busy (a
         # count of the researchers by primary key is a few microseconds).
-        request.app.state.catalogs.get().count("researchers")
-        return {"status": "ok", "version": version("quire")}
+        catalogs = request.app.state.catalogs
+        catalogs.get().count("researchers")
+        copy = catalogs.columns
+        columnar = "off" if copy is None else "ready" if copy.ready else "building"
+        return {"status": "ok", "version": version("quire"), "columnar": columnar}
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -14,8 +14,16 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 
 from quire_assets.catalog import Catalog, open_catalog
+from quire_assets.catalog.columnar import FollowedCopy
 from quire_assets.catalog.policy import PhiPolicy
-from quire_assets.catalog.view import ResearchCatalog, drop_other_views, open_view, sync
+from quire_assets.catalog.view import (
+    ResearchCatalog,
+    drop_other_views,
+    open_view,
+    shown_levels,
+    sync,
+    view_key,
+)
 from quire_assets.dicom.features import FeatureSets, load_feature_sets
 from quire_assets.settings import Settings
 from quire_assets.sources.registry import SourceOptions, source_options
@@ -37,6 +45,7 @@ class Service:
     max_pending_jobs: int = 20
     max_collections: int = 500
     threads: int = 2
+    columnar: bool = True
     ask_translator: str = ""
     ask_synonyms: str = ""
     # DICOMweb: which level holds each attribute, and how instances are read from their sources.
@@ -61,7 +70,7 @@ class Service:
             policy=PhiPolicy.load(settings.phi_policy or None, salt.encode()), open=settings.api_open,
             query_seconds=settings.query_seconds, regex_seconds=settings.regex_seconds,
             min_cell=settings.stats_min_cell, max_pending_jobs=settings.max_pending_jobs,
-            max_collections=settings.max_collections, threads=settings.api_threads,
+            max_collections=settings.max_collections, threads=settings.api_threads, columnar=settings.columnar,
             ask_translator=settings.ask_translator, ask_synonyms=settings.ask_synonyms,
             features=load_feature_sets(settings.features or None), source_options=source_options(settings), public_url=settings.public_url,
             cors_origins=tuple(o.strip().rstrip("/") for o in settings.cors_origins.split(",") if o.strip()),
@@ -96,13 +105,17 @@ class Catalogs:
     serves one thread at a time; the API's routes run on a thread pool), and the view kept up with
     the catalog's writes."""
 
-    def __init__(self, uri: str, policy: PhiPolicy, read_seconds: float | None = None, regex_seconds: float = 5.0):
+    def __init__(self, uri: str, policy: PhiPolicy, read_seconds: float | None = None, regex_seconds: float = 5.0,
+                 columnar: bool = True):
         self.uri, self.policy, self.read_seconds, self.regex_seconds = uri, policy, read_seconds, regex_seconds
         self.local = threading.local()
         self.lock = threading.Lock()
         self.sync_lock = threading.Lock()
         self.synced = -1  # the view's position in the catalog's write log
         self.opened: list[Catalog] = []
+        levels = [level for level in ("patients", "studies", "series") if level in shown_levels(policy)]
+        self.columns = FollowedCopy(self.get, self.view, levels,
+                                    lambda level, key: view_key(policy, level, key)) if columnar else None
 
     def _opened(self, catalog: Catalog) -> Catalog:
         with self.lock:
@@ -136,12 +149,15 @@ class Catalogs:
         """Copy what the catalog wrote since the last look into the view (one query when nothing
         was written); a request that finds a copy under way waits for it, so it reads what was
         written before it came."""
-        if self.synced >= 0 and self.get().last_change() <= self.synced:
-            return
-        with self.sync_lock:
-            self.synced = sync(self.get(), self.view(), self.policy)
+        if self.synced < 0 or self.get().last_change() > self.synced:
+            with self.sync_lock:
+                self.synced = sync(self.get(), self.view(), self.policy)
+        if self.columns is not None:
+            self.columns.follow(self.synced)
 
     def close(self) -> None:
+        if self.columns is not None:
+            self.columns.close()
         with self.lock:
             for catalog in reversed(self.opened):
                 catalog.close()
@@ -163,4 +179,4 @@ class ThreadCatalog:
 def research_catalog(catalogs: Catalogs) -> ResearchCatalog:
     """What researchers' requests read through, on any thread."""
     return ResearchCatalog(ThreadCatalog(catalogs.get), ThreadCatalog(catalogs.view),  # type: ignore[arg-type]
-                           catalogs.policy)
+                           catalogs.policy, catalogs.columns)

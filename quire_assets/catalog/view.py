@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from quire_assets.catalog.base import KEYS, LEVELS, Catalog, CatalogError
+from quire_assets.catalog.columnar import FollowedCopy, Unsupported
 from quire_assets.catalog.policy import PhiPolicy
 from quire_assets.util import chunks
 
@@ -26,6 +27,10 @@ PREFIX = "research-"
 STATE = "research_view"
 CHANGE_BATCH = 20_000
 PAGE = 2000
+# Writes kept in the catalog's log once the view has taken them, for the columnar copies of the API's
+# processes that follow the log behind the view (``columnar.FollowedCopy``); one further behind is
+# built again whole.
+RETAINED_CHANGES = 200_000
 
 
 class PolicyRefusal(CatalogError):
@@ -110,7 +115,7 @@ def sync(catalog: Catalog, view: Catalog, policy: PhiPolicy, progress: Callable[
             view.set_meta(STATE, {**state, "seq": seq})
         moved = True
     if moved:
-        catalog.prune_changes(seq)
+        catalog.prune_changes(seq - RETAINED_CHANGES)
     return seq
 
 
@@ -128,8 +133,11 @@ class ResearchCatalog(Catalog):
     instances; researchers, collections and jobs from the catalog (their own records); errors, which
     name files, not at all. Researchers never write the catalog's levels."""
 
-    def __init__(self, catalog: Catalog, view: Catalog, policy: PhiPolicy):
+    def __init__(self, catalog: Catalog, view: Catalog, policy: PhiPolicy, columns: FollowedCopy | None = None):
         self.catalog, self.view, self.policy = catalog, view, policy
+        # Counts and facet counts from the view's columnar copy where it answers them (at the view's
+        # position, on fields that are columns); the view itself otherwise.
+        self.columns = columns
         self.uri = "the research view"  # not the server's path
 
     def tagged_studies(self, collection_id: str) -> list[str]:
@@ -150,10 +158,22 @@ class ResearchCatalog(Catalog):
         return self._route(collection).find(collection, flt, projection, sort, limit, skip)
 
     def count(self, collection: str, flt: dict | None = None) -> int:
-        return self._route(collection).count(collection, flt)
+        store = self._route(collection)
+        if self.columns is not None and store is self.view:
+            try:
+                return self.columns.count(collection, flt)
+            except Unsupported:
+                pass
+        return store.count(collection, flt)
 
     def value_counts(self, collection: str, field: str, flt: dict | None = None) -> list[tuple[Any, int]]:
-        return self._route(collection).value_counts(collection, field, flt)
+        store = self._route(collection)
+        if self.columns is not None and store is self.view:
+            try:
+                return self.columns.value_counts(collection, field, flt)
+            except Unsupported:
+                pass
+        return store.value_counts(collection, field, flt)
 
     def keys(self, collection: str, flt: dict | None = None) -> list:
         return self._route(collection).keys(collection, flt)
