@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
+
 from quire_assets.catalog.filters import REGEX_SECONDS, validate_filter
 from quire_assets.catalog.locations import held_by, locations_of, recount, reduced, sources_of, with_locations
 from quire_assets.dicom.rollup import patient_documents
@@ -282,6 +284,13 @@ class Catalog(ABC):
         """Distinct values of ``field`` (array elements counted one by one, as in Mongo), sorted."""
         values = [v for v, _ in self.value_counts(collection, field, flt)]
         return sorted(values, key=lambda v: (str(type(v)), v) if not isinstance(v, dict) else (str(type(v)), 0))
+
+    def documents_json(self, collection: str, after: Any = None, limit: int = BATCH) -> list[bytes]:
+        """A page of documents as JSON text, in key order, after the key ``after`` (for a copy that
+        parses them itself: the SQLite backend hands over the stored text unparsed)."""
+        key = KEYS[check_collection(collection)]
+        docs = self.find(collection, {key: {"$gt": after}} if after is not None else {}, sort=[(key, 1)], limit=limit)
+        return [orjson.dumps(d) for d in docs]
 
     def keys(self, collection: str, flt: dict | None = None) -> list:
         """The natural keys of the matching documents."""

@@ -219,13 +219,9 @@ class ColumnarCopy:
                 fields = _fields(level)
                 db.execute(f'CREATE TABLE "raw" ({_raw_columns(fields)})')
                 key, last = KEYS[level], None
-                while True:
-                    docs = catalog.find(level, {key: {"$gt": last}} if last is not None else {}, sort=[(key, 1)],
-                                        limit=PAGE)
-                    if not docs:
-                        break
+                while docs := catalog.documents_json(level, last, PAGE):
                     _load_raw(db, Path(folder), fields, docs)
-                    last = docs[-1][key]
+                    last = orjson.loads(docs[-1])[key]
                 columns[level] = _typed_table(db, level, fields)
                 db.execute('DROP TABLE "raw"')
         with self.lock:
@@ -251,7 +247,7 @@ class ColumnarCopy:
                         for start in range(0, len(keys), PAGE):
                             chunk = sorted(keys, key=repr)[start:start + PAGE]
                             cursor.execute(f'DELETE FROM "{level}" WHERE list_contains(?, "{key}")', [chunk])
-                            docs = catalog.find(level, {key: {"$in": chunk}})
+                            docs = [orjson.dumps(d) for d in catalog.find(level, {key: {"$in": chunk}})]
                             if docs:
                                 cursor.execute(f'CREATE OR REPLACE TEMP TABLE "raw" ({_raw_columns(fields)})')
                                 _load_raw(cursor, Path(folder), fields, docs)
@@ -291,11 +287,10 @@ def _selected(fields: list[str]) -> str:
     return ", ".join(f'"{f.split(".")[0]}"' + "".join(f'."{p}"' for p in f.split(".")[1:]) for f in fields)
 
 
-def _load_raw(db: Any, folder: Path, fields: list[str], docs: list[dict]) -> None:
-    """Documents into the ``raw`` table through DuckDB's JSON reader (a file: its reader reads files)."""
+def _load_raw(db: Any, folder: Path, fields: list[str], docs: list[bytes]) -> None:
+    """Documents (JSON text) into the ``raw`` table through DuckDB's JSON reader, which reads files."""
     path = folder / f"{os.getpid()}-{threading.get_ident()}.json"
-    path.write_bytes(b"\n".join(orjson.dumps({k: d[k] for k in {f.split(".")[0] for f in fields} if k in d})
-                                for d in docs))
+    path.write_bytes(b"\n".join(docs))
     db.execute(f'INSERT INTO "raw" SELECT {_selected(fields)} FROM read_json(?, format = \'newline_delimited\', '
                f"columns = {_read_json_columns(fields)})", [str(path)])
 
