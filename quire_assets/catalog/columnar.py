@@ -207,6 +207,24 @@ class ColumnarCopy:
         rows = self._cursor().execute(sql, params).fetchall()
         return sorted(rows, key=lambda vn: (-vn[1], repr(vn[0])))
 
+    def ordered_keys(self, level: str, flt: dict | None, sort: Sequence[tuple[str, int]] | None, limit: int,
+                     skip: int = 0) -> list[Any]:
+        """The keys of a page of ``find(level, flt, sort=sort, limit=limit, skip=skip)``, in its order:
+        the sort field's nulls first, ties by the key in the sort's direction (``catalog.pages``)."""
+        where, params = self._where(level, flt)
+        key = KEYS[level]
+        columns = self.columns[level]
+        if len(sort or []) > 1 or not limit:
+            raise Unsupported("a sort on more than one field, or no limit")
+        field, direction = (sort or [(key, 1)])[0]
+        column = columns.get(field)
+        if column is None or column.is_list:
+            raise Unsupported(f"a sort on {field}")
+        way = "ASC NULLS FIRST" if direction >= 0 else "DESC NULLS LAST"
+        sql = (f'SELECT "{key}" FROM "{level}" WHERE {where} ORDER BY {column.sql} {way}, "{key}" '
+               f'{"ASC" if direction >= 0 else "DESC"} LIMIT ? OFFSET ?')
+        return [row[0] for row in self._cursor().execute(sql, [*params, limit, skip]).fetchall()]
+
     # ---- writing ----------------------------------------------------------------------------
 
     def build(self, catalog: Catalog, position: int) -> None:
@@ -383,6 +401,11 @@ class FollowedCopy:
     def value_counts(self, level: str, field: str, flt: dict | None = None) -> list[tuple[Any, int]]:
         self._check()
         return self.copy.value_counts(level, field, flt)
+
+    def ordered_keys(self, level: str, flt: dict | None, sort: Sequence[tuple[str, int]] | None, limit: int,
+                     skip: int = 0) -> list[Any]:
+        self._check()
+        return self.copy.ordered_keys(level, flt, sort, limit, skip)
 
     def _check(self) -> None:
         if not self.ready:

@@ -155,7 +155,20 @@ class ResearchCatalog(Catalog):
         return self.catalog
 
     def find(self, collection, flt=None, projection=None, sort=None, limit=0, skip=0) -> list[dict]:
-        return self._route(collection).find(collection, flt, projection, sort, limit, skip)
+        store = self._route(collection)
+        key = KEYS.get(collection)
+        keyed = not projection or (isinstance(projection, dict | list) and key in projection
+                                       and (isinstance(projection, list) or projection[key]))
+        if self.columns is not None and store is self.view and limit and keyed:
+            # A sorted page: its keys from the copy (no sort of the whole level), its documents from the view.
+            try:
+                keys = self.columns.ordered_keys(collection, flt, sort, limit, skip)
+            except Unsupported:
+                pass
+            else:
+                found = {d[key]: d for d in store.find(collection, {key: {"$in": keys}}, projection)} if keys else {}
+                return [found[k] for k in keys if k in found]
+        return store.find(collection, flt, projection, sort, limit, skip)
 
     def count(self, collection: str, flt: dict | None = None) -> int:
         store = self._route(collection)

@@ -42,6 +42,9 @@ def _answers(client: httpx.Client) -> dict:
     for where in WHERES:
         params = {"where": json.dumps(where)}
         answers[f"series count {where}"] = client.get("/api/v1/series/count", params=params).json()
+        for sort in ("num_instances:1", "slice_thickness:-1", "series_description:1"):
+            answers[f"series page {sort} {where}"] = client.get(
+                "/api/v1/series", params={**params, "sort": sort, "limit": 7}).json()["items"]
         for field in FILTERS["series"]["facets"]:
             answers[f"series {field} {where}"] = client.get(f"/api/v1/series/distinct/{field}", params=params).json()
     for field in FILTERS["studies"]["facets"]:

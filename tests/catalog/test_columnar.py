@@ -14,7 +14,9 @@ import os
 import pytest
 
 from quire_assets.catalog import open_catalog
+from quire_assets.catalog.base import KEYS
 from quire_assets.catalog.columnar import ColumnarCopy, FollowedCopy, Unsupported
+from quire_assets.catalog.pages import page
 from quire_assets.catalog.policy import PhiPolicy
 from quire_assets.catalog.view import ResearchCatalog, open_view, sync, view_key
 from tests.cli.test_ingest_e2e import ingested_home, quire
@@ -193,3 +195,51 @@ def _settle(columns: FollowedCopy) -> None:
         assert not columns.error, columns.error
         assert time.monotonic() < deadline, "the copy did not reach the view's position"
         time.sleep(0.02)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_sorted_pages_are_the_views(view, level):
+    copy = ColumnarCopy(LEVELS)
+    copy.build(view, 0)
+    key = KEYS[level]
+    filters = [{}] + [f for f in _filters(view, copy, level)[1::23] if _answers(copy, level, f)][:6]
+    sorted_on = [f for f, c in copy.columns[level].items() if not c.is_list]
+    assert len(sorted_on) >= 5
+    for field in sorted_on:
+        for direction, flt in itertools.product((1, -1), filters):
+            for limit, skip in ((10, 0), (25, 5)):
+                want = [d[key] for d in view.find(level, flt, projection=[key], sort=[(field, direction)],
+                                                  limit=limit, skip=skip)]
+                assert copy.ordered_keys(level, flt, [(field, direction)], limit, skip) == want, (field, flt)
+
+
+def test_keyset_pages_through_the_research_catalog_are_the_views(catalog, view):
+    columns = FollowedCopy(lambda: catalog, lambda: view, LEVELS, lambda level, key: view_key(POLICY, level, key))
+    research = ResearchCatalog(catalog, view, POLICY, columns)
+    answered = []
+    ordered_keys = columns.ordered_keys
+    columns.ordered_keys = lambda *args: answered.append(ordered_keys(*args)) or answered[-1]
+    try:
+        columns.follow(sync(catalog, view, POLICY))
+        _settle(columns)
+        for sort in (("num_instances", 1), ("slice_thickness", -1), ("manufacturer", 1), None):
+            mine, theirs = [], []
+            for reader, out in ((research, mine), (view, theirs)):
+                after = None
+                while True:
+                    docs, after = page(reader, "series", {"modality": {"$ne": "DX"}}, sort=sort, limit=7, after=after)
+                    out.extend(docs)
+                    if after is None:
+                        break
+            assert mine == theirs and len(mine) > 20
+        assert len(answered) > 20  # the pages' keys came from the copy
+    finally:
+        columns.close()
+
+
+def _answers(copy: ColumnarCopy, level: str, flt: dict) -> bool:
+    try:
+        copy.count(level, flt)
+        return True
+    except Unsupported:
+        return False
