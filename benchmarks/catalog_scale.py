@@ -43,7 +43,7 @@ QUIRE = str(Path(sys.executable).with_name("quire"))
 SALT = "benchmark"
 BATCH = 20_000
 FILTER = {"modality": "CT", "manufacturer_family": "GE", "slice_thickness": {"$lt": 1.5}}
-SORT = "slice_thickness:1"
+SORT = "slice_thickness:asc"
 
 
 def _templates() -> dict[str, list[dict]]:
@@ -148,7 +148,7 @@ def api_rows(server, key: str, n: int) -> list[tuple[str, list[float]]]:
         rows.append(("series: a sorted page of 100 under the filter", _timed(
             client, "/api/v1/series", {"where": where, "sort": SORT, "limit": 100}, n)))
         rows.append(("series: a sorted page of 100, no filter", _timed(
-            client, "/api/v1/series", {"sort": "series_description:1", "limit": 100}, n)))
+            client, "/api/v1/series", {"sort": "series_description:asc", "limit": 100}, n)))
         for level in ("series", "studies"):
             facets = []
             for field in FILTERS[level]["facets"]:

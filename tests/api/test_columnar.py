@@ -42,7 +42,7 @@ def _answers(client: httpx.Client) -> dict:
     for where in WHERES:
         params = {"where": json.dumps(where)}
         answers[f"series count {where}"] = client.get("/api/v1/series/count", params=params).json()
-        for sort in ("num_instances:1", "slice_thickness:-1", "series_description:1"):
+        for sort in ("num_instances:asc", "slice_thickness:desc", "series_description:asc"):
             answers[f"series page {sort} {where}"] = client.get(
                 "/api/v1/series", params={**params, "sort": sort, "limit": 7}).json()["items"]
         for field in FILTERS["series"]["facets"]:
