@@ -175,3 +175,34 @@ def test_other_researchers_collections_are_not_readable(alice, bob, raw):
     assert bob.get("/api/v1/collections/bobs-secret-cohort").json()["cases"] != []
     again = alice.post("/api/v1/collections", json={"collection_id": "bobs-secret-cohort", "cases": []})
     assert again.status_code == 409 and "you have" in again.json()["detail"]
+
+
+# The columnar copy (counts, facets and sorted pages' keys) -----------------------------------------
+
+
+def test_the_columnar_copy_answers_only_from_the_view(strict_server, strict_alice, raw, strict_hidden):
+    """The copy is built from the research view, so its answers hold what the view holds: facets,
+    counts and pages carry no hidden value, a count on a raw accession number (hashed in the view)
+    is 0 like a count on an invented one, and a field the policy drops is refused by name."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while strict_alice.get("/health").json()["columnar"] != "ready":
+        strict_alice.get("/api/v1/series/count")
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    from quire_assets.web.pages import FILTERS
+
+    for level in ("series", "studies", "patients"):
+        for field in FILTERS[level]["facets"]:
+            response = strict_alice.get(f"/api/v1/{level}/distinct/{field}")
+            assert response.status_code in (200, 403) and leaks(response, strict_hidden) == [], (level, field)
+    page = strict_alice.get("/api/v1/series", params={"sort": "series_description:asc", "limit": 50})
+    assert page.status_code == 200 and page.json()["items"] and leaks(page, strict_hidden) == []
+    accession = raw["series"][0]["accession_number"]
+    for guess in (accession, "NOT-AN-ACCESSION"):
+        counted = strict_alice.get("/api/v1/series/count", params={"where": json.dumps({"accession_number": guess})})
+        assert counted.status_code == 200 and counted.json()["count"] == 0
+    for field in ("study_date", "patient_sex"):
+        refused = strict_alice.get("/api/v1/studies/count", params={"where": json.dumps({field: {"$ne": None}})})
+        assert refused.status_code == 403 and field in refused.json()["detail"]
