@@ -245,9 +245,11 @@ async function renderFacets() {
   })]);
 }
 
+// The range inputs; returns their hints' requests, to be sent once the table is drawn.
 function renderRanges() {
   const box = document.getElementById("ranges");
   box.replaceChildren();
+  const hints = [];
   for (const [field, kind] of CONFIG.filters[state.level].ranges) {
     const condition = state.where[field] && typeof state.where[field] === "object" ? state.where[field] : {};
     const low = el("input", {type: kind === "date" ? "date" : "number", step: "any", id: `min-${field}`,
@@ -268,7 +270,7 @@ function renderRanges() {
     const present = el("p", {class: "muted present"});
     box.append(el("fieldset", {class: "range", "data-field": field}, el("legend", {}, named(field)), low,
                   el("span", {text: " to "}), high, present));
-    rangeHint(field, low, high, present);
+    hints.push(() => rangeHint(field, low, high, present));
   }
   const field = CONFIG.filters[state.level].text;
   const textBox = document.getElementById("text-filter");
@@ -279,6 +281,7 @@ function renderRanges() {
     input.addEventListener("change", () => setDescription(field, description(field).words, input.value));
     textBox.append(el("label", {for: "text", title: field, text: `Words in the ${labelOf(field).toLowerCase()}`}), input);
   }
+  return hints;
 }
 
 // The smallest and largest values present under the rest of the filter, as the inputs' hints.
@@ -438,14 +441,16 @@ function refresh() {
   history.replaceState(null, "", "/explore?" + query({level: state.level, where: where === "{}" ? "" : where}));
   document.getElementById("cohort-link").href = "/cohort?" + query({level: state.level, where});
   document.getElementById("overview-link").href = "/?" + query({level: state.level, where});
+  let hints;
   try {
-    renderRanges();
+    hints = renderRanges();
   } catch (error) {
     clearResults(error.message);
     return;
   }
-  // The table first: the facets' counts follow, without slowing the answer a click waits for.
-  renderTable().then(renderFacets, () => {});
+  // The table first: the facets' counts and the ranges' hints follow, without slowing the answer a
+  // click waits for (the API serves a page's requests two at a time).
+  renderTable().then(() => Promise.all([renderFacets(), ...hints.map((hint) => hint())]), () => {});
 }
 
 function explore() {
