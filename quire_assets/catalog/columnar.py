@@ -261,9 +261,9 @@ class ColumnarCopy:
             try:
                 with tempfile.TemporaryDirectory(prefix="quire-columnar-") as folder:
                     for level, keys in by_level.items():
-                        key, fields = KEYS[level], _fields(level)
-                        for start in range(0, len(keys), PAGE):
-                            chunk = sorted(keys, key=repr)[start:start + PAGE]
+                        key, fields, ordered = KEYS[level], _fields(level), sorted(keys, key=repr)
+                        for start in range(0, len(ordered), PAGE):
+                            chunk = ordered[start:start + PAGE]
                             cursor.execute(f'DELETE FROM "{level}" WHERE list_contains(?, "{key}")', [chunk])
                             docs = [orjson.dumps(d) for d in catalog.find(level, {key: {"$in": chunk}})]
                             if docs:
@@ -313,10 +313,16 @@ def _load_raw(db: Any, folder: Path, fields: list[str], docs: list[bytes]) -> No
                f"columns = {_read_json_columns(fields)})", [str(path)])
 
 
+def _structures(db: Any, fields: list[str]) -> tuple:
+    """Each field's JSON structure merged over ``raw``'s rows (``"VARCHAR"``, ``["DOUBLE"]``, ``"JSON"``
+    for one that mixes types; None for no value)."""
+    return db.execute("SELECT " + ", ".join(f'CAST(json_group_structure("{f}") AS VARCHAR)' for f in fields)
+                      + ' FROM "raw"').fetchone()
+
+
 def _typed_table(db: Any, level: str, fields: list[str]) -> dict[str, Column]:
     """The level's table of typed columns from ``raw``; the fields whose values mix types left out."""
-    structures = db.execute("SELECT " + ", ".join(f'CAST(json_group_structure("{f}") AS VARCHAR)' for f in fields)
-                            + ' FROM "raw"').fetchone()
+    structures = _structures(db, fields)
     columns: dict[str, Column] = {}
     for field, structure in zip(fields, structures, strict=True):
         typed = _structure_type(structure or '"NULL"')
@@ -346,8 +352,7 @@ def _casts(columns: dict[str, Column]) -> str:
 def _append(db: Any, level: str, columns: dict[str, Column]) -> bool:
     """Add ``raw``'s rows to the level's table; False when one does not fit its column's type."""
     names = list(columns)
-    structures = db.execute("SELECT " + ", ".join(f'CAST(json_group_structure("{n}") AS VARCHAR)' for n in names)
-                            + ' FROM "raw"').fetchone()
+    structures = _structures(db, names)
     for name, structure in zip(names, structures, strict=True):
         column, typed = columns[name], _structure_type(structure or '"NULL"')
         if structure in (None, '"NULL"') or (structure == '["NULL"]' and column.is_list):

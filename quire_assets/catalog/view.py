@@ -154,15 +154,21 @@ class ResearchCatalog(Catalog):
             return self.view
         return self.catalog
 
+    def _from_copy(self, collection: str, question: Callable[[FollowedCopy], Any]) -> Any:
+        """The columnar copy's answer for a level the view holds, or ``Unsupported`` (the view answers)."""
+        if self.columns is None or self._route(collection) is not self.view:
+            raise Unsupported(collection)
+        return question(self.columns)
+
     def find(self, collection, flt=None, projection=None, sort=None, limit=0, skip=0) -> list[dict]:
         store = self._route(collection)
         key = KEYS.get(collection)
         keyed = not projection or (isinstance(projection, dict | list) and key in projection
-                                       and (isinstance(projection, list) or projection[key]))
-        if self.columns is not None and store is self.view and limit and keyed:
+                                   and (isinstance(projection, list) or projection[key]))
+        if limit and keyed:
             # A sorted page: its keys from the copy (no sort of the whole level), its documents from the view.
             try:
-                keys = self.columns.ordered_keys(collection, flt, sort, limit, skip)
+                keys = self._from_copy(collection, lambda copy: copy.ordered_keys(collection, flt, sort, limit, skip))
             except Unsupported:
                 pass
             else:
@@ -171,22 +177,16 @@ class ResearchCatalog(Catalog):
         return store.find(collection, flt, projection, sort, limit, skip)
 
     def count(self, collection: str, flt: dict | None = None) -> int:
-        store = self._route(collection)
-        if self.columns is not None and store is self.view:
-            try:
-                return self.columns.count(collection, flt)
-            except Unsupported:
-                pass
-        return store.count(collection, flt)
+        try:
+            return self._from_copy(collection, lambda copy: copy.count(collection, flt))
+        except Unsupported:
+            return self._route(collection).count(collection, flt)
 
     def value_counts(self, collection: str, field: str, flt: dict | None = None) -> list[tuple[Any, int]]:
-        store = self._route(collection)
-        if self.columns is not None and store is self.view:
-            try:
-                return self.columns.value_counts(collection, field, flt)
-            except Unsupported:
-                pass
-        return store.value_counts(collection, field, flt)
+        try:
+            return self._from_copy(collection, lambda copy: copy.value_counts(collection, field, flt))
+        except Unsupported:
+            return self._route(collection).value_counts(collection, field, flt)
 
     def keys(self, collection: str, flt: dict | None = None) -> list:
         return self._route(collection).keys(collection, flt)
