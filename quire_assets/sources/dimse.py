@@ -38,6 +38,7 @@ from pydicom.uid import (
     RLELossless,
 )
 from pynetdicom import AE, build_role, evt
+from pynetdicom.pdu import A_ASSOCIATE_RJ
 from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
@@ -106,12 +107,14 @@ class DimseFiles(PacsSource):
         """An established association, released at the end; a clear SourceError when there is none."""
         rejections: list[str] = []
 
-        def on_receive(event: Any) -> None:
-            primitive = event.primitive
-            if getattr(primitive, "result", None) in (1, 2) and hasattr(primitive, "reason_str"):
-                rejections.append(primitive.reason_str)
+        def on_pdu(event: Any) -> None:
+            # The reject PDU as the DUL thread decodes it: under load pynetdicom can close the socket
+            # on it before the requesting thread has looked, and then reports an abort, not the
+            # rejection (is_rejected stays False), so the reason is taken here.
+            if isinstance(event.pdu, A_ASSOCIATE_RJ):
+                rejections.append(event.pdu.reason_str)
 
-        handlers = [*kwargs.pop("evt_handlers", []), (evt.EVT_ACSE_RECV, on_receive)]
+        handlers = [*kwargs.pop("evt_handlers", []), (evt.EVT_PDU_RECV, on_pdu)]
         association = ae.associate(self.host, self.port, ae_title=self.called_aet, evt_handlers=handlers, **kwargs)
         if not association.is_established:
             raise SourceError(self._why_not(association, rejections))
@@ -122,7 +125,7 @@ class DimseFiles(PacsSource):
                 association.release()
 
     def _why_not(self, association: Any, rejections: list[str]) -> str:
-        if association.is_rejected:
+        if association.is_rejected or rejections:
             reason = rejections[0] if rejections else "no reason given"
             hint = {"Called AE title not recognised": f" (is {self.called_aet!r} the PACS's AE title?)",
                     "Calling AE title not recognised":
