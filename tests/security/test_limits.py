@@ -105,20 +105,6 @@ def test_statistics_merge_small_cells_for_researchers(limited, api_home, raw):
     assert json.dumps(mine).count("other (cells under 5)") >= 1
 
 
-# Last: it throttles this client's new keys for a minute.
-def test_failed_keys_are_throttled_per_key_id_and_per_client(limited, api_home):
-    with limited.client(api_home["keys"]["alice"]) as alice:
-        assert alice.get("/api/v1/studies/count").status_code == 200  # checked once, then known
-    statuses = []
-    for i in range(12):
-        with limited.client(f"qk_beef{i:04d}_wrong-secret") as stranger:
-            statuses.append(stranger.get("/api/v1/studies/count").status_code)
-    assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]
-    with limited.client(api_home["keys"]["alice"]) as alice:
-        assert alice.get("/api/v1/studies/count").status_code == 200  # a key already checked still works
-        assert alice.get("/health").status_code == 200
-
-
 def test_a_report_is_kept_until_the_catalog_is_written(limited, api_home):
     from quire_assets.catalog import open_catalog
 
@@ -131,3 +117,17 @@ def test_a_report_is_kept_until_the_catalog_is_written(limited, api_home):
             catalog.upsert("studies", [{**study, "study_date": "1987-06-05"}])
         after = boss.get("/api/v1/report")
         assert after.status_code == 200 and after.text != before.text
+
+
+# Last: it throttles this client's new keys for a minute.
+def test_failed_keys_are_throttled_per_key_id_and_per_client(limited, api_home):
+    with limited.client(api_home["keys"]["alice"]) as alice:
+        assert alice.get("/api/v1/studies/count").status_code == 200  # checked once, then known
+    statuses = []
+    for i in range(12):
+        with limited.client(f"qk_beef{i:04d}_wrong-secret") as stranger:
+            statuses.append(stranger.get("/api/v1/studies/count").status_code)
+    assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]
+    with limited.client(api_home["keys"]["alice"]) as alice:
+        assert alice.get("/api/v1/studies/count").status_code == 200  # a key already checked still works
+        assert alice.get("/health").status_code == 200
