@@ -285,12 +285,16 @@ class Catalog(ABC):
         values = [v for v, _ in self.value_counts(collection, field, flt)]
         return sorted(values, key=lambda v: (str(type(v)), v) if not isinstance(v, dict) else (str(type(v)), 0))
 
-    def documents_json(self, collection: str, after: Any = None, limit: int = BATCH) -> list[bytes]:
-        """A page of documents as JSON text, in key order, after the key ``after`` (for a copy that
-        parses them itself: the SQLite backend hands over the stored text unparsed)."""
+    def documents(self, collection: str, after: Any = None, limit: int = BATCH) -> list[dict]:
+        """A page of whole documents in key order, after the key ``after``: a walk of a level page by
+        page that reads one range of the key's index a page."""
         key = KEYS[check_collection(collection)]
-        docs = self.find(collection, {key: {"$gt": after}} if after is not None else {}, sort=[(key, 1)], limit=limit)
-        return [orjson.dumps(d) for d in docs]
+        return self.find(collection, {key: {"$gt": after}} if after is not None else {}, sort=[(key, 1)], limit=limit)
+
+    def documents_json(self, collection: str, after: Any = None, limit: int = BATCH) -> list[bytes]:
+        """``documents`` as JSON text (for a copy that parses them itself: the SQLite backend hands
+        over the stored text unparsed)."""
+        return [orjson.dumps(d) for d in self.documents(collection, after, limit)]
 
     def keys(self, collection: str, flt: dict | None = None) -> list:
         """The natural keys of the matching documents."""

@@ -230,11 +230,19 @@ class SqliteCatalog(Catalog):
         # orjson: reading 100 documents of 2 KB takes half the time of json.loads (measured)
         return [apply_projection(orjson.loads(row[0]), projection) for row in rows]
 
-    def documents_json(self, collection: str, after: Any = None, limit: int = BATCH) -> list[bytes]:
+    def _stored_text(self, collection: str, after: Any, limit: int) -> list[str]:
+        # The key column in its own order: find's sort on the key's JSON path sorts every document
+        # after ``after`` for each page, which made a walk of five million instances quadratic.
         check_collection(collection)
         rows = self._rows(f'SELECT doc FROM "{collection}" WHERE k > ? ORDER BY k LIMIT ?',
-                          [after if after is not None else "", limit])
-        return [row[0].encode() for row in rows]
+                          [str(after) if after is not None else "", limit])
+        return [row[0] for row in rows]
+
+    def documents(self, collection: str, after: Any = None, limit: int = BATCH) -> list[dict]:
+        return [orjson.loads(text) for text in self._stored_text(collection, after, limit)]
+
+    def documents_json(self, collection: str, after: Any = None, limit: int = BATCH) -> list[bytes]:
+        return [text.encode() for text in self._stored_text(collection, after, limit)]
 
     def keys(self, collection: str, flt: dict | None = None) -> list:
         # The key column itself: no document is parsed.

@@ -80,8 +80,7 @@ def rebuild(catalog: Catalog, view: Catalog, policy: PhiPolicy, progress: Callab
         for level in shown_levels(policy):
             key, last = KEYS[level], None
             while True:
-                docs = catalog.find(level, {key: {"$gt": last}} if last is not None else {}, sort=[(key, 1)],
-                                    limit=PAGE)
+                docs = catalog.documents(level, last, PAGE)
                 if not docs:
                     break
                 written += view.upsert(level, [policy.apply(d) for d in docs])

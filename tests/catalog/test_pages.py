@@ -76,3 +76,20 @@ def test_projection_keeps_the_key_and_drops_the_helper_sort_field(catalog):
 def test_refusals(catalog, kwargs, message):
     with pytest.raises(FilterError, match=message):
         page(catalog, "series", **kwargs)
+
+
+@pytest.mark.parametrize("limit", [1, 3, 50])
+def test_a_walk_by_key_holds_every_document_once_in_key_order(catalog, limit):
+    """``documents`` (what the research view's rebuild and the columnar copy walk) gives the whole
+    level in the key order ``find`` sorts by, whole documents, on every backend."""
+    uids = ["1.2.10", "1.2.9", "1.2.100", "1.3", "2", "1.2.9.1", "Z", "a"]
+    catalog.upsert("series", [{**doc, "series_instance_uid": uid}
+                              for doc, uid in zip(_docs(list(range(len(uids)))), uids, strict=True)])
+    walked, after = [], None
+    while docs := catalog.documents("series", after, limit):
+        assert len(docs) <= limit
+        walked += docs
+        after = docs[-1]["series_instance_uid"]
+    assert walked == catalog.find("series", sort=[("series_instance_uid", 1)])
+    assert [d["series_instance_uid"] for d in walked] == sorted(uids)
+    assert [d["series_instance_uid"] for d in catalog.documents("series", "1.2.9", 2)] == ["1.2.9.1", "1.3"]
